@@ -1,0 +1,25 @@
+"""mtls-analyzer: wire-level proof of (Linkerd) mTLS from packet captures.
+
+>>> from analyzer import analyze
+>>> report = analyze("captures/demo-transparent.pcapng")   # doctest: +SKIP
+>>> report.flows[["client_ip", "server_ip", "verdict", "reason"]]   # doctest: +SKIP
+
+The core (capture, flows, tls, classify, report rows) is standard library only; pandas is imported
+when a DataFrame is asked for.
+"""
+
+from .errors import AnalyzerError, BackendUnavailable, CaptureFormatError, TLSParseError
+
+__version__ = "0.1.0"
+
+
+def analyze(*args, **kwargs):
+    """See ``analyzer.api.analyze``."""
+    from .api import analyze as _analyze
+
+    return _analyze(*args, **kwargs)
+
+
+analyze.__doc__ = "Analyse captures; see analyzer.api.analyze for arguments and the Report it returns."
+
+__all__ = ["analyze", "AnalyzerError", "BackendUnavailable", "CaptureFormatError", "TLSParseError", "__version__"]

@@ -1,0 +1,183 @@
+"""``analyze()``: the one place that wires the stages together.
+
+capture bytes -> ``CaptureReader`` batches -> ``FlowTable`` (decode, flows, reassembly) ->
+``FlowInspector`` (TLS parsers) -> ``classify`` rows -> host pairs -> ``Report``.
+
+Rules: the stages are standard library; pandas is imported only when a DataFrame property of the
+``Report`` is read.  A capture that cannot be read raises ``CaptureFormatError``; a damaged tail is a
+warning and everything before it is still reported.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Iterable, Sequence
+
+from .capture.reader import CaptureReader
+from .classify import SERVER_PORTS, Context, classify, ip_text, new_inspector
+from .errors import AnalyzerError
+from .flows.table import Flow, FlowTable
+from .report.pairs import aggregate_pairs
+from .report.schema import FLOW_COLUMNS, PAIR_COLUMNS
+
+LOOPBACK_IFACE_NAMES = frozenset({"lo", "lo0", "loopback", "Loopback", "\\Device\\NPF_Loopback"})
+DECODE_AS_RE = re.compile(r"^tcp\.port==(\d{1,5})(?:-(\d{1,5}))?,(tls|ssl)$")
+PROGRESS_EVERY_S = 0.5
+
+Source = str | os.PathLike | BinaryIO
+
+
+def parse_decode_as(specs: Iterable[str]) -> frozenset[int]:
+    """tshark's ``tcp.port==8080,tls`` (or a range ``8000-8080``, or ``ssl``) -> the set of ports."""
+    ports: set[int] = set()
+    for spec in specs:
+        m = DECODE_AS_RE.match(spec.strip().replace(" ", ""))
+        if not m:
+            raise AnalyzerError(f"--decode-as {spec!r}: expected tshark's form tcp.port==PORT,tls (or PORT-PORT)")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if not (0 < lo <= hi <= 65535):
+            raise AnalyzerError(f"--decode-as {spec!r}: ports must be 1-65535, low to high")
+        ports.update(range(lo, hi + 1))
+    return frozenset(ports)
+
+
+@dataclass
+class Report:
+    """Result of an analysis.  Rows are plain dicts (schema column names); frames are built on demand."""
+
+    all_flow_rows: list[dict]
+    include_localhost: bool
+    stats: dict = field(default_factory=dict)
+    captures: list = field(default_factory=list)  # CaptureInfo per input
+
+    @property
+    def flow_rows(self) -> list[dict]:
+        """Flows shown by default: localhost hops only with ``include_localhost``."""
+        if self.include_localhost:
+            return self.all_flow_rows
+        return [r for r in self.all_flow_rows if not r["localhost"]]
+
+    @property
+    def pair_rows(self) -> list[dict]:
+        return aggregate_pairs(self.flow_rows)
+
+    @property
+    def flows(self):
+        """pandas DataFrame of ``flow_rows``; columns and dtypes from ``report.schema.FLOW_COLUMNS``."""
+        from .report.frames import to_frame
+
+        return to_frame(self.flow_rows, FLOW_COLUMNS)
+
+    @property
+    def all_flows(self):
+        """Like ``flows`` but always including localhost hops."""
+        from .report.frames import to_frame
+
+        return to_frame(self.all_flow_rows, FLOW_COLUMNS)
+
+    @property
+    def pairs(self):
+        """pandas DataFrame of host pairs; columns and dtypes from ``report.schema.PAIR_COLUMNS``."""
+        from .report.frames import to_frame
+
+        return to_frame(self.pair_rows, PAIR_COLUMNS)
+
+    def summary(self) -> str:
+        s = self.stats
+        shown = self.flow_rows
+        v = Counter(r["verdict"] for r in shown)
+        unsupported = sum(s["frames_skipped"].values())
+        return (
+            f"{s['packets']} packets, {len(shown)} flows (tls {v['tls']}, plaintext {v['plaintext']}, "
+            f"unknown {v['unknown']}), {s['excluded_localhost']} localhost flows "
+            f"{'included' if self.include_localhost else 'excluded'}, {s['not_tcp_packets']} not-TCP packets, "
+            f"{unsupported} frames not analysed, {s['elapsed_s']:.2f} s"
+        )
+
+
+def analyze(
+    sources: Source | Sequence[Source],
+    decode_as: Iterable[str] = (),
+    include_localhost: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Report:
+    """Analyse one or more captures (paths, ``"-"`` for stdin, or binary file objects).
+
+    Returns
+    -------
+    Report
+        ``.flows`` / ``.all_flows`` / ``.pairs`` DataFrames (columns in ``analyzer.report.schema``),
+        ``.flow_rows`` / ``.pair_rows`` as dicts, ``.stats`` counters, ``.summary()`` one line.
+
+    Raises ``CaptureFormatError`` for an input that is not a readable capture.
+    """
+    if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "read"):
+        sources = [sources]  # type: ignore[list-item]
+    ctx_ports = parse_decode_as(decode_as)
+    server_ports = SERVER_PORTS | ctx_ports
+    rows: list[dict] = []
+    stats: dict = {"packets": 0, "frames_skipped": Counter(), "not_tcp": [], "warnings": []}
+    infos = []
+    t0 = time.perf_counter()
+    for src in sources:  # type: ignore[union-attr]
+        with CaptureReader(src) as reader:
+            infos.append(reader.info)
+            ctx = Context(decode_as=ctx_ports)
+            finished: list[Flow] = []
+            table = FlowTable(new_inspector, finished.append)
+            table.capture = os.path.basename(reader.info.path)
+            table.next_fid = len(rows)
+            _run(reader, table, finished, rows, ctx, server_ports, progress)
+            stats["packets"] += table.packets
+            stats["frames_skipped"].update(table.skipped)
+            stats["not_tcp"] += _not_tcp_rows(table)
+            stats["warnings"] += reader.info.warnings
+    rows.sort(key=lambda r: r["flow_id"])
+    stats["flows"] = len(rows)
+    stats["excluded_localhost"] = sum(1 for r in rows if r["localhost"])
+    stats["not_tcp_packets"] = sum(r["packets"] for r in stats["not_tcp"])
+    stats["elapsed_s"] = time.perf_counter() - t0
+    return Report(rows, include_localhost, stats, infos)
+
+
+def _run(reader, table: FlowTable, finished: list, rows: list, ctx: Context, server_ports, progress) -> None:
+    """Stream the capture through the table; classify flows as they finish so their state is freed."""
+    seen_ifaces = 0
+    last = time.perf_counter()
+    snaplens: list[int] = []
+    for buf, frames in reader.iter_batches():
+        ifaces = reader.info.interfaces
+        if len(ifaces) != seen_ifaces:
+            table.add_loopback_ifaces(i for i in range(seen_ifaces, len(ifaces)) if ifaces[i].name in LOOPBACK_IFACE_NAMES)
+            snaplens = [i.snaplen for i in ifaces if i.snaplen]
+            ctx = Context(decode_as=ctx.decode_as, snaplen=min(snaplens) if snaplens else 0)
+            seen_ifaces = len(ifaces)
+        table.process(buf, frames)
+        if finished:
+            _classify_all(finished, rows, ctx, server_ports)
+        if progress is not None and time.perf_counter() - last > PROGRESS_EVERY_S:
+            last = time.perf_counter()
+            progress(reader.info.path, table.packets, len(rows) + len(table.flows) // 2)
+    table.finish_all()
+    _classify_all(finished, rows, ctx, server_ports)
+
+
+def _classify_all(finished: list[Flow], rows: list[dict], ctx: Context, server_ports) -> None:
+    for flow in finished:
+        client_d, basis = flow.client_dir(server_ports)
+        rows.append(classify(flow, ctx, client_d, basis))
+    finished.clear()
+
+
+def _not_tcp_rows(table: FlowTable) -> list[dict]:
+    names = {1: "icmp", 17: "udp", 58: "icmpv6", 132: "sctp"}
+    return [
+        {"src_ip": ip_text(s), "dst_ip": ip_text(d), "protocol": names.get(p, str(p)), "packets": n,
+         "localhost": (s, d, p) in table.not_tcp_loopback or s == d or ip_text(s).startswith("127.") or ip_text(s) == "::1",
+         "capture": table.capture}
+        for (s, d, p), n in sorted(table.not_tcp.items())
+    ]

@@ -1,0 +1,375 @@
+"""Capture files -> batches of frames.  pcap and pcapng, found by magic, plain or gzip, file or stdin.
+
+Role: turn a byte stream into frame records ``(ts, linktype, off, caplen, wirelen, iface)`` pointing
+into a window buffer.  Frames come in batches (one per window) so the per-packet cost stays a tuple,
+not a generator step.
+
+Rules:
+  1. Memory is bounded: the file is read in windows of ``WINDOW`` bytes (never mmap'd whole, never
+     read whole), so a 1 GB capture costs one window plus the largest block.
+  2. This module knows nothing about IP or TCP; ``decode.py`` does.
+  3. Damage is not an exception once frames have been produced: a truncated or corrupt tail stops the
+     read and is reported in ``CaptureInfo.warnings``; only a file we cannot read at all raises
+     ``CaptureFormatError``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import struct
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from ..errors import CaptureFormatError
+
+WINDOW = 4 * 1024 * 1024  # bytes read per window; the largest block may extend it once
+MAX_BLOCK = 256 * 1024 * 1024  # a block longer than this is corruption, not data
+
+PCAP_MAGIC = {  # magic bytes -> (byte order, fraction scale), libpcap file format
+    b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
+    b"\xa1\xb2\xc3\xd4": (">", 1e-6),
+    b"\x4d\x3c\xb2\xa1": ("<", 1e-9),  # nanosecond pcap
+    b"\xa1\xb2\x3c\x4d": (">", 1e-9),
+}
+PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"  # Section Header Block type, palindromic
+PCAPNG_BOM = 0x1A2B3C4D
+GZIP_MAGIC = b"\x1f\x8b"
+
+# pcapng block types (draft-ietf-opsawg-pcapng)
+BT_IDB = 0x00000001  # Interface Description Block
+BT_OPB = 0x00000002  # obsolete Packet Block
+BT_SPB = 0x00000003  # Simple Packet Block
+BT_ISB = 0x00000005  # Interface Statistics Block
+BT_EPB = 0x00000006  # Enhanced Packet Block
+OPT_IF_NAME = 2
+OPT_IF_TSRESOL = 9
+OPT_ISB_IFDROP = 5
+
+
+@dataclass
+class Interface:
+    """One capture interface: link type, snaplen, timestamp unit, and the name pcapng gave it."""
+
+    linktype: int
+    snaplen: int
+    name: str = ""
+    ts_unit: float = 1e-6  # seconds per timestamp tick (pcapng if_tsresol)
+    drops: int | None = None  # last isb_ifdrop seen
+
+
+@dataclass
+class CaptureInfo:
+    """What the reader learned about the file; filled in while it is read."""
+
+    path: str
+    format: str = ""  # pcap | pcapng
+    compressed: bool = False
+    interfaces: list[Interface] = field(default_factory=list)
+    frames: int = 0
+    bytes_read: int = 0
+    warnings: list[str] = field(default_factory=list)
+    truncated: bool = False  # the file ended or broke mid-block
+
+
+Frame = tuple  # (ts: float, linktype: int, off: int, caplen: int, wirelen: int, iface: int)
+
+
+class _Window:
+    """A sliding window over a binary stream: ``need(n)`` guarantees n bytes at ``pos`` if the stream has them."""
+
+    __slots__ = ("f", "buf", "pos", "eof", "consumed")
+
+    def __init__(self, f: BinaryIO, first: bytes):
+        self.f = f
+        self.buf = first
+        self.pos = 0
+        self.eof = False
+        self.consumed = 0  # bytes of the stream before buf[0]
+
+    def need(self, n: int) -> bool:
+        """Make ``buf[pos:pos+n]`` available; False when the stream ends first."""
+        if self.pos + n <= len(self.buf):
+            return True
+        if self.eof:
+            return False
+        rest = self.buf[self.pos:]
+        self.consumed += self.pos
+        chunks = [rest]
+        have = len(rest)
+        while have < n or have < WINDOW // 2:
+            chunk = _read(self.f, max(WINDOW, n - have))
+            if not chunk:
+                self.eof = True
+                break
+            chunks.append(chunk)
+            have += len(chunk)
+        self.buf = b"".join(chunks)
+        self.pos = 0
+        return n <= len(self.buf)
+
+
+def _read(f: BinaryIO, n: int) -> bytes:
+    try:
+        return f.read(n)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip damage surfaces here
+        raise _Damage(f"read error: {exc}") from None
+
+
+class _Damage(Exception):
+    """Internal: the stream broke after the header.  Converted into a warning, never leaked."""
+
+
+def open_source(source: str | os.PathLike | BinaryIO) -> tuple[BinaryIO, str, bool]:
+    """Open a path, ``-`` (stdin) or a binary file object; undo gzip by magic.  Returns (stream, name, gz)."""
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        if name == "-":
+            raw: BinaryIO = sys.stdin.buffer
+            name = "<stdin>"
+        else:
+            p = Path(name)
+            if p.is_dir():
+                raise CaptureFormatError(f"{name}: is a directory, not a capture file")
+            try:
+                raw = open(p, "rb")  # noqa: SIM115 - closed by the caller via CaptureReader
+            except OSError as exc:
+                raise CaptureFormatError(f"{name}: cannot open: {exc.strerror or exc}") from None
+    else:
+        raw, name = source, getattr(source, "name", "<stream>")
+    peek = _peek(raw, 2)
+    if peek[0] == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=peek[1], mode="rb"), str(name), True  # type: ignore[return-value]
+    return peek[1], str(name), False
+
+
+def _peek(raw: BinaryIO, n: int) -> tuple[bytes, BinaryIO]:
+    """Look at the first n bytes without losing them, for streams that cannot seek (stdin, pipes)."""
+    if hasattr(raw, "peek"):
+        try:
+            return raw.peek(n)[:n], raw  # type: ignore[attr-defined]
+        except (OSError, ValueError):
+            pass
+    head = raw.read(n)
+    return head, _Prefixed(head, raw)  # type: ignore[return-value]
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream that replays ``head`` before the rest of ``raw``."""
+
+    def __init__(self, head: bytes, raw: BinaryIO):
+        self.head, self.raw = head, raw
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            out, self.head = self.head[:n] if n >= 0 else self.head, self.head[n:] if n >= 0 else b""
+            return out + (self.raw.read(n - len(out)) if n < 0 or len(out) < n else b"")
+        return self.raw.read(n)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class CaptureReader:
+    """Iterate a capture as batches of frames.  Use as a context manager.
+
+    >>> with CaptureReader("x.pcap") as r:            # doctest: +SKIP
+    ...     for buf, frames in r.iter_batches(): ...
+    """
+
+    def __init__(self, source: str | os.PathLike | BinaryIO):
+        self.stream, name, gz = open_source(source)
+        self.info = CaptureInfo(path=name, compressed=gz)
+        try:
+            first = _read(self.stream, WINDOW)
+        except _Damage as exc:
+            raise CaptureFormatError(f"{name}: {exc}") from None
+        if len(first) < 4:
+            raise CaptureFormatError(f"{name}: empty or too short to be a capture ({len(first)} bytes)")
+        magic = first[:4]
+        if magic in PCAP_MAGIC:
+            self.info.format = "pcap"
+        elif magic == PCAPNG_SHB:
+            self.info.format = "pcapng"
+        else:
+            raise CaptureFormatError(f"{name}: not a pcap or pcapng capture (magic {magic.hex()})")
+        self._win = _Window(self.stream, first)
+
+    def __enter__(self) -> "CaptureReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.stream is not sys.stdin.buffer:
+            self.stream.close()
+
+    def iter_batches(self) -> Iterator[tuple[bytes, list[Frame]]]:
+        """Yield ``(buf, frames)``; each frame's bytes are ``buf[off:off+caplen]``."""
+        gen = self._pcap() if self.info.format == "pcap" else self._pcapng()
+        try:
+            yield from gen
+        except _Damage as exc:
+            self._warn(str(exc))
+        finally:
+            self.info.bytes_read = self._win.consumed + self._win.pos
+
+    def _warn(self, msg: str) -> None:
+        self.info.truncated = True
+        self.info.warnings.append(f"{self.info.path}: {msg} after {self.info.frames} frames; analysed up to the damage")
+
+    # -- pcap ------------------------------------------------------------------------------------
+    def _pcap(self) -> Iterator[tuple[bytes, list[Frame]]]:
+        w = self._win
+        if not w.need(24):
+            raise CaptureFormatError(f"{self.info.path}: pcap header truncated")
+        bo, scale = PCAP_MAGIC[w.buf[:4]]
+        _vmaj, _vmin, _tz, _sig, snaplen, network = struct.unpack_from(bo + "HHiIII", w.buf, 4)
+        linktype = network & 0x03FFFFFF  # upper bits carry FCS length (pcap-linktype)
+        self.info.interfaces.append(Interface(linktype, snaplen))
+        w.pos = 24
+        rec = struct.Struct(bo + "IIII").unpack_from
+        while True:
+            frames: list[Frame] = []
+            buf, pos, end = w.buf, w.pos, len(w.buf)
+            append = frames.append
+            while pos + 16 <= end:
+                sec, frac, caplen, wirelen = rec(buf, pos)
+                if pos + 16 + caplen > end:
+                    break
+                if caplen > MAX_BLOCK:
+                    w.pos = pos
+                    self._emit_count(frames)
+                    if frames:
+                        yield buf, frames
+                    raise _Damage(f"corrupt record (caplen {caplen})")
+                append((sec + frac * scale, linktype, pos + 16, caplen, wirelen, 0))
+                pos += 16 + caplen
+            w.pos = pos
+            self._emit_count(frames)
+            if frames:
+                yield buf, frames
+            if not w.need(16):
+                if w.pos < len(w.buf):
+                    raise _Damage("capture ends inside a record header")
+                return
+            caplen = rec(w.buf, w.pos)[2]
+            if caplen > MAX_BLOCK:
+                raise _Damage(f"corrupt record (caplen {caplen})")
+            if not w.need(16 + caplen):
+                raise _Damage("capture ends inside a packet")
+
+    def _emit_count(self, frames: list[Frame]) -> None:
+        self.info.frames += len(frames)
+
+    # -- pcapng ----------------------------------------------------------------------------------
+    def _pcapng(self) -> Iterator[tuple[bytes, list[Frame]]]:
+        w = self._win
+        bo = "<"
+        ifaces: list[Interface] = []  # interfaces of the current section
+        base = 0  # index of this section's first interface in info.interfaces
+        u32 = struct.Struct("<I").unpack_from
+        while True:
+            frames: list[Frame] = []
+            append = frames.append
+            buf, pos, end = w.buf, w.pos, len(w.buf)
+            while pos + 12 <= end:
+                btype, blen = u32(buf, pos)[0], u32(buf, pos + 4)[0]
+                if btype == 0x0A0D0D0A:  # new section: byte order may change
+                    bom = buf[pos + 8:pos + 12]
+                    bo = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">" if bom == b"\x1a\x2b\x3c\x4d" else ""
+                    if not bo:
+                        raise _Damage("corrupt section header (bad byte-order magic)")
+                    u32 = struct.Struct(bo + "I").unpack_from
+                    blen = u32(buf, pos + 4)[0]
+                    ifaces = []
+                    base = len(self.info.interfaces)
+                if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                    if frames:
+                        w.pos = pos
+                        self._emit_count(frames)
+                        yield buf, frames
+                    raise _Damage(f"corrupt block (type 0x{btype:08x}, length {blen})")
+                if pos + blen > end:
+                    break
+                if btype == BT_EPB:
+                    iid, hi, lo, caplen, wirelen = struct.unpack_from(bo + "IIIII", buf, pos + 8)
+                    if iid >= len(ifaces) or 28 + caplen > blen:
+                        raise _Damage(f"corrupt packet block (interface {iid}, caplen {caplen})")
+                    itf = ifaces[iid]
+                    append((((hi << 32) | lo) * itf.ts_unit, itf.linktype, pos + 28, caplen, wirelen, base + iid))
+                elif btype == BT_SPB:
+                    if not ifaces:
+                        raise _Damage("simple packet block before any interface")
+                    wirelen = u32(buf, pos + 8)[0]
+                    caplen = min(wirelen, blen - 16, ifaces[0].snaplen or wirelen)
+                    append((0.0, ifaces[0].linktype, pos + 12, caplen, wirelen, base))
+                elif btype == BT_OPB:
+                    iid, _drops, hi, lo, caplen, wirelen = struct.unpack_from(bo + "HHIIII", buf, pos + 8)
+                    if iid >= len(ifaces) or 28 + caplen > blen:
+                        raise _Damage(f"corrupt packet block (interface {iid}, caplen {caplen})")
+                    itf = ifaces[iid]
+                    append((((hi << 32) | lo) * itf.ts_unit, itf.linktype, pos + 28, caplen, wirelen, base + iid))
+                elif btype == BT_IDB:
+                    linktype, _res, snaplen = struct.unpack_from(bo + "HHI", buf, pos + 8)
+                    itf = Interface(linktype, snaplen)
+                    _idb_options(itf, buf, pos + 16, pos + blen - 4, bo)
+                    ifaces.append(itf)
+                    self.info.interfaces.append(itf)
+                elif btype == BT_ISB:
+                    iid = u32(buf, pos + 8)[0]
+                    if iid < len(ifaces):
+                        drops = _option(buf, pos + 20, pos + blen - 4, bo, OPT_ISB_IFDROP)
+                        if drops is not None and len(drops) >= 8:
+                            ifaces[iid].drops = struct.unpack(bo + "Q", drops[:8])[0]
+                pos += blen
+            w.pos = pos
+            self._emit_count(frames)
+            if frames:
+                yield buf, frames
+            if not w.need(12):
+                if w.pos < len(w.buf):
+                    raise _Damage("capture ends inside a block header")
+                return
+            blen = struct.unpack_from(bo + "I", w.buf, w.pos + 4)[0]
+            if w.buf[w.pos:w.pos + 4] == PCAPNG_SHB:
+                blen = struct.unpack_from("<I" if w.buf[w.pos + 8:w.pos + 12] == b"\x4d\x3c\x2b\x1a" else ">I", w.buf, w.pos + 4)[0]
+            if blen < 12 or blen > MAX_BLOCK:
+                raise _Damage(f"corrupt block (length {blen})")
+            if not w.need(blen):
+                raise _Damage("capture ends inside a block")
+
+
+def _iter_options(buf: bytes, pos: int, end: int, bo: str) -> Iterator[tuple[int, bytes]]:
+    """pcapng options: (code u16, length u16, value padded to 32 bits) until opt_endofopt or end."""
+    while pos + 4 <= end:
+        code, length = struct.unpack_from(bo + "HH", buf, pos)
+        if code == 0:
+            return
+        yield code, buf[pos + 4:pos + 4 + length]
+        pos += 4 + ((length + 3) & ~3)
+
+
+def _option(buf: bytes, pos: int, end: int, bo: str, want: int) -> bytes | None:
+    for code, value in _iter_options(buf, pos, end, bo):
+        if code == want:
+            return value
+    return None
+
+
+def _idb_options(itf: Interface, buf: bytes, pos: int, end: int, bo: str) -> None:
+    for code, value in _iter_options(buf, pos, end, bo):
+        if code == OPT_IF_NAME:
+            itf.name = value.rstrip(b"\x00").decode("utf-8", "backslashreplace")
+        elif code == OPT_IF_TSRESOL and value:
+            r = value[0]
+            # high bit set: negative power of two, else negative power of ten (pcapng 4.2)
+            itf.ts_unit = 2.0 ** -(r & 0x7F) if r & 0x80 else 10.0 ** -r

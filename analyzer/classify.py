@@ -1,0 +1,455 @@
+"""Flow bytes -> one verdict: ``tls``, ``plaintext`` or ``unknown``, with its evidence and a reason.
+
+Role: the analyzer layer (Zeek's ``SSL_Analyzer`` plus DPD).  ``FlowInspector`` receives each
+direction's in-order bytes from the flow table and runs one ``TLSParser`` per direction over them;
+``classify()`` turns what it saw into a row of the flows table (``report/schema.py``).
+
+Rules:
+  1. ``tls`` and ``plaintext`` rest on bytes seen on the wire.  A port never decides alone; it is a hint
+     that shows up in ``port_hint`` and, when the payload disagrees, in ``hint_conflict``.
+  2. A flow is ``tls`` only when a handshake message parses (``handshake``) or every direction that
+     carried bytes is a consistent chain of TLS record headers (``records``).  One direction speaking
+     a cleartext protocol is enough to refuse the ``records`` verdict.  When in doubt: ``unknown``.
+  3. Bad traffic is data: ``TLSParseError`` is caught per direction and becomes evidence.
+  4. Standard library only; no pandas here (rows are plain dicts).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from . import protocols
+from .errors import TLSParseError
+from .flows.table import Flow
+from .tls import (
+    NEED_DATA,
+    Alert,
+    ApplicationData,
+    Certificate,
+    CertificateRequest,
+    ChangeCipherSpec,
+    ClientHello,
+    ServerHello,
+    TLSParser,
+)
+from .tls.constants import alert_name, cipher_name, version_name
+from .tls.detect import find_client_hello, find_record_run
+
+HEAD_KEEP = 4096  # bytes kept per direction for cleartext signatures and STARTTLS search
+PARSE_LIMIT = 64 * 1024  # bytes fed to a direction's TLS parser at most
+APPDATA_ENOUGH = 4  # encrypted records per direction after which the handshake is settled
+MAX_EVENTS = 64  # handshake-level events kept per direction
+
+# Linkerd identity in SNI: <sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>
+IDENTITY_RE = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.serviceaccount\.identity\.([a-z0-9-]+)\.(.+)$")
+L5D_TRANSPORT_ALPN = "transport.l5d.io/v1"
+
+# Ports whose traffic is expected to be TLS, and what they are (linkerd-on-the-wire.md).
+PORT_HINTS: dict[int, tuple[str, bool]] = {
+    4143: ("linkerd-proxy inbound", True),
+    4140: ("linkerd-proxy outbound", False),
+    4190: ("linkerd-proxy tap", True),
+    4191: ("linkerd-proxy admin", False),
+    8086: ("linkerd destination", True),
+    8090: ("linkerd policy", True),
+    8443: ("linkerd webhook", True),
+    9443: ("linkerd webhook", True),
+    443: ("https", True),
+}
+SERVER_PORTS = frozenset(PORT_HINTS) | {8080, 8000, 8443, 5432, 3306, 6379, 9090, 9100}
+
+
+@dataclass(frozen=True)
+class Context:
+    """Per-analysis settings the classifier needs."""
+
+    decode_as: frozenset[int] = frozenset()  # ports the user said carry TLS
+    snaplen: int = 0  # smallest snaplen among the capture's interfaces (0 = unknown)
+
+
+class FlowInspector:
+    """Per-flow payload analyzer.  ``feed(direction, data)`` returns True while it wants more bytes."""
+
+    __slots__ = ("parsers", "events", "errors", "heads", "fed", "appdata", "records")
+
+    def __init__(self) -> None:
+        self.parsers: list[TLSParser | None] = [TLSParser(), TLSParser()]
+        self.events: tuple[list, list] = ([], [])
+        self.errors: list[tuple[int, str] | None] = [None, None]  # (offset, message) of the parse failure
+        self.heads = [bytearray(), bytearray()]
+        self.fed = [0, 0]
+        self.appdata = [0, 0]
+        self.records = [0, 0]
+
+    def feed(self, d: int, data: bytes) -> bool:
+        head = self.heads[d]
+        if len(head) < HEAD_KEEP:
+            head += data[: HEAD_KEEP - len(head)]
+        p = self.parsers[d]
+        if p is not None:
+            self.fed[d] += len(data)
+            p.receive_data(data)
+            events = self.events[d]
+            try:
+                while (ev := p.next_event()) is not NEED_DATA:
+                    if ev.__class__ is ApplicationData:
+                        self.appdata[d] += 1
+                    elif len(events) < MAX_EVENTS:
+                        events.append(ev)
+            except TLSParseError as exc:
+                self.errors[d] = (p.consumed, str(exc))
+                self.parsers[d] = p = None
+            self.records[d] = p.records if p is not None else self.records[d]
+        if p is None:
+            return len(head) < HEAD_KEEP
+        return self.appdata[d] < APPDATA_ENOUGH and self.fed[d] < PARSE_LIMIT
+
+    def client_hint(self) -> int | None:
+        for d in (0, 1):
+            if any(ev.__class__ is ClientHello for ev in self.events[d]):
+                return d
+        return None
+
+
+def new_inspector(_sport: int, _dport: int) -> FlowInspector:
+    return FlowInspector()
+
+
+# -- addresses ----------------------------------------------------------------------------------
+
+_ip_cache: dict[bytes, str] = {}
+
+
+def ip_text(raw: bytes) -> str:
+    s = _ip_cache.get(raw)
+    if s is None:
+        s = _ip_cache[raw] = str(ipaddress.ip_address(raw))
+        if len(_ip_cache) > 100_000:
+            _ip_cache.clear()
+    return s
+
+
+def localhost_reason(flow: Flow) -> str:
+    """Why a flow is a localhost hop ("" when it is not): Linkerd's proxy<->app hop is one."""
+    if flow.loopback:
+        return "loopback interface"
+    a, b = flow.addrs
+    for raw in (a, b):
+        if len(raw) == 4 and raw[0] == 127:
+            return "127.0.0.0/8"
+        if raw == b"\x00" * 15 + b"\x01":
+            return "::1"
+        if len(raw) == 16 and raw[:12] == b"\x00" * 10 + b"\xff\xff" and raw[12] == 127:
+            return "IPv4-mapped loopback"
+    if a == b:
+        return "same IP both ends (proxy-app hop)"
+    return ""
+
+
+# -- the verdict --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tls:
+    """What the two TLS parsers (or a STARTTLS re-parse) found, in client/server terms."""
+
+    hello: ClientHello | None = None
+    server_hello: ServerHello | None = None
+    hrr: bool = False
+    client_cert: Certificate | None = None
+    cert_request: bool = False
+    alerts: list[tuple[str, Alert]] = field(default_factory=list)
+    ccs: list[bool] = field(default_factory=lambda: [False, False])  # client, server
+
+
+def _collect(events_c: list, events_s: list) -> _Tls:
+    t = _Tls()
+    for side, events in (("client", events_c), ("server", events_s)):
+        for ev in events:
+            cls = ev.__class__
+            if cls is ClientHello and t.hello is None:
+                t.hello = ev
+            elif cls is ServerHello:
+                if ev.is_hello_retry_request:
+                    t.hrr = True
+                elif t.server_hello is None:
+                    t.server_hello = ev
+            elif cls is Certificate and side == "client":
+                t.client_cert = ev
+            elif cls is CertificateRequest:
+                t.cert_request = True
+            elif cls is Alert:
+                t.alerts.append((side, ev))
+            elif cls is ChangeCipherSpec:
+                t.ccs[0 if side == "client" else 1] = True
+    return t
+
+
+def _reparse(data: bytes) -> list:
+    """Events of a fresh parser over ``data`` (used after a cleartext prefix), stopping at any error."""
+    p = TLSParser()
+    p.receive_data(data)
+    out = []
+    try:
+        while (ev := p.next_event()) is not NEED_DATA and len(out) < MAX_EVENTS:
+            if ev.__class__ is not ApplicationData:
+                out.append(ev)
+    except TLSParseError:
+        pass
+    return out
+
+
+def _find_server_hello(data: bytes) -> int | None:
+    """Offset of a handshake record carrying a ServerHello (type 2) after a cleartext prefix."""
+    pos = data.find(b"\x16\x03")
+    while 0 <= pos < len(data) - 6:
+        if data[pos + 2] <= 4 and data[pos + 5] == 2:
+            return pos
+        pos = data.find(b"\x16\x03", pos + 1)
+    return None
+
+
+def classify(flow: Flow, ctx: Context, client_d: int, basis: str) -> dict:
+    """One row of the flows table for a finished flow."""
+    c, s = client_d, 1 - client_d
+    ins: FlowInspector = flow.inspector
+    heads = (bytes(ins.heads[c]), bytes(ins.heads[s]))
+    server_port = flow.ports[s]
+    row = _base_row(flow, ctx, c, s, basis)
+    hint_name, hint_tls = _port_hint(server_port, ctx)
+    row["port_hint"] = hint_name
+
+    t = _collect(ins.events[c], ins.events[s])
+    prefix = 0
+    app = ""
+    if t.hello is None and t.server_hello is None:
+        # STARTTLS, HTTP CONNECT, SOCKS: cleartext first, then a ClientHello on the same connection.
+        k = find_client_hello(heads[0])
+        if k is not None and k > 0:
+            ks = _find_server_hello(heads[1])
+            t = _collect(_reparse(heads[0][k:]), _reparse(heads[1][ks:]) if ks is not None else [])
+            if t.hello is not None:
+                prefix = k + (ks or 0)
+                found = protocols.identify(heads[0], "orig") or protocols.identify(heads[1], "resp")
+                app = (found[0] if found else "cleartext") + "+starttls"
+    row["plaintext_prefix_bytes"] = prefix
+    row["tls_records"] = ins.records[c] + ins.records[s]
+    row["app_data_records"] = ins.appdata[c] + ins.appdata[s]
+
+    if t.hello is not None or t.server_hello is not None:
+        _tls_row(row, t, flow, c, s, heads, app or "tls", prefix)
+    else:
+        _non_handshake_row(row, flow, ctx, c, s, heads)
+    if hint_tls and row["verdict"] == "plaintext":
+        row["hint_conflict"] = True
+        row["reason"] += f"; port {server_port} ({hint_name}) expects TLS, the payload says otherwise"
+    elif row["verdict"] == "unknown" and hint_tls and row["evidence"] == "none":
+        row["reason"] += f"; port {server_port} ({hint_name}) suggests TLS, but a port proves nothing"
+    return row
+
+
+def _base_row(flow: Flow, ctx: Context, c: int, s: int, basis: str) -> dict:
+    streams = flow.streams
+    return {
+        "capture": flow.capture,
+        "flow_id": flow.fid,
+        "client_ip": ip_text(flow.addrs[c]),
+        "client_port": flow.ports[c],
+        "server_ip": ip_text(flow.addrs[s]),
+        "server_port": flow.ports[s],
+        "client_basis": basis,
+        "ip_version": 4 if len(flow.addrs[0]) == 4 else 6,
+        "first_ts": flow.first_ts,
+        "last_ts": flow.last_ts,
+        "duration_s": round(flow.last_ts - flow.first_ts, 6),
+        "packets_c2s": flow.packets[c],
+        "packets_s2c": flow.packets[s],
+        "bytes_c2s": flow.bytes[c],
+        "bytes_s2c": flow.bytes[s],
+        "syn_seen": flow.syn_dir is not None or flow.synack_dir is not None,
+        "fin_seen": flow.fin[0] or flow.fin[1],
+        "rst_seen": flow.rst[0] or flow.rst[1],
+        "midstream": flow.syn_dir is None and flow.synack_dir is None,
+        "gaps": streams[0].gaps + streams[1].gaps,
+        "truncated_packets": flow.truncated,
+        "localhost": bool(localhost_reason(flow)),
+        "localhost_reason": localhost_reason(flow),
+        "verdict": "unknown",
+        "evidence": "none",
+        "reason": "",
+        "app_protocol": "",
+        "sni": "",
+        "identity": "",
+        "alpn": "",
+        "alpn_selected": "",
+        "tls_version": "",
+        "cipher_suite": "",
+        "handshake": "not-seen",
+        "handshake_detail": "",
+        "mtls": "none",
+        "mesh": False,
+        "port_hint": "",
+        "hint_conflict": False,
+        "plaintext_prefix_bytes": 0,
+        "tls_records": 0,
+        "app_data_records": 0,
+        "alert": "",
+    }
+
+
+def _port_hint(port: int, ctx: Context) -> tuple[str, bool]:
+    if port in ctx.decode_as:
+        return f"decode-as tls (port {port})", True
+    name, tls = PORT_HINTS.get(port, ("", False))
+    return name, tls
+
+
+def parse_identity(sni: str) -> tuple[str, str] | None:
+    """``sa.ns`` and the control-plane namespace from a Linkerd identity SNI, else None."""
+    m = IDENTITY_RE.match(sni)
+    return (f"{m.group(1)}.{m.group(3)}", m.group(5)) if m else None
+
+
+def _tls_row(row: dict, t: _Tls, flow: Flow, c: int, s: int, heads: tuple[bytes, bytes], app: str, prefix: int) -> None:
+    hello, sh = t.hello, t.server_hello
+    row.update(verdict="tls", evidence="handshake", app_protocol=app)
+    parts = []
+    if hello is not None:
+        row["sni"] = hello.sni or ""
+        row["alpn"] = ",".join(hello.alpn)
+        ident = parse_identity(hello.sni or "")
+        if ident:
+            row["identity"] = ident[0]
+        row["mesh"] = bool(ident) or L5D_TRANSPORT_ALPN in hello.alpn
+        parts.append(f"ClientHello SNI {hello.sni}" if hello.sni else "ClientHello without SNI")
+        if hello.alpn:
+            parts.append(f"ALPN {','.join(hello.alpn)}")
+    else:
+        parts.append("ServerHello (ClientHello not captured)")
+    if sh is not None:
+        version = sh.version
+        row["tls_version"] = version_name(version)
+        row["cipher_suite"] = cipher_name(sh.cipher_suite)
+        row["alpn_selected"] = sh.alpn or ""
+        parts.append(f"{version_name(version)} negotiated")
+    elif t.hrr:
+        parts.append("HelloRetryRequest, no final ServerHello captured")
+    if prefix:
+        parts.insert(0, f"{app.split('+')[0]} cleartext ({prefix} bytes) then")
+    row["handshake"], row["handshake_detail"] = _outcome(t, flow, c, s, heads)
+    if t.alerts:
+        side, al = t.alerts[0]
+        row["alert"] = f"{'fatal' if al.fatal else 'warning'} {alert_name(al.description)} ({al.description}) from {side}" if not al.encrypted else f"encrypted alert from {side}"
+    row["mtls"] = _mtls(t, row)
+    if row["handshake"] != "completed":
+        parts.append(f"handshake {row['handshake']}" + (f": {row['handshake_detail']}" if row["handshake_detail"] else ""))
+    row["reason"] = ", ".join(parts)
+
+
+def _outcome(t: _Tls, flow: Flow, c: int, s: int, heads: tuple[bytes, bytes]) -> tuple[str, str]:
+    """completed | failed | incomplete, and which side ended it."""
+    for side, al in t.alerts:
+        if not al.encrypted and al.fatal:
+            return "failed", f"{side} sent fatal alert {alert_name(al.description)}"
+    ins: FlowInspector = flow.inspector
+    sh = t.server_hello
+    if sh is None:
+        if flow.rst[s]:
+            return "failed", "server reset the connection after ClientHello"
+        if flow.rst[c]:
+            return "failed", "client reset the connection before ServerHello"
+        if heads[1] and ins.errors[s] is not None and ins.events[s] == []:
+            return "failed", f"server answered without TLS: {protocols.escape(heads[1], 24)}"
+        if flow.fin[s]:
+            return "failed", "server closed the connection after ClientHello"
+        return "incomplete", "no ServerHello captured"
+    if sh.version >= 0x0304 or sh.version >> 8 == 0x7F:
+        # TLS 1.3: everything after ServerHello is type-23; one such record each way means both
+        # sides got past the hello (the client's Finished is encrypted too).
+        if ins.appdata[c] and ins.appdata[s]:
+            return "completed", ""
+    elif (t.ccs[0] and t.ccs[1]) or (ins.appdata[c] and ins.appdata[s]):
+        return "completed", ""
+    if flow.rst[0] or flow.rst[1]:
+        return "failed", f"{'server' if flow.rst[s] else 'client'} reset the connection during the handshake"
+    return "incomplete", "capture ended before both sides finished"
+
+
+def _mtls(t: _Tls, row: dict) -> str:
+    """proven (a TLS 1.2 client Certificate on the wire) | inferred (TLS 1.3 mesh identity) | none | unknown."""
+    if t.client_cert is not None:
+        return "none" if t.client_cert.is_empty else "proven"
+    sh = t.server_hello
+    if sh is not None and sh.version < 0x0304 and sh.version >> 8 != 0x7F:
+        return "unknown" if t.cert_request else "none"
+    return "inferred" if row["mesh"] else "unknown"
+
+
+def _non_handshake_row(row: dict, flow: Flow, ctx: Context, c: int, s: int, heads: tuple[bytes, bytes]) -> None:
+    """No hello parsed: TLS records mid-stream, a cleartext protocol, opaque bytes, or nothing at all."""
+    ins: FlowInspector = flow.inspector
+    if not heads[0] and not heads[1]:
+        row["reason"] = _no_payload_reason(flow, ctx)
+        return
+    # Which directions carry a consistent chain of TLS records, and from where.
+    runs = []
+    for d, head in ((c, heads[0]), (s, heads[1])):
+        if not head:
+            continue
+        if ins.errors[d] is None and ins.records[d] >= 1:
+            runs.append((0, ins.records[d] + (1 if ins.parsers[d] and ins.parsers[d].buffered else 0)))
+            continue
+        run = find_record_run(head, min_records=2)
+        # A record chain that starts after some bytes is only TLS when the capture began mid-stream
+        # or after a gap; with the SYN seen, leading cleartext is a cleartext protocol.
+        if run is not None and (run.offset == 0 or row["midstream"]):
+            runs.append((run.offset, run.count))
+        else:
+            runs.append(None)
+    if runs and all(r is not None for r in runs) and sum(r[1] for r in runs) >= 2:
+        total = sum(r[1] for r in runs)
+        where = "mid-stream, " if row["midstream"] else ""
+        row.update(
+            verdict="tls",
+            evidence="records",
+            app_protocol="tls",
+            reason=f"{where}{total} consistent TLS record headers, no handshake captured",
+        )
+        return
+    for role, head in (("orig", heads[0]), ("resp", heads[1])):
+        found = protocols.identify(head, role) if head else None
+        if found:
+            name, detail = found
+            if name == "ssh":
+                row.update(verdict="unknown", evidence="payload", app_protocol="ssh",
+                           reason=f"{detail}: encrypted by SSH, not TLS")
+            else:
+                row.update(verdict="plaintext", evidence="payload", app_protocol=name, reason=detail)
+            return
+    sample_d, sample = (c, heads[0]) if heads[0] else (s, heads[1])
+    side = "client" if sample_d == c else "server"
+    if row["midstream"] and protocols.looks_opaque(sample):
+        row.update(verdict="unknown", evidence="payload",
+                   reason=f"mid-stream opaque bytes from {side}, no TLS record boundary found: {protocols.escape(sample, 24)}")
+        return
+    if len(heads[0]) + len(heads[1]) < 8 and not row["syn_seen"]:
+        row.update(verdict="unknown", evidence="payload",
+                   reason=f"only {len(heads[0]) + len(heads[1])} payload bytes mid-stream (keep-alive?): {protocols.escape(sample, 8)}")
+        return
+    err = ins.errors[sample_d]
+    why = f" ({err[1]})" if err else ""
+    row.update(verdict="plaintext", evidence="payload", app_protocol="unknown",
+               reason=f"not TLS framing{why}; {side} sent {protocols.escape(sample, 32)}")
+
+
+def _no_payload_reason(flow: Flow, ctx: Context) -> str:
+    if flow.bytes[0] or flow.bytes[1]:
+        if flow.truncated:
+            snap = f"snaplen {ctx.snaplen}" if ctx.snaplen else "snaplen"
+            return f"no payload captured ({snap} cut {flow.truncated} packets)"
+        return "payload not reassembled (a gap before the first byte)"
+    if flow.syn_dir is not None and not (flow.packets[0] and flow.packets[1]):
+        return "no payload: SYN without answer"
+    return "no payload captured (TCP control packets only)"

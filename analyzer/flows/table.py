@@ -1,0 +1,227 @@
+"""Frames -> bidirectional TCP flows, plus per-host-pair counts of everything that is not TCP.
+
+Role: the connection layer (Zeek's ``Connection``).  Keys flows by 5-tuple in both directions, counts
+packets and payload bytes each way, tracks SYN/FIN/RST, decides the client, and hands each
+direction's in-order bytes to an *inspector* (``classify.FlowInspector``) until it has seen enough.
+
+Rules:
+  1. This module never looks inside payloads.  What the bytes mean is the inspector's business; the
+     table only asks it ``feed(direction, data) -> wants_more``.
+  2. ``process()`` is the per-packet hot path: locals, tuples, one dict lookup per packet; anything
+     rare (a new flow, SYN/FIN/RST, payload still wanted) goes to a method.
+  3. Memory grows with live flows only: a flow that closed (FIN both ways or RST) and went quiet, or
+     any flow idle too long, is finished and handed to ``on_finish``; the table forgets it.
+  4. Directions are ``orig`` (0, the first packet's sender) and ``resp`` (1) until the end, when
+     ``client_dir()`` maps them to TLS roles using SYN, SYN-ACK, ClientHello, ports, in that order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable, Iterable, Protocol
+
+from ..capture.decode import IPPROTO_TCP, SKIP_NAMES, decode_frame
+from .reassembly import Stream
+
+TH_FIN = 0x01  # RFC 9293 3.1
+TH_SYN = 0x02
+TH_RST = 0x04
+TH_ACK = 0x10
+SYN_FIN_RST = TH_SYN | TH_FIN | TH_RST
+
+EVICT_EVERY = 1 << 16  # packets between scans for finished flows
+CLOSED_IDLE_S = 30.0  # a closed flow with no packet for this long is finished
+IDLE_S = 600.0  # any flow with no packet for this long is finished
+
+
+class Inspector(Protocol):
+    """What the table needs from a payload analyzer."""
+
+    def feed(self, direction: int, data: bytes) -> bool: ...  # True while it wants more bytes
+    def client_hint(self) -> int | None: ...  # direction that sent a ClientHello, if any
+
+
+class Flow:
+    """One TCP connection.  Index 0 = orig (first packet's sender), 1 = resp."""
+
+    __slots__ = (
+        "fid", "addrs", "ports", "first_ts", "last_ts", "packets", "bytes", "syn_dir", "synack_dir",
+        "isn", "fin", "rst", "loopback", "truncated", "streams", "wants", "inspector", "capture",
+    )
+
+    def __init__(self, fid: int, src: bytes, dst: bytes, sport: int, dport: int, ts: float, inspector, capture: str):
+        self.fid = fid
+        self.addrs = (src, dst)
+        self.ports = (sport, dport)
+        self.first_ts = self.last_ts = ts
+        self.packets = [0, 0]
+        self.bytes = [0, 0]  # TCP payload bytes on the wire, retransmissions included
+        self.syn_dir: int | None = None  # sent a SYN without ACK
+        self.synack_dir: int | None = None
+        self.isn: list[int | None] = [None, None]
+        self.fin = [False, False]
+        self.rst = [False, False]
+        self.loopback = False  # a frame crossed a loopback interface
+        self.truncated = 0  # packets whose payload the snaplen cut
+        self.streams = (Stream(), Stream())
+        self.wants = [True, True]  # the inspector still wants bytes in this direction
+        self.inspector = inspector
+        self.capture = capture
+
+    @property
+    def closed(self) -> bool:
+        return self.rst[0] or self.rst[1] or (self.fin[0] and self.fin[1])
+
+    def is_reuse(self, d: int, flags: int, seq: int) -> bool:
+        """A SYN (no ACK) with a new ISN after FIN or RST: the tuple is reused by a new connection."""
+        return (
+            not flags & TH_ACK
+            and (self.rst[0] or self.rst[1] or self.fin[0] or self.fin[1])
+            and seq != self.isn[d]
+        )
+
+    def client_dir(self, server_ports: frozenset[int]) -> tuple[int, str]:
+        """Which direction is the client, and on what basis (syn|synack|hello|port|first-packet)."""
+        if self.syn_dir is not None:
+            return self.syn_dir, "syn"
+        if self.synack_dir is not None:
+            return 1 - self.synack_dir, "synack"
+        hello = self.inspector.client_hint()
+        if hello is not None:
+            return hello, "hello"
+        p0, p1 = self.ports
+        s0, s1 = p0 in server_ports or p0 < 1024, p1 in server_ports or p1 < 1024
+        if s0 != s1:
+            return (1 if s0 else 0), "port"
+        return 0, "first-packet"
+
+
+class FlowTable:
+    """Feed it batches of frames; it calls ``on_finish(flow)`` for every flow, once, in finish order."""
+
+    def __init__(
+        self,
+        new_inspector: Callable[[int, int], Inspector],
+        on_finish: Callable[[Flow], None],
+        loopback_ifaces: Iterable[int] = (),
+    ):
+        self.new_inspector = new_inspector  # (sport, dport) of the first packet -> inspector
+        self.on_finish = on_finish
+        self.loopback_ifaces = frozenset(loopback_ifaces)
+        self.flows: dict[tuple, tuple[Flow, int]] = {}
+        self.next_fid = 0
+        self.packets = 0
+        self.skipped: Counter[str] = Counter()  # reason -> frames
+        self.not_tcp: Counter[tuple[bytes, bytes, int]] = Counter()  # (src, dst, proto) -> packets
+        self.not_tcp_loopback: set[tuple[bytes, bytes, int]] = set()
+        self.capture = ""
+        self._since_evict = 0
+        self._now = 0.0
+
+    def add_loopback_ifaces(self, ifaces: Iterable[int]) -> None:
+        self.loopback_ifaces = self.loopback_ifaces | frozenset(ifaces)
+
+    def process(self, buf: bytes, frames: list) -> None:
+        """The hot path: one batch of ``(ts, linktype, off, caplen, wirelen, iface)`` frames."""
+        flows = self.flows
+        get = flows.get
+        skipped = self.skipped
+        loop_ifaces = self.loopback_ifaces
+        ts = self._now
+        for ts, linktype, off, caplen, wirelen, iface in frames:
+            r = decode_frame(buf, off, caplen, wirelen, linktype)
+            if r.__class__ is int:
+                skipped[SKIP_NAMES[r]] += 1
+                continue
+            if r[0] != IPPROTO_TCP:
+                self._count_other(r, iface in loop_ifaces)
+                continue
+            _, src, dst, sport, dport, seq, _ack, flags, poff, clen, wlen, loop = r
+            hit = get((src, dst, sport, dport))
+            if hit is None or (flags & TH_SYN and hit[0].is_reuse(hit[1], flags, seq)):
+                hit = self._new_flow(hit, src, dst, sport, dport, ts)
+            flow, d = hit
+            flow.last_ts = ts
+            flow.packets[d] += 1
+            if loop or (loop_ifaces and iface in loop_ifaces):
+                flow.loopback = True
+            if flags & SYN_FIN_RST:
+                self._flags(flow, d, flags, seq)
+            if wlen:
+                flow.bytes[d] += wlen
+                if clen < wlen:
+                    flow.truncated += 1
+                if flow.wants[d]:
+                    self._deliver(flow, d, seq, buf[poff:poff + clen], wlen)
+        n = len(frames)
+        self.packets += n
+        self._since_evict += n
+        self._now = ts
+        if self._since_evict >= EVICT_EVERY:
+            self._since_evict = 0
+            self.evict(ts)
+
+    def _count_other(self, r: tuple, loop_iface: bool) -> None:
+        key = (r[1], r[2], r[0])
+        self.not_tcp[key] += 1
+        if r[3] or loop_iface:
+            self.not_tcp_loopback.add(key)
+
+    def _new_flow(self, old, src: bytes, dst: bytes, sport: int, dport: int, ts: float) -> tuple[Flow, int]:
+        if old is not None:  # a new SYN on a closed tuple: a new connection (port reuse)
+            self._finish(old[0])
+        flow = Flow(self.next_fid, src, dst, sport, dport, ts, self.new_inspector(sport, dport), self.capture)
+        self.next_fid += 1
+        self.flows[(src, dst, sport, dport)] = (flow, 0)
+        self.flows[(dst, src, dport, sport)] = (flow, 1)
+        return flow, 0
+
+    def _flags(self, flow: Flow, d: int, flags: int, seq: int) -> None:
+        if flags & TH_SYN:
+            if flags & TH_ACK:
+                if flow.synack_dir is None:
+                    flow.synack_dir = d
+            elif flow.syn_dir is None:
+                flow.syn_dir = d
+            if flow.isn[d] is None:
+                flow.isn[d] = seq
+                flow.streams[d].set_isn(seq)
+        if flags & TH_FIN:
+            flow.fin[d] = True
+        if flags & TH_RST:
+            flow.rst[d] = True
+
+    def _deliver(self, flow: Flow, d: int, seq: int, data: bytes, wire_len: int) -> None:
+        stream = flow.streams[d]
+        chunk = stream.add(seq, data, wire_len)
+        if chunk:
+            flow.wants[d] = flow.inspector.feed(d, chunk)
+        if stream.stopped:
+            flow.wants[d] = False
+
+    def _finish(self, flow: Flow) -> None:
+        a, b = flow.addrs
+        pa, pb = flow.ports
+        for key in ((a, b, pa, pb), (b, a, pb, pa)):
+            hit = self.flows.get(key)
+            if hit is not None and hit[0] is flow:
+                del self.flows[key]
+        for s in flow.streams:
+            s.finish()
+        self.on_finish(flow)
+
+    def evict(self, now: float) -> None:
+        """Finish flows that closed and went quiet, or sat idle too long (capture time, not wall time)."""
+        done = {
+            id(f): f
+            for f, d in self.flows.values()
+            if d == 0 and (now - f.last_ts > IDLE_S or (f.closed and now - f.last_ts > CLOSED_IDLE_S))
+        }
+        for flow in done.values():
+            self._finish(flow)
+
+    def finish_all(self) -> None:
+        """End of input: every live flow is finished, oldest first."""
+        live = sorted({id(f): f for f, _ in self.flows.values()}.values(), key=lambda f: f.fid)
+        for flow in live:
+            self._finish(flow)

@@ -1,0 +1,64 @@
+"""Rows -> text: an aligned table, markdown, CSV or JSON.  Standard library only.
+
+Rows are plain dicts keyed by the schema's column names; timestamps are epoch seconds and are written
+as ISO 8601 UTC.  Nothing here decides anything: it formats.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+from typing import Sequence
+
+from .schema import TIME_COLUMNS
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+# Columns shown in the human table view (all columns go to csv/json).
+TABLE_COLUMNS = {
+    "flows": ("client_ip", "client_port", "server_ip", "server_port", "verdict", "evidence", "tls_version", "identity", "reason"),
+    "pairs": ("client_ip", "server_ip", "flows", "tls", "plaintext", "unknown", "tls_versions", "status"),
+}
+MAX_CELL = 90
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _cell(name: str, value) -> object:
+    if name in TIME_COLUMNS and isinstance(value, (int, float)):
+        return iso(value)
+    return value
+
+
+def render(rows: Sequence[dict], columns: Sequence[str], fmt: str, view: str = "flows") -> str:
+    if fmt == "json":
+        return json.dumps([{c: _cell(c, r[c]) for c in columns} for r in rows], indent=2) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(columns)
+        for r in rows:
+            w.writerow(["" if r[c] is None else _cell(c, r[c]) for c in columns])
+        return out.getvalue()
+    shown = TABLE_COLUMNS.get(view, columns) if fmt == "table" else columns
+    cells = [[_text(_cell(c, r[c])) for c in shown] for r in rows]
+    if fmt == "markdown":
+        head = "| " + " | ".join(shown) + " |\n|" + "|".join("---" for _ in shown) + "|\n"
+        return head + "".join("| " + " | ".join(x.replace("|", "\\|") for x in row) + " |\n" for row in cells)
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(shown)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(shown, widths)).rstrip()]
+    lines += ["  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines) + "\n"
+
+
+def _text(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    s = str(v)
+    return s if len(s) <= MAX_CELL else s[: MAX_CELL - 3] + "..."
