@@ -360,8 +360,11 @@ def _outcome(t: _Tls, flow: Flow, c: int, s: int, heads: tuple[bytes, bytes]) ->
             return "failed", "server reset the connection after ClientHello"
         if flow.rst[c]:
             return "failed", "client reset the connection before ServerHello"
-        if heads[1] and ins.errors[s] is not None and ins.events[s] == []:
+        err = ins.errors[s]
+        if heads[1] and err is not None and err[0] == 0 and not ins.events[s]:
             return "failed", f"server answered without TLS: {protocols.escape(heads[1], 24)}"
+        if err is not None:
+            return "incomplete", f"server's reply did not parse as TLS: {err[1]}"
         if flow.fin[s]:
             return "failed", "server closed the connection after ClientHello"
         return "incomplete", "no ServerHello captured"

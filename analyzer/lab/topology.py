@@ -294,8 +294,8 @@ def _endpoint(lab: Lab, key: str) -> tuple[str, str, str]:
 
 
 def visible(edge: EdgeSpec, capture_pod: str | None) -> bool:
-    """Does a capture in `capture_pod`'s netns (None: on the node's bridge) see this edge?"""
-    return capture_pod is None or capture_pod in (edge.src, edge.dst)
+    """Does a capture in `capture_pod`'s netns see this edge? None: everything; NODE: the node's bridge."""
+    return capture_pod in (None, NODE) or capture_pod in (edge.src, edge.dst)
 
 
 def expected_rows(lab: Lab, scenario: str | None = None, capture_pod: str | None = None) -> list[dict]:
