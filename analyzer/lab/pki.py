@@ -63,9 +63,12 @@ def _ca(cn: str, key, issuer_name: x509.Name, issuer_key, now: dt.datetime, path
 
 
 def _leaf(identity: str, key, issuer: x509.Certificate, issuer_key, now: dt.datetime) -> x509.Certificate:
+    # X.509 caps a CN at 64 characters (RFC 5280 ub-common-name) and identities are often longer; then the
+    # subject is empty and the SAN, the identity that counts, must be critical (RFC 5280 section 4.2.1.6).
+    subject = _name(identity) if len(identity) <= 64 else x509.Name([])
     return (
         x509.CertificateBuilder()
-        .subject_name(_name(identity))
+        .subject_name(subject)
         .issuer_name(issuer.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -78,7 +81,7 @@ def _leaf(identity: str, key, issuer: x509.Certificate, issuer_key, now: dt.date
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
                        critical=False)
         # Exactly one DNS SAN, the identity (reference: "Each certificate has exactly that one DNS SAN").
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(identity)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(identity)]), critical=not subject)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
         .sign(issuer_key, hashes.SHA256())
     )

@@ -320,8 +320,11 @@ def expected_rows(lab: Lab, scenario: str | None = None, capture_pod: str | None
 def localhost_rows(lab: Lab, scenario: str | None = None, capture_pod: str | None = None) -> list[dict]:
     """The proxy <-> app hops over ``lo`` that meshed TCP edges cause (analyzers must mark them localhost).
 
-    Outbound: client app -> 127.0.0.1:4140 (nftables REDIRECT, source = pod IP). Inbound: proxy -> app at
-    pod IP -> pod IP:<port> (transport-header mode: the port from the transport header).
+    Outbound: client app -> 127.0.0.1:4140 (nftables REDIRECT, source = pod IP). The replies of that hop
+    are un-NATed before ``lo`` sees them, so they read *original destination* -> pod IP: a half-flow whose
+    addresses look exactly like the real pod-to-pod edge (reason ``outbound_redirect_reply``); only the
+    interface (ARPHRD_LOOPBACK 772 in SLL/SLL2) tells them apart. Linkerd's iptables REDIRECT does the same.
+    Inbound: proxy -> app at pod IP -> pod IP:<port> (transport-header mode: the port from the header).
     """
     rows = {}
     for edge in lab.edges:
@@ -331,17 +334,18 @@ def localhost_rows(lab: Lab, scenario: str | None = None, capture_pod: str | Non
         dst_pod = lab.pod(edge.dst)
         hops = []
         if src_pod.meshed and edge.port not in OUTBOUND_SKIP_PORTS:
-            hops.append((src_pod, "127.0.0.1", PROXY_OUTBOUND_PORT))
+            hops.append((src_pod, src_pod, "127.0.0.1", PROXY_OUTBOUND_PORT, "app_to_proxy"))
+            hops.append((src_pod, dst_pod, dst_pod.ip, edge.port, "outbound_redirect_reply"))
         if dst_pod.meshed and edge.port not in INBOUND_SKIP_PORTS:
-            hops.append((dst_pod, dst_pod.ip, edge.port))
-        for pod, dst_ip, port in hops:
+            hops.append((dst_pod, dst_pod, dst_pod.ip, edge.port, "proxy_to_app"))
+        for pod, peer, dst_ip, port, reason in hops:
             if capture_pod is not None and capture_pod != pod.key:
                 continue  # lo is only visible from inside the pod, never on the bridge
             rows[(pod.ip, dst_ip, port)] = dict(
-                src_ns=pod.namespace, src_pod=pod.name, src_ip=pod.ip, dst_ns=pod.namespace, dst_pod=pod.name,
-                dst_ip=dst_ip, dst_port=port, verdict=PLAINTEXT, status=LOCALHOST, reason="proxy_app_hop",
+                src_ns=pod.namespace, src_pod=pod.name, src_ip=pod.ip, dst_ns=peer.namespace, dst_pod=peer.name,
+                dst_ip=dst_ip, dst_port=port, verdict=PLAINTEXT, status=LOCALHOST, reason=reason,
             )
-    return [rows[k] for k in sorted(rows)]
+    return [rows[k] for k in sorted(rows, key=lambda k: (ipaddress.ip_address(k[0]), ipaddress.ip_address(k[1]), k[2]))]
 
 
 def rows_to_csv(rows: list[dict]) -> str:

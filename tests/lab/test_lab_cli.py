@@ -1,0 +1,39 @@
+"""The `lab` click group: help everywhere, root required with one clear line and exit code 2."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from analyzer.lab.cli import ROOT_MESSAGE, lab
+
+COMMANDS = ("up", "capture", "down", "status")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(lab, [command, "--help"])
+    assert result.exit_code == 0 and "--state" in result.output
+
+
+@pytest.mark.parametrize("args", [["up"], ["down"], ["status"], ["capture", "--pod", "voting", "-o", "x.pcapng"]])
+def test_non_root_gets_one_error_line_and_exit_2(monkeypatch, args):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    result = CliRunner().invoke(lab, args)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [ROOT_MESSAGE]
+
+
+def test_capture_needs_exactly_one_place(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    result = CliRunner().invoke(lab, ["capture", "--state", str(tmp_path), "-o", str(tmp_path / "x.pcapng")])
+    assert result.exit_code == 2 and "exactly one of --pod POD or --node" in result.output
+
+
+def test_capture_without_a_lab_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    result = CliRunner().invoke(lab, ["capture", "--state", str(tmp_path), "--pod", "voting",
+                                      "-o", str(tmp_path / "x.pcapng")])
+    assert result.exit_code == 1 and "run `lab up` first" in result.output
