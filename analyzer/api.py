@@ -53,6 +53,7 @@ class Report:
     include_localhost: bool
     stats: dict = field(default_factory=dict)
     captures: list = field(default_factory=list)  # CaptureInfo per input
+    pods: object = None  # analyzer.kube.PodIndex when analyze(pods=...) was given one (edges need it)
 
     @property
     def flow_rows(self) -> list[dict]:
@@ -86,11 +87,32 @@ class Report:
 
         return to_frame(self.pair_rows, PAIR_COLUMNS)
 
+    def edge_rows_by(self, resource: str = "pod", by_port: bool = False) -> list[dict]:
+        """Edges rolled up to ``pod`` / ``deployment`` / ``namespace`` (see ``analyzer.report.edges``)."""
+        from .report.edges import edge_rows
+
+        if self.pods is None:
+            raise AnalyzerError("edges need a pod list: analyze(..., pods='pods.json')")
+        return edge_rows(self.flow_rows, self.pods, resource, by_port)  # type: ignore[arg-type]
+
+    @property
+    def edge_rows(self) -> list[dict]:
+        """One dict per pod pair with its status (needs ``pods=``); keys ``schema.EDGE_COLUMNS``."""
+        return self.edge_rows_by("pod")
+
+    @property
+    def edges(self):
+        """pandas DataFrame of ``edge_rows``; columns and dtypes from ``report.schema.EDGE_COLUMNS``."""
+        from .report.frames import to_frame
+        from .report.schema import EDGE_COLUMNS
+
+        return to_frame(self.edge_rows, EDGE_COLUMNS)
+
     def summary(self) -> str:
         s = self.stats
         shown = self.flow_rows
         v = Counter(r["verdict"] for r in shown)
-        unsupported = sum(s["frames_skipped"].values())
+        unsupported = sum(s["frames_unsupported"].values())
         return (
             f"{s['packets']} packets, {len(shown)} flows (tls {v['tls']}, plaintext {v['plaintext']}, "
             f"unknown {v['unknown']}), {s['excluded_localhost']} localhost flows "
@@ -104,6 +126,8 @@ def analyze(
     decode_as: Iterable[str] = (),
     include_localhost: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    pods=None,
+    engine: str = "native",
 ) -> Report:
     """Analyse one or more captures (paths, ``"-"`` for stdin, or binary file objects).
 
@@ -114,13 +138,29 @@ def analyze(
         ``.flow_rows`` / ``.pair_rows`` as dicts, ``.stats`` counters, ``.summary()`` one line.
 
     Raises ``CaptureFormatError`` for an input that is not a readable capture.
+    ``pods``: a ``kubectl get pods -A -o json`` (or ``-o wide``) file path or an ``analyzer.kube.PodIndex``;
+    it enables ``.edges`` / ``.edge_rows``.  A bad pod list raises ``PodsFormatError`` before any capture is read.
+    ``engine``: ``native`` (default) or ``tshark`` (``analyzer.engines.tshark``: same rows from Wireshark's
+    dissectors; raises ``BackendUnavailable`` when tshark is missing or too old).
     """
+    if pods is not None and not hasattr(pods, "resolve"):
+        from .kube.pods import load_pods
+
+        pods = load_pods(pods)
+    if engine != "native":  # ``engine="tshark"``: the same rows from Wireshark's dissectors
+        if engine != "tshark":
+            raise AnalyzerError(f"engine must be native or tshark, not {engine!r}")
+        from .engines.tshark import analyze as tshark_analyze
+
+        report = tshark_analyze(sources, decode_as, include_localhost, progress)
+        report.pods = pods
+        return report
     if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "read"):
         sources = [sources]  # type: ignore[list-item]
     ctx_ports = parse_decode_as(decode_as)
     server_ports = SERVER_PORTS | ctx_ports
     rows: list[dict] = []
-    stats: dict = {"packets": 0, "frames_skipped": Counter(), "not_tcp": [], "warnings": []}
+    stats: dict = {"packets": 0, "frames_unsupported": Counter(), "not_tcp": [], "warnings": []}
     infos = []
     t0 = time.perf_counter()
     for src in sources:  # type: ignore[union-attr]
@@ -133,15 +173,16 @@ def analyze(
             table.next_fid = len(rows)
             _run(reader, table, finished, rows, ctx, server_ports, progress)
             stats["packets"] += table.packets
-            stats["frames_skipped"].update(table.skipped)
+            stats["frames_unsupported"].update(table.skipped)
             stats["not_tcp"] += _not_tcp_rows(table)
             stats["warnings"] += reader.info.warnings
     rows.sort(key=lambda r: r["flow_id"])
     stats["flows"] = len(rows)
     stats["excluded_localhost"] = sum(1 for r in rows if r["localhost"])
     stats["not_tcp_packets"] = sum(r["packets"] for r in stats["not_tcp"])
+    stats["truncated"] = any(i.truncated for i in infos)
     stats["elapsed_s"] = time.perf_counter() - t0
-    return Report(rows, include_localhost, stats, infos)
+    return Report(rows, include_localhost, stats, infos, pods)
 
 
 def _run(reader, table: FlowTable, finished: list, rows: list, ctx: Context, server_ports, progress) -> None:

@@ -35,12 +35,13 @@ from .tls import (
     TLSParser,
 )
 from .tls.constants import alert_name, cipher_name, version_name
-from .tls.detect import find_client_hello, find_record_run
+from .tls.detect import find_client_hello, find_record_run, find_server_hello
 
 HEAD_KEEP = 4096  # bytes kept per direction for cleartext signatures and STARTTLS search
 PARSE_LIMIT = 64 * 1024  # bytes fed to a direction's TLS parser at most
-APPDATA_ENOUGH = 4  # encrypted records per direction after which the handshake is settled
+APPDATA_ENOUGH = 2  # encrypted records per direction after which the handshake is settled
 MAX_EVENTS = 64  # handshake-level events kept per direction
+MIN_PAYLOAD_TO_JUDGE = 8  # fewer unrecognised bytes than this are no evidence either way
 
 # Linkerd identity in SNI: <sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>
 IDENTITY_RE = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.serviceaccount\.identity\.([a-z0-9-]+)\.(.+)$")
@@ -162,6 +163,8 @@ class _Tls:
     cert_request: bool = False
     alerts: list[tuple[str, Alert]] = field(default_factory=list)
     ccs: list[bool] = field(default_factory=lambda: [False, False])  # client, server
+    appdata: list[int] | None = None  # client, server; None: take the inspector's counts
+    records: int | None = None
 
 
 def _collect(events_c: list, events_s: list) -> _Tls:
@@ -187,28 +190,20 @@ def _collect(events_c: list, events_s: list) -> _Tls:
     return t
 
 
-def _reparse(data: bytes) -> list:
-    """Events of a fresh parser over ``data`` (used after a cleartext prefix), stopping at any error."""
+def _reparse(data: bytes) -> tuple[list, int, int]:
+    """Events, records and app-data records of a fresh parser over ``data`` (after a cleartext prefix)."""
     p = TLSParser()
     p.receive_data(data)
-    out = []
+    out, appdata = [], 0
     try:
         while (ev := p.next_event()) is not NEED_DATA and len(out) < MAX_EVENTS:
-            if ev.__class__ is not ApplicationData:
+            if ev.__class__ is ApplicationData:
+                appdata += 1
+            else:
                 out.append(ev)
     except TLSParseError:
         pass
-    return out
-
-
-def _find_server_hello(data: bytes) -> int | None:
-    """Offset of a handshake record carrying a ServerHello (type 2) after a cleartext prefix."""
-    pos = data.find(b"\x16\x03")
-    while 0 <= pos < len(data) - 6:
-        if data[pos + 2] <= 4 and data[pos + 5] == 2:
-            return pos
-        pos = data.find(b"\x16\x03", pos + 1)
-    return None
+    return out, p.records, appdata
 
 
 def classify(flow: Flow, ctx: Context, client_d: int, basis: str) -> dict:
@@ -228,15 +223,19 @@ def classify(flow: Flow, ctx: Context, client_d: int, basis: str) -> dict:
         # STARTTLS, HTTP CONNECT, SOCKS: cleartext first, then a ClientHello on the same connection.
         k = find_client_hello(heads[0])
         if k is not None and k > 0:
-            ks = _find_server_hello(heads[1])
-            t = _collect(_reparse(heads[0][k:]), _reparse(heads[1][ks:]) if ks is not None else [])
+            ks = find_server_hello(heads[1])
+            events_c, records_c, appdata_c = _reparse(heads[0][k:])
+            events_s, records_s, appdata_s = _reparse(heads[1][ks:]) if ks is not None else ([], 0, 0)
+            t = _collect(events_c, events_s)
             if t.hello is not None:
+                t.appdata = [appdata_c, appdata_s]
+                t.records = records_c + records_s
                 prefix = k + (ks or 0)
                 found = protocols.identify(heads[0], "orig") or protocols.identify(heads[1], "resp")
                 app = (found[0] if found else "cleartext") + "+starttls"
     row["plaintext_prefix_bytes"] = prefix
-    row["tls_records"] = ins.records[c] + ins.records[s]
-    row["app_data_records"] = ins.appdata[c] + ins.appdata[s]
+    row["tls_records"] = ins.records[c] + ins.records[s] if t.records is None else t.records
+    row["app_data_records"] = ins.appdata[c] + ins.appdata[s] if t.appdata is None else sum(t.appdata)
 
     if t.hello is not None or t.server_hello is not None:
         _tls_row(row, t, flow, c, s, heads, app or "tls", prefix)
@@ -354,6 +353,7 @@ def _outcome(t: _Tls, flow: Flow, c: int, s: int, heads: tuple[bytes, bytes]) ->
         if not al.encrypted and al.fatal:
             return "failed", f"{side} sent fatal alert {alert_name(al.description)}"
     ins: FlowInspector = flow.inspector
+    appdata = t.appdata or [ins.appdata[c], ins.appdata[s]]
     sh = t.server_hello
     if sh is None:
         if flow.rst[s]:
@@ -371,9 +371,9 @@ def _outcome(t: _Tls, flow: Flow, c: int, s: int, heads: tuple[bytes, bytes]) ->
     if sh.version >= 0x0304 or sh.version >> 8 == 0x7F:
         # TLS 1.3: everything after ServerHello is type-23; one such record each way means both
         # sides got past the hello (the client's Finished is encrypted too).
-        if ins.appdata[c] and ins.appdata[s]:
+        if appdata[0] and appdata[1]:
             return "completed", ""
-    elif (t.ccs[0] and t.ccs[1]) or (ins.appdata[c] and ins.appdata[s]):
+    elif (t.ccs[0] and t.ccs[1]) or (appdata[0] and appdata[1]):
         return "completed", ""
     if flow.rst[0] or flow.rst[1]:
         return "failed", f"{'server' if flow.rst[s] else 'client'} reset the connection during the handshake"
@@ -390,36 +390,48 @@ def _mtls(t: _Tls, row: dict) -> str:
     return "inferred" if row["mesh"] else "unknown"
 
 
+def _record_verdict(flow: Flow, ctx: Context, row: dict, dirs: tuple[int, int], heads: tuple[bytes, bytes]) -> dict | None:
+    """TLS from record framing alone (no hello parsed), or None when the framing does not settle it.
+
+    Every direction that carried bytes must be a chain of valid record headers through the end of
+    its captured bytes, starting at offset 0 (or anywhere when the capture joined mid-stream).  Then:
+    two or more whole records, or one whole record that is exactly all the bytes, is ``tls``; a chain
+    that starts with a hello record but was cut by the snaplen is ``tls`` too; anything thinner is
+    ``unknown`` -- never ``plaintext``, since those bytes are TLS framing.
+    """
+    runs = []
+    for d, head in zip(dirs, heads):
+        if not head:
+            continue
+        run = find_record_run(head, min_records=1)
+        if run is None or not (run.offset == 0 or row["midstream"]):
+            return None
+        runs.append((d, head, run))
+    complete = sum(r.complete for _, _, r in runs)
+    where = "mid-stream, " if row["midstream"] else ""
+    if complete >= 2 or (complete == 1 and all(r.exact and r.offset == 0 for _, _, r in runs)):
+        return {"verdict": "tls", "evidence": "records", "app_protocol": "tls",
+                "reason": f"{where}{complete} whole TLS records with consistent headers, no handshake captured"}
+    cut = any(flow.streams[d].truncated for d, _, _ in runs)
+    hello = any(r.offset == 0 and len(h) > 5 and h[0] == 22 and h[5] in (1, 2) for _, h, r in runs)
+    if cut and hello and all(r.offset == 0 for _, _, r in runs):
+        snap = f"snaplen {ctx.snaplen}" if ctx.snaplen else "the snaplen"
+        return {"verdict": "tls", "evidence": "records", "app_protocol": "tls",
+                "reason": f"TLS hello record headers open the stream; {snap} cut the handshake itself"}
+    n = sum(r.count for _, _, r in runs)
+    return {"verdict": "unknown", "evidence": "records", "app_protocol": "",
+            "reason": f"{where}{n} TLS record header(s) but too few whole records captured to be sure"}
+
+
 def _non_handshake_row(row: dict, flow: Flow, ctx: Context, c: int, s: int, heads: tuple[bytes, bytes]) -> None:
     """No hello parsed: TLS records mid-stream, a cleartext protocol, opaque bytes, or nothing at all."""
     ins: FlowInspector = flow.inspector
     if not heads[0] and not heads[1]:
         row["reason"] = _no_payload_reason(flow, ctx)
         return
-    # Which directions carry a consistent chain of TLS records, and from where.
-    runs = []
-    for d, head in ((c, heads[0]), (s, heads[1])):
-        if not head:
-            continue
-        if ins.errors[d] is None and ins.records[d] >= 1:
-            runs.append((0, ins.records[d] + (1 if ins.parsers[d] and ins.parsers[d].buffered else 0)))
-            continue
-        run = find_record_run(head, min_records=2)
-        # A record chain that starts after some bytes is only TLS when the capture began mid-stream
-        # or after a gap; with the SYN seen, leading cleartext is a cleartext protocol.
-        if run is not None and (run.offset == 0 or row["midstream"]):
-            runs.append((run.offset, run.count))
-        else:
-            runs.append(None)
-    if runs and all(r is not None for r in runs) and sum(r[1] for r in runs) >= 2:
-        total = sum(r[1] for r in runs)
-        where = "mid-stream, " if row["midstream"] else ""
-        row.update(
-            verdict="tls",
-            evidence="records",
-            app_protocol="tls",
-            reason=f"{where}{total} consistent TLS record headers, no handshake captured",
-        )
+    verdict = _record_verdict(flow, ctx, row, (c, s), heads)
+    if verdict is not None:
+        row.update(verdict)
         return
     for role, head in (("orig", heads[0]), ("resp", heads[1])):
         found = protocols.identify(head, role) if head else None
@@ -437,14 +449,13 @@ def _non_handshake_row(row: dict, flow: Flow, ctx: Context, c: int, s: int, head
         row.update(verdict="unknown", evidence="payload",
                    reason=f"mid-stream opaque bytes from {side}, no TLS record boundary found: {protocols.escape(sample, 24)}")
         return
-    if len(heads[0]) + len(heads[1]) < 8 and not row["syn_seen"]:
+    if len(heads[0]) + len(heads[1]) < MIN_PAYLOAD_TO_JUDGE:
         row.update(verdict="unknown", evidence="payload",
-                   reason=f"only {len(heads[0]) + len(heads[1])} payload bytes mid-stream (keep-alive?): {protocols.escape(sample, 8)}")
+                   reason=f"only {len(heads[0]) + len(heads[1])} payload bytes, too few to tell (keep-alive?): {protocols.escape(sample, 8)}")
         return
-    err = ins.errors[sample_d]
-    why = f" ({err[1]})" if err else ""
+    what = "opaque bytes, encrypted or compressed by the application" if protocols.looks_opaque(sample) else "unrecognised cleartext"
     row.update(verdict="plaintext", evidence="payload", app_protocol="unknown",
-               reason=f"not TLS framing{why}; {side} sent {protocols.escape(sample, 32)}")
+               reason=f"not TLS framing ({what}); {side} sent {protocols.escape(sample, 24)}")
 
 
 def _no_payload_reason(flow: Flow, ctx: Context) -> str:

@@ -16,9 +16,9 @@ from . import __version__
 from .api import analyze as run_analysis
 from .errors import AnalyzerError
 from .report.render import FORMATS, render
-from .report.schema import FLOW_NAMES, PAIR_NAMES
+from .report.schema import EDGE_NAMES, FLOW_NAMES, PAIR_NAMES
 
-VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES}
+VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES, "edges": EDGE_NAMES}
 
 
 class InputError(click.ClickException):
@@ -44,27 +44,64 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=logging.WARNING - 10 * verbose, format="%(levelname)s %(name)s: %(message)s")
 
 
+def pods_options(f):
+    """Where the pod list comes from, how edges roll up, and the audit gate (issue 4)."""
+    from .report.edges import GATES, RESOURCES
+
+    f = click.option("--fail-on", "fail_on", multiple=True, type=click.Choice(GATES),
+                     help="Exit 3 (after the table) if any edge has unexpected plaintext / any plaintext / "
+                          "unverified flows. Repeatable.")(f)
+    f = click.option("--resource", type=click.Choice(RESOURCES), default="pod", show_default=True,
+                     help="Edges per pod, per owning workload (deployment, statefulset, ...) or per namespace.")(f)
+    f = click.option("-A", "--all-namespaces", is_flag=True, help="With --kubectl: pods of every namespace (the default).")(f)
+    f = click.option("-n", "--namespace", metavar="NS", help="With --kubectl: only the pods of NS.")(f)
+    f = click.option("--context", metavar="CTX", help="With --kubectl: the kubeconfig context.")(f)
+    f = click.option("--kubectl", "use_kubectl", is_flag=True,
+                     help="Fetch the pod list with `kubectl get pods -o json`.")(f)
+    f = click.option("--pods", "pods_file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="`kubectl get pods -A -o json` (or -o wide) output: IP -> pod, meshed, identity.")(f)
+    return f
+
+
 @cli.command()
 @click.argument("captures", nargs=-1, required=True)
 @click.option("--view", type=click.Choice(tuple(VIEWS)), default="pairs", show_default=True,
-              help="flows: one row per TCP flow; pairs: one row per host pair.")
+              help="flows: one row per TCP flow; pairs: one row per host pair; edges: one row per pod "
+                   "(or --resource) pair with a status (needs --pods or --kubectl).")
 @output_options
+@pods_options
 @click.option("--decode-as", "decode_as", multiple=True, metavar="tcp.port==P,tls",
               help="Expect TLS on port P (tshark syntax; repeatable). A hint: payload still decides.")
 @click.option("--include-localhost", is_flag=True,
               help="Also list localhost hops (127/8, ::1, lo interface, same IP both ends).")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
-def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet):
+@click.option("--engine", type=click.Choice(("native", "tshark", "both")), default="native", show_default=True,
+              help="native: our parser; tshark: Wireshark's dissectors; both: list the flows where they disagree.")
+def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, pods_file, use_kubectl, context,
+            namespace, all_namespaces, resource, fail_on, engine):
     """Analyse CAPTURE files (pcap/pcapng, gzip ok; '-' reads standard input)."""
+    from .kube.kubectl import load_pod_list
+    from .report.edges import edge_rows, gate_failures, summary as edges_summary
+
+    if pods_file is not None and use_kubectl:
+        raise click.UsageError("give --pods FILE or --kubectl, not both")
+    if (view == "edges" or fail_on) and pods_file is None and not use_kubectl:
+        raise click.UsageError("--view edges and --fail-on need a pod list: --pods FILE or --kubectl")
+    if engine == "both":
+        from .commands.compare import echo_compare
+
+        sys.exit(echo_compare(captures, decode_as, include_localhost, fmt, output, quiet))
     progress = _progress if sys.stderr.isatty() and not quiet else None
     try:
+        pods = load_pod_list(pods_file, use_kubectl, context, namespace, all_namespaces)
         report = run_analysis(list(captures), decode_as=decode_as, include_localhost=include_localhost,
-                              progress=progress)
+                              progress=progress, pods=pods, engine=engine)
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
     if progress:
         click.echo("\r\033[K", err=True, nl=False)
-    rows = report.flow_rows if view == "flows" else report.pair_rows
+    edges = edge_rows(report.flow_rows, pods, resource) if pods is not None else []
+    rows = {"flows": report.flow_rows, "pairs": report.pair_rows, "edges": edges}[view]
     text = render(rows, VIEWS[view], fmt, view)
     if output:
         try:
@@ -77,6 +114,13 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet):
         click.echo(f"Warning: {warning}", err=True)
     if not quiet:
         click.echo(report.summary(), err=True)
+        if pods is not None:
+            click.echo(edges_summary(edges), err=True)
+    failures = gate_failures(edges, fail_on)
+    for line in failures:
+        click.echo(line, err=True)
+    if failures:
+        sys.exit(3)
 
 
 def _progress(path: str, packets: int, flows: int) -> None:
@@ -94,6 +138,8 @@ def _add_lab() -> None:
 
 
 _add_lab()
+from .commands.compare import compare  # noqa: E402  (issue 5: commands/ keeps cli.py short)
+cli.add_command(compare)
 
 
 def main() -> None:

@@ -1,7 +1,9 @@
 """One frame -> a transport tuple, or the reason it carries nothing we analyse.
 
 Role: strip link layers (Ethernet with 802.1Q/QinQ, MPLS, PPPoE, Linux cooked SLL/SLL2, BSD null/loop,
-raw IP, NFLOG) and IPv4/IPv6 (options, extension headers) down to TCP or another IP protocol.
+raw IP, NFLOG, 802.11 with or without radiotap) and IPv4/IPv6 (options, extension headers) down to TCP
+or another IP protocol, looking inside VXLAN and Geneve overlays (what a node capture of a Kubernetes
+overlay network holds).
 
 Rules:
   1. This is the hot path: one call per packet.  Locals, ``struct.unpack_from`` and tuples only; no
@@ -55,37 +57,63 @@ IPPROTO_UDP = 17
 TUNNEL_PROTOS = {4, 41, 47, 50}  # IP-in-IP, IPv6-in-IPv4, GRE, ESP: addresses inside are not ours to see
 IPV6_EXT_HEADERS = {0, 43, 60, 51}  # hop-by-hop, routing, destination options, AH (RFC 8200 4.1)
 IPV6_FRAGMENT = 44
+UDP_VXLAN = 4789  # RFC 7348
+UDP_GENEVE = 6081  # RFC 8926
+GENEVE_ETHERNET = 0x6558  # Transparent Ethernet Bridging
+LINKTYPE_IEEE802_11 = 105
+LINKTYPE_RADIOTAP = 127
 
 _u16 = struct.Struct("!H").unpack_from
 _tcp = struct.Struct("!HHIIBB").unpack_from  # sport dport seq ack offset flags
+_ipv4 = struct.Struct("!BxH2xHxB2x4s4s").unpack_from  # ver_ihl tot_len frag proto src dst (RFC 791)
+_sll2 = struct.Struct("!H6xH").unpack_from  # protocol, ARPHRD type (SLL2 header)
+_addr4 = struct.Struct("4s4s").unpack_from  # bytes (hashable) even when buf is a bytearray
+_addr6 = struct.Struct("16s16s").unpack_from
+_sll = struct.Struct("!2xH10xH").unpack_from  # ARPHRD type, protocol (SLL header)
 
 
 def decode_frame(buf: bytes, off: int, caplen: int, wirelen: int, linktype: int):
-    """Decode one frame at ``buf[off:off+caplen]``.  See the module docstring for the return shapes."""
+    """Decode one frame at ``buf[off:off+caplen]``.  See the module docstring for the return shapes.
+
+    The common case -- SLL2, Ethernet or SLL carrying an unfragmented IPv4 TCP segment -- is decoded
+    inline with two ``unpack_from`` calls; every other shape goes through ``decode_ip`` and friends.
+    """
     end = off + caplen
-    loop = False
     if linktype == LINKTYPE_LINUX_SLL2:
         if caplen < 20:
             return SKIP_SHORT
-        etype = _u16(buf, off)[0]
-        loop = _u16(buf, off + 8)[0] == ARPHRD_LOOPBACK
+        etype, arphrd = _sll2(buf, off)
+        loop = arphrd == ARPHRD_LOOPBACK
         ip = off + 20
     elif linktype == LINKTYPE_ETHERNET:
         if caplen < 14:
             return SKIP_SHORT
         etype = _u16(buf, off + 12)[0]
+        loop = False
         ip = off + 14
     elif linktype == LINKTYPE_LINUX_SLL:
         if caplen < 16:
             return SKIP_SHORT
-        loop = _u16(buf, off + 2)[0] == ARPHRD_LOOPBACK
-        etype = _u16(buf, off + 14)[0]
+        arphrd, etype = _sll(buf, off)
+        loop = arphrd == ARPHRD_LOOPBACK
         ip = off + 16
     else:
         return _decode_other_link(buf, off, end, wirelen, linktype)
-    if etype == ETH_IPV4 or etype == ETH_IPV6:
-        return decode_ip(buf, ip, end, loop, off + wirelen)
-    return _decode_ethertype(buf, ip, end, etype, loop, off + wirelen)
+    if etype != ETH_IPV4 or ip + 40 > end:
+        if etype == ETH_IPV6:
+            return decode_ip(buf, ip, end, loop, off + wirelen)
+        return _decode_ethertype(buf, ip, end, etype, loop, off + wirelen)
+    ver_ihl, total, frag, proto, src, dst = _ipv4(buf, ip)
+    if ver_ihl != 0x45 or proto != IPPROTO_TCP or frag & 0x3FFF or total < 40:
+        return decode_ip(buf, ip, end, loop, off + wirelen)  # options, fragments, BIG TCP, not TCP
+    sport, dport, seq, ack, doff, flags = _tcp(buf, ip + 20)
+    poff = ip + 20 + (doff >> 4) * 4
+    l4_end = ip + total
+    if poff > l4_end or doff < 0x50:
+        return SKIP_MALFORMED
+    cap_end = end if end < l4_end else l4_end
+    return (IPPROTO_TCP, src, dst, sport, dport, seq, ack, flags, poff,
+            cap_end - poff if cap_end > poff else 0, l4_end - poff, loop)
 
 
 def decode_ip(buf: bytes, ip: int, end: int, loop: bool, wire_end: int):
@@ -105,8 +133,7 @@ def decode_ip(buf: bytes, ip: int, end: int, loop: bool, wire_end: int):
         if _u16(buf, ip + 6)[0] & 0x3FFF:  # MF flag or a fragment offset (RFC 791)
             return SKIP_FRAGMENT
         proto = buf[ip + 9]
-        src = buf[ip + 12:ip + 16]
-        dst = buf[ip + 16:ip + 20]
+        src, dst = _addr4(buf, ip + 12)
         l4 = ip + ihl
         l4_end = ip + total
     elif ver == 6:
@@ -114,8 +141,7 @@ def decode_ip(buf: bytes, ip: int, end: int, loop: bool, wire_end: int):
             return SKIP_SHORT
         plen = _u16(buf, ip + 4)[0]
         proto = buf[ip + 6]
-        src = buf[ip + 8:ip + 24]
-        dst = buf[ip + 24:ip + 40]
+        src, dst = _addr6(buf, ip + 8)
         l4 = ip + 40
         l4_end = l4 + plen if plen else wire_end  # 0 = jumbogram (RFC 2675) or BIG TCP
         if proto != IPPROTO_TCP:
@@ -137,6 +163,12 @@ def decode_ip(buf: bytes, ip: int, end: int, loop: bool, wire_end: int):
         return (IPPROTO_TCP, src, dst, sport, dport, seq, ack, flags, poff, cap_len, wire_len, loop)
     if proto in TUNNEL_PROTOS:
         return SKIP_TUNNEL
+    if proto == IPPROTO_UDP and l4 + 8 <= end:
+        dport = _u16(buf, l4 + 2)[0]
+        if dport == UDP_VXLAN or dport == UDP_GENEVE:  # overlay networks (flannel, Calico, Cilium)
+            inner = _decode_overlay(buf, l4 + 8, end, dport, loop, wire_end)
+            if inner is not None:
+                return inner
     return (proto, src, dst, loop)
 
 
@@ -189,6 +221,35 @@ def _decode_ethertype(buf: bytes, pos: int, end: int, etype: int, loop: bool, wi
     return SKIP_MALFORMED
 
 
+def _decode_overlay(buf: bytes, pos: int, end: int, port: int, loop: bool, wire_end: int):
+    """The Ethernet frame inside VXLAN or Geneve, decoded like any other; None if it is not one."""
+    if port == UDP_VXLAN:
+        inner = pos + 8
+    else:
+        if pos + 8 > end or _u16(buf, pos + 2)[0] != GENEVE_ETHERNET:
+            return None
+        inner = pos + 8 + (buf[pos] & 0x3F) * 4  # option length in 4-byte words
+    if inner + 14 > end:
+        return None
+    return _decode_ethertype(buf, inner + 14, end, _u16(buf, inner + 12)[0], loop, wire_end)
+
+
+def _decode_80211(buf: bytes, pos: int, end: int, wire_end: int):
+    """An 802.11 data frame carrying LLC/SNAP: skip the MAC header, then decode the SNAP ethertype."""
+    if pos + 24 > end:
+        return SKIP_SHORT
+    fc0, fc1 = buf[pos], buf[pos + 1]
+    if (fc0 >> 2) & 3 != 2 or fc0 & 0x40 or fc1 & 0x40:  # not data, a null frame, or encrypted
+        return SKIP_NOT_IP
+    hdr = 24 + (6 if fc1 & 3 == 3 else 0)  # four addresses when both ToDS and FromDS (802.11-2020 9.3.2.1)
+    if fc0 & 0x80:  # QoS data subtypes carry a 2-byte QoS control, then HT control if "order" is set
+        hdr += 2 + (4 if fc1 & 0x80 else 0)
+    snap = pos + hdr
+    if snap + 8 > end or buf[snap:snap + 3] != b"\xaa\xaa\x03":
+        return SKIP_NOT_IP
+    return _decode_ethertype(buf, snap + 8, end, _u16(buf, snap + 6)[0], False, wire_end)
+
+
 def _decode_other_link(buf: bytes, off: int, end: int, wirelen: int, linktype: int):
     """Slow path for the less common link types."""
     wire_end = off + wirelen
@@ -205,6 +266,12 @@ def _decode_other_link(buf: bytes, off: int, end: int, wirelen: int, linktype: i
         return SKIP_NOT_IP
     if linktype == LINKTYPE_NFLOG:
         return _decode_nflog(buf, off, end)
+    if linktype == LINKTYPE_RADIOTAP:
+        if off + 4 > end:
+            return SKIP_SHORT
+        return _decode_80211(buf, off + struct.unpack_from("<H", buf, off + 2)[0], end, wire_end)
+    if linktype == LINKTYPE_IEEE802_11:
+        return _decode_80211(buf, off, end, wire_end)
     return SKIP_LINKTYPE
 
 

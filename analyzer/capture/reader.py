@@ -28,6 +28,7 @@ from typing import BinaryIO, Iterator
 from ..errors import CaptureFormatError
 
 WINDOW = 4 * 1024 * 1024  # bytes read per window; the largest block may extend it once
+GZIP_STEP = 16 * 1024  # decompressed bytes per read from a gzip stream
 MAX_BLOCK = 256 * 1024 * 1024  # a block longer than this is corruption, not data
 
 PCAP_MAGIC = {  # magic bytes -> (byte order, fraction scale), libpcap file format
@@ -80,43 +81,72 @@ Frame = tuple  # (ts: float, linktype: int, off: int, caplen: int, wirelen: int,
 
 
 class _Window:
-    """A sliding window over a binary stream: ``need(n)`` guarantees n bytes at ``pos`` if the stream has them."""
+    """A sliding window over a binary stream: ``need(n)`` makes ``buf[pos:pos+n]`` valid if the stream has it.
 
-    __slots__ = ("f", "buf", "pos", "eof", "consumed")
+    One ``bytearray`` is reused and filled with ``readinto`` (no per-window allocation, no page faults
+    on fresh memory), so the bytes of a batch are valid only until the next batch is asked for: the
+    flow table copies what it keeps.
+    """
 
-    def __init__(self, f: BinaryIO, first: bytes):
+    __slots__ = ("f", "buf", "pos", "end", "eof", "consumed", "damage")
+
+    def __init__(self, f: BinaryIO):
         self.f = f
-        self.buf = first
+        self.buf = bytearray(WINDOW)
         self.pos = 0
+        self.end = 0  # bytes of buf holding data
         self.eof = False
         self.consumed = 0  # bytes of the stream before buf[0]
+        self.damage = ""  # why the stream ended early (a read error), reported once its bytes are used
 
     def need(self, n: int) -> bool:
         """Make ``buf[pos:pos+n]`` available; False when the stream ends first."""
-        if self.pos + n <= len(self.buf):
+        if self.pos + n <= self.end:
             return True
         if self.eof:
             return False
-        rest = self.buf[self.pos:]
+        rest = self.end - self.pos
+        size = max(WINDOW, n)
+        if len(self.buf) < size:
+            grown = bytearray(size)
+            grown[:rest] = self.buf[self.pos:self.end]
+            self.buf = grown
+        elif rest:
+            self.buf[:rest] = self.buf[self.pos:self.end]
         self.consumed += self.pos
-        chunks = [rest]
-        have = len(rest)
-        while have < n or have < WINDOW // 2:
-            chunk = _read(self.f, max(WINDOW, n - have))
-            if not chunk:
-                self.eof = True
-                break
-            chunks.append(chunk)
-            have += len(chunk)
-        self.buf = b"".join(chunks)
-        self.pos = 0
-        return n <= len(self.buf)
+        self.pos, self.end = 0, rest
+        view = memoryview(self.buf)
+        try:
+            # Fill the window, but on a pipe return as soon as ``n`` bytes are there (live capture).
+            while self.end < size:
+                try:
+                    got = _readinto(self.f, view[self.end:size])
+                except _Damage as exc:  # keep what was read; the reader reports the damage after it
+                    self.damage, got = str(exc), 0
+                if not got:
+                    self.eof = True
+                    break
+                self.end += got
+                if self.end >= n and self.end >= size // 2:
+                    break
+        finally:
+            view.release()
+        return n <= self.end
 
 
-def _read(f: BinaryIO, n: int) -> bytes:
+def _readinto(f: BinaryIO, view: memoryview) -> int:
+    if isinstance(f, gzip.GzipFile):
+        # Small steps: a truncated gzip raises on the read that hits the end, and whatever that read
+        # had decompressed is lost with it -- so lose at most one small step, not a whole window.
+        try:
+            chunk = f.read1(min(len(view), GZIP_STEP))
+        except (OSError, EOFError, zlib.error) as exc:
+            raise _Damage(f"read error: {exc}") from None
+        view[:len(chunk)] = chunk
+        return len(chunk)
     try:
-        return f.read(n)
-    except (OSError, EOFError, zlib.error) as exc:  # gzip damage surfaces here
+        return f.readinto(view) or 0  # type: ignore[attr-defined]
+    except OSError as exc:
         raise _Damage(f"read error: {exc}") from None
 
 
@@ -187,20 +217,19 @@ class CaptureReader:
     def __init__(self, source: str | os.PathLike | BinaryIO):
         self.stream, name, gz = open_source(source)
         self.info = CaptureInfo(path=name, compressed=gz)
-        try:
-            first = _read(self.stream, WINDOW)
-        except _Damage as exc:
-            raise CaptureFormatError(f"{name}: {exc}") from None
-        if len(first) < 4:
-            raise CaptureFormatError(f"{name}: empty or too short to be a capture ({len(first)} bytes)")
-        magic = first[:4]
+        self._win = _Window(self.stream)
+        self._win.need(4)
+        if self._win.end < 4 and self._win.damage:
+            raise CaptureFormatError(f"{name}: {self._win.damage}")
+        if self._win.end < 4:
+            raise CaptureFormatError(f"{name}: empty or too short to be a capture ({self._win.end} bytes)")
+        magic = bytes(self._win.buf[:4])
         if magic in PCAP_MAGIC:
             self.info.format = "pcap"
         elif magic == PCAPNG_SHB:
             self.info.format = "pcapng"
         else:
             raise CaptureFormatError(f"{name}: not a pcap or pcapng capture (magic {magic.hex()})")
-        self._win = _Window(self.stream, first)
 
     def __enter__(self) -> "CaptureReader":
         return self
@@ -230,8 +259,8 @@ class CaptureReader:
     def _pcap(self) -> Iterator[tuple[bytes, list[Frame]]]:
         w = self._win
         if not w.need(24):
-            raise CaptureFormatError(f"{self.info.path}: pcap header truncated")
-        bo, scale = PCAP_MAGIC[w.buf[:4]]
+            raise CaptureFormatError(f"{self.info.path}: pcap header truncated ({w.end} bytes)")
+        bo, scale = PCAP_MAGIC[bytes(w.buf[:4])]
         _vmaj, _vmin, _tz, _sig, snaplen, network = struct.unpack_from(bo + "HHiIII", w.buf, 4)
         linktype = network & 0x03FFFFFF  # upper bits carry FCS length (pcap-linktype)
         self.info.interfaces.append(Interface(linktype, snaplen))
@@ -239,36 +268,36 @@ class CaptureReader:
         rec = struct.Struct(bo + "IIII").unpack_from
         while True:
             frames: list[Frame] = []
-            buf, pos, end = w.buf, w.pos, len(w.buf)
             append = frames.append
+            buf, pos, end = w.buf, w.pos, w.end
+            damage = ""
             while pos + 16 <= end:
                 sec, frac, caplen, wirelen = rec(buf, pos)
+                if caplen > MAX_BLOCK:
+                    damage = f"corrupt record header (caplen {caplen})"
+                    break
                 if pos + 16 + caplen > end:
                     break
-                if caplen > MAX_BLOCK:
-                    w.pos = pos
-                    self._emit_count(frames)
-                    if frames:
-                        yield buf, frames
-                    raise _Damage(f"corrupt record (caplen {caplen})")
                 append((sec + frac * scale, linktype, pos + 16, caplen, wirelen, 0))
                 pos += 16 + caplen
             w.pos = pos
-            self._emit_count(frames)
-            if frames:
-                yield buf, frames
+            yield from self._emit(buf, frames)
+            if damage:
+                raise _Damage(damage)
             if not w.need(16):
-                if w.pos < len(w.buf):
-                    raise _Damage("capture ends inside a record header")
+                if w.pos < w.end:
+                    raise _Damage(w.damage or "capture ends inside a record header")
+                if w.damage:
+                    raise _Damage(w.damage)
                 return
             caplen = rec(w.buf, w.pos)[2]
-            if caplen > MAX_BLOCK:
-                raise _Damage(f"corrupt record (caplen {caplen})")
-            if not w.need(16 + caplen):
-                raise _Damage("capture ends inside a packet")
+            if caplen <= MAX_BLOCK and not w.need(16 + caplen):
+                raise _Damage(w.damage or "capture ends inside a packet")
 
-    def _emit_count(self, frames: list[Frame]) -> None:
-        self.info.frames += len(frames)
+    def _emit(self, buf, frames: list[Frame]) -> Iterator[tuple[bytes, list[Frame]]]:
+        if frames:
+            self.info.frames += len(frames)
+            yield buf, frames
 
     # -- pcapng ----------------------------------------------------------------------------------
     def _pcapng(self) -> Iterator[tuple[bytes, list[Frame]]]:
@@ -276,48 +305,50 @@ class CaptureReader:
         bo = "<"
         ifaces: list[Interface] = []  # interfaces of the current section
         base = 0  # index of this section's first interface in info.interfaces
-        u32 = struct.Struct("<I").unpack_from
+        first = True
         while True:
             frames: list[Frame] = []
             append = frames.append
-            buf, pos, end = w.buf, w.pos, len(w.buf)
+            buf, pos, end = w.buf, w.pos, w.end
+            damage = ""
             while pos + 12 <= end:
-                btype, blen = u32(buf, pos)[0], u32(buf, pos + 4)[0]
-                if btype == 0x0A0D0D0A:  # new section: byte order may change
-                    bom = buf[pos + 8:pos + 12]
+                btype = struct.unpack_from(bo + "I", buf, pos)[0]
+                if btype == 0x0A0D0D0A:  # a new section; its byte order may differ (palindromic type)
+                    bom = bytes(buf[pos + 8:pos + 12])
                     bo = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">" if bom == b"\x1a\x2b\x3c\x4d" else ""
                     if not bo:
-                        raise _Damage("corrupt section header (bad byte-order magic)")
-                    u32 = struct.Struct(bo + "I").unpack_from
-                    blen = u32(buf, pos + 4)[0]
-                    ifaces = []
-                    base = len(self.info.interfaces)
+                        if first:
+                            raise CaptureFormatError(f"{self.info.path}: pcapng section header has a bad byte-order magic")
+                        damage = "corrupt section header (bad byte-order magic)"
+                        break
+                    ifaces, base = [], len(self.info.interfaces)
+                first = False
+                blen = struct.unpack_from(bo + "I", buf, pos + 4)[0]
                 if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-                    if frames:
-                        w.pos = pos
-                        self._emit_count(frames)
-                        yield buf, frames
-                    raise _Damage(f"corrupt block (type 0x{btype:08x}, length {blen})")
+                    damage = f"corrupt block (type 0x{btype:08x}, length {blen})"
+                    break
                 if pos + blen > end:
                     break
-                if btype == BT_EPB:
-                    iid, hi, lo, caplen, wirelen = struct.unpack_from(bo + "IIIII", buf, pos + 8)
-                    if iid >= len(ifaces) or 28 + caplen > blen:
-                        raise _Damage(f"corrupt packet block (interface {iid}, caplen {caplen})")
+                if struct.unpack_from(bo + "I", buf, pos + blen - 4)[0] != blen:
+                    damage = f"corrupt block (type 0x{btype:08x}: trailing length differs)"
+                    break
+                if btype == BT_EPB or btype == BT_OPB:
+                    if btype == BT_EPB:
+                        iid, hi, lo, caplen, wirelen = struct.unpack_from(bo + "IIIII", buf, pos + 8)
+                    else:
+                        iid, _drops, hi, lo, caplen, wirelen = struct.unpack_from(bo + "HHIIII", buf, pos + 8)
+                    if iid >= len(ifaces) or 32 + caplen > blen:
+                        damage = f"corrupt packet block (interface {iid}, caplen {caplen})"
+                        break
                     itf = ifaces[iid]
                     append((((hi << 32) | lo) * itf.ts_unit, itf.linktype, pos + 28, caplen, wirelen, base + iid))
                 elif btype == BT_SPB:
                     if not ifaces:
-                        raise _Damage("simple packet block before any interface")
-                    wirelen = u32(buf, pos + 8)[0]
+                        damage = "simple packet block before any interface"
+                        break
+                    wirelen = struct.unpack_from(bo + "I", buf, pos + 8)[0]
                     caplen = min(wirelen, blen - 16, ifaces[0].snaplen or wirelen)
                     append((0.0, ifaces[0].linktype, pos + 12, caplen, wirelen, base))
-                elif btype == BT_OPB:
-                    iid, _drops, hi, lo, caplen, wirelen = struct.unpack_from(bo + "HHIIII", buf, pos + 8)
-                    if iid >= len(ifaces) or 28 + caplen > blen:
-                        raise _Damage(f"corrupt packet block (interface {iid}, caplen {caplen})")
-                    itf = ifaces[iid]
-                    append((((hi << 32) | lo) * itf.ts_unit, itf.linktype, pos + 28, caplen, wirelen, base + iid))
                 elif btype == BT_IDB:
                     linktype, _res, snaplen = struct.unpack_from(bo + "HHI", buf, pos + 8)
                     itf = Interface(linktype, snaplen)
@@ -325,27 +356,25 @@ class CaptureReader:
                     ifaces.append(itf)
                     self.info.interfaces.append(itf)
                 elif btype == BT_ISB:
-                    iid = u32(buf, pos + 8)[0]
-                    if iid < len(ifaces):
-                        drops = _option(buf, pos + 20, pos + blen - 4, bo, OPT_ISB_IFDROP)
-                        if drops is not None and len(drops) >= 8:
-                            ifaces[iid].drops = struct.unpack(bo + "Q", drops[:8])[0]
+                    iid = struct.unpack_from(bo + "I", buf, pos + 8)[0]
+                    drops = _option(buf, pos + 20, pos + blen - 4, bo, OPT_ISB_IFDROP)
+                    if iid < len(ifaces) and drops is not None and len(drops) >= 8:
+                        ifaces[iid].drops = struct.unpack(bo + "Q", drops[:8])[0]
                 pos += blen
             w.pos = pos
-            self._emit_count(frames)
-            if frames:
-                yield buf, frames
+            yield from self._emit(buf, frames)
+            if damage:
+                raise _Damage(damage)
             if not w.need(12):
-                if w.pos < len(w.buf):
-                    raise _Damage("capture ends inside a block header")
+                if w.pos < w.end or w.damage:
+                    raise _Damage(w.damage or "capture ends inside a block header")
                 return
-            blen = struct.unpack_from(bo + "I", w.buf, w.pos + 4)[0]
-            if w.buf[w.pos:w.pos + 4] == PCAPNG_SHB:
-                blen = struct.unpack_from("<I" if w.buf[w.pos + 8:w.pos + 12] == b"\x4d\x3c\x2b\x1a" else ">I", w.buf, w.pos + 4)[0]
-            if blen < 12 or blen > MAX_BLOCK:
-                raise _Damage(f"corrupt block (length {blen})")
-            if not w.need(blen):
-                raise _Damage("capture ends inside a block")
+            head = bytes(w.buf[w.pos:w.pos + 12])
+            if head[:4] == PCAPNG_SHB:
+                bo = "<" if head[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+            blen = struct.unpack_from(bo + "I", head, 4)[0]
+            if 12 <= blen <= MAX_BLOCK and not w.need(blen):
+                raise _Damage(w.damage or "capture ends inside a block")
 
 
 def _iter_options(buf: bytes, pos: int, end: int, bo: str) -> Iterator[tuple[int, bytes]]:

@@ -20,6 +20,8 @@ FORMATS = ("table", "json", "csv", "markdown")
 TABLE_COLUMNS = {
     "flows": ("client_ip", "client_port", "server_ip", "server_port", "verdict", "evidence", "tls_version", "identity", "reason"),
     "pairs": ("client_ip", "server_ip", "flows", "tls", "plaintext", "unknown", "tls_versions", "status"),
+    "edges": ("src", "dst", "src_ns", "dst_ns", "client", "server", "mtls", "secured", "status", "flows", "tls",
+              "plaintext", "unknown", "ports", "msg"),
 }
 MAX_CELL = 90
 

@@ -92,3 +92,45 @@ PAIR_COLUMNS: tuple[Column, ...] = (
 FLOW_NAMES = tuple(c.name for c in FLOW_COLUMNS)
 PAIR_NAMES = tuple(c.name for c in PAIR_COLUMNS)
 TIME_COLUMNS = frozenset(c.name for c in FLOW_COLUMNS + PAIR_COLUMNS if c.dtype.startswith("datetime"))
+
+# -- edges (issue 4): flows + pods -> one row per (source, destination) pod / workload / namespace ------
+# Why `status` and the `*_kind` columns are "string", not "category": CATEGORIES is keyed by column name
+# and "status" already means the pairs view's PAIR_STATUSES; kinds follow ownerReferences (open set).
+EDGE_STATUSES = ("secured", "plaintext-expected", "PLAINTEXT-UNEXPECTED", "mixed", "unverified")
+PEER_KINDS = ("pod", "node", "external", "ambiguous", "namespace")  # + owner kinds: deployment, statefulset, ...
+
+EDGE_COLUMNS: tuple[Column, ...] = (
+    Column("src", "string", "source: pod, workload (--resource deployment) or namespace; node name; IP if external/ambiguous"),
+    Column("dst", "string", "destination, named like src"),
+    Column("src_ns", "string", "source namespace ('' for node, external and ambiguous peers)"),
+    Column("dst_ns", "string", "destination namespace"),
+    Column("src_kind", "string", "pod | deployment | statefulset | daemonset | replicaset | job | namespace | node | external | ambiguous"),
+    Column("dst_kind", "string", "like src_kind"),
+    Column("client", "string", "client identity sa.ns computed from the source pod's service account (not observed: see mtls)"),
+    Column("server", "string", "server identities observed in the SNI, shortened to sa.ns (other SNIs in full), comma-joined"),
+    Column("expected_server", "string", "identity the destination pod must present (sa.ns), from its spec"),
+    Column("identity_mismatch", "boolean", "an observed SNI is not the destination's expected identity (stale SNI to a reused IP, app TLS)"),
+    Column("mtls", "category", "proven (TLS 1.2 client Certificate seen) | inferred (TLS 1.3: client cert encrypted) | none | unknown"),
+    Column("secured", "boolean", "status is secured (linkerd viz edges' SECURED)"),
+    Column("status", "string", "secured | plaintext-expected | PLAINTEXT-UNEXPECTED | mixed | unverified"),
+    Column("msg", "string", "why, in Linkerd's reason words where one fits (no_tls_from_remote, port_skipped, ...) with the ports"),
+    Column("flows", "Int64", "TCP flows between the two ends (closed connections count)"),
+    Column("tls", "Int64", "flows with verdict tls"),
+    Column("plaintext", "Int64", "flows with verdict plaintext"),
+    Column("unknown", "Int64", "flows with verdict unknown"),
+    Column("unexpected", "Int64", "plaintext flows the mesh should have encrypted"),
+    Column("unverified", "Int64", "flows proving neither mesh mTLS nor expected plaintext (no evidence, wrong SNI, ambiguous IP)"),
+    Column("bytes", "Int64", "TCP payload bytes both ways"),
+    Column("bytes_plaintext", "Int64", "payload bytes of plaintext flows"),
+    Column("tls_versions", "string", "negotiated TLS versions seen, comma-joined"),
+    Column("evidence", "string", "evidence kinds behind the verdicts, comma-joined"),
+    Column("ports", "string", "destination (server) ports, comma-joined"),
+    Column("first_ts", "datetime64[ns, UTC]", "first packet of any flow"),
+    Column("last_ts", "datetime64[ns, UTC]", "last packet of any flow"),
+    Column("src_ips", "string", "source addresses, comma-joined"),
+    Column("dst_ips", "string", "destination addresses, comma-joined"),
+    Column("src_meshed", "boolean", "every source pod is meshed (NA: mixed, ambiguous or unknown)"),
+    Column("dst_meshed", "boolean", "every destination pod is meshed (NA: mixed, ambiguous or unknown)"),
+    Column("notes", "string", "attribution notes: ambiguous or reused IPs, pod list without specs"),
+)
+EDGE_NAMES = tuple(c.name for c in EDGE_COLUMNS)

@@ -13,7 +13,7 @@ flow, report or CLI layers (``tests/test_layering.py`` checks this).
 
 from analyzer.errors import TLSParseError
 from analyzer.tls.constants import alert_name, cipher_name, group_name, is_grease, version_name
-from analyzer.tls.detect import RecordRun, find_client_hello, find_record_run, is_record_header
+from analyzer.tls.detect import RecordRun, find_client_hello, find_record_run, find_server_hello, is_record_header
 from analyzer.tls.events import (
     NEED_DATA,
     Alert,
@@ -34,6 +34,6 @@ __all__ = [
     "NEED_DATA", "TLSParseError", "TLSParser",
     "Alert", "ApplicationData", "Certificate", "CertificateRequest", "ChangeCipherSpec",
     "ClientHello", "EncryptedHandshake", "Event", "HandshakeMessage", "Heartbeat", "ServerHello",
-    "RecordRun", "find_client_hello", "find_record_run", "is_record_header",
+    "RecordRun", "find_client_hello", "find_record_run", "find_server_hello", "is_record_header",
     "alert_name", "cipher_name", "group_name", "is_grease", "version_name",
 ]

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from analyzer.tls.constants import HANDSHAKE, MAX_RECORD_LEN, RECORD_HEADER_LEN
 from analyzer.tls.records import is_record_header
 
-__all__ = ["RecordRun", "find_client_hello", "find_record_run", "is_record_header"]
+__all__ = ["RecordRun", "find_client_hello", "find_record_run", "find_server_hello", "is_record_header"]
 
 # Type 20..24, version 3.0..3.4 (RFC 8446 5.1). A lookahead, so overlapping candidates are all seen.
 _RECORD_START = re.compile(rb"(?=[\x14-\x18]\x03[\x00-\x04])")
 # Handshake record, then handshake type 1 with a u24 length < 64 KiB, then client_version 3.x
 # (RFC 8446 4.1.2) -- the same bytes the Linkerd proxy peeks at (linkerd/tls/src/server/client_hello.rs).
 _CLIENT_HELLO = re.compile(rb"(?=\x16\x03[\x00-\x04]..\x01\x00..\x03[\x00-\x04])", re.DOTALL)
+_SERVER_HELLO = re.compile(rb"(?=\x16\x03[\x00-\x04]..\x02\x00..\x03[\x00-\x04])", re.DOTALL)
 _MIN_CLIENT_HELLO_BODY = 41  # version, random, empty session_id, one suite, one compression method
 
 
@@ -38,6 +39,8 @@ class RecordRun:
     count: int  # complete headers in the chain (the last record's body may be cut)
     content_types: tuple[int, ...]
     versions: tuple[int, ...]
+    complete: int  # records whose body is wholly inside the data
+    exact: bool  # the last record ends exactly at the end of the data
 
 
 def _plausible_tail(data, off: int) -> bool:
@@ -52,7 +55,7 @@ def _plausible_tail(data, off: int) -> bool:
     return len(tail) < 4 or tail[3] <= MAX_RECORD_LEN >> 8
 
 
-def _walk(data, off: int, dead: set) -> tuple[list[int], list[int]] | None:
+def _walk(data, off: int, dead: set) -> tuple[list[int], list[int], int] | None:
     """Follow record lengths from ``off`` to the end; None if a header in the chain is invalid.
 
     Chains are deterministic, so every offset of a broken chain is added to ``dead`` and later walks
@@ -71,7 +74,7 @@ def _walk(data, off: int, dead: set) -> tuple[list[int], list[int]] | None:
     if off < end and not _plausible_tail(data, off):
         dead.update(visited)
         return None
-    return types, versions
+    return types, versions, off - end  # <0: a cut header follows; 0: exact; >0: the last body is cut
 
 
 def find_record_run(data, min_records: int = 2, max_scan: int = 4096) -> RecordRun | None:
@@ -88,7 +91,8 @@ def find_record_run(data, min_records: int = 2, max_scan: int = 4096) -> RecordR
             break
         chain = _walk(data, off, dead)
         if chain is not None and len(chain[0]) >= min_records:
-            return RecordRun(off, len(chain[0]), tuple(chain[0]), tuple(chain[1]))
+            n = len(chain[0])
+            return RecordRun(off, n, tuple(chain[0]), tuple(chain[1]), n - (chain[2] > 0), chain[2] == 0)
     return None
 
 
@@ -104,5 +108,17 @@ def find_client_hello(data, start: int = 0) -> int | None:
         body_len = int.from_bytes(data[off + 6:off + 9], "big")
         if (data[off] == HANDSHAKE and 6 <= record_len <= MAX_RECORD_LEN
                 and body_len >= _MIN_CLIENT_HELLO_BODY):
+            return off
+    return None
+
+
+def find_server_hello(data, start: int = 0) -> int | None:
+    """Offset of the first handshake record at or after ``start`` that opens a ServerHello, or None.
+
+    The server-side twin of ``find_client_hello``, for the reply after a STARTTLS prefix.
+    """
+    for match in _SERVER_HELLO.finditer(data, start):
+        off = match.start()
+        if 6 <= ((data[off + 3] << 8) | data[off + 4]) <= MAX_RECORD_LEN:
             return off
     return None

@@ -11,29 +11,16 @@ extensions the analyzer does not report (they are listed by type only).
 
 from __future__ import annotations
 
+import re
+
 from analyzer.errors import TLSParseError
-from analyzer.tls.constants import (
-    CERTIFICATE,
-    CERTIFICATE_REQUEST,
-    CLIENT_HELLO,
-    EXT_ALPN,
-    EXT_KEY_SHARE,
-    EXT_SERVER_NAME,
-    EXT_SUPPORTED_GROUPS,
-    EXT_SUPPORTED_VERSIONS,
-    HANDSHAKE_HEADER_LEN,
-    HELLO_RETRY_REQUEST_RANDOM,
-    SERVER_HELLO,
-    SERVER_NAME_HOST_NAME,
-)
+from analyzer.tls.constants import (CERTIFICATE, CERTIFICATE_REQUEST, CLIENT_HELLO, EXT_ALPN, EXT_KEY_SHARE,
+                                    EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_SUPPORTED_VERSIONS,
+                                    HANDSHAKE_HEADER_LEN, HELLO_RETRY_REQUEST_RANDOM, SERVER_HELLO,
+                                    SERVER_NAME_HOST_NAME)
 from analyzer.tls.cursor import Cursor
-from analyzer.tls.events import (
-    Certificate,
-    CertificateRequest,
-    ClientHello,
-    HandshakeMessage,
-    ServerHello,
-)
+from analyzer.tls.events import (Certificate, CertificateRequest, ClientHello, Event, HandshakeMessage,
+                                 ServerHello)
 
 MAX_SESSION_ID_LEN = 32  # opaque legacy_session_id<0..32> (RFC 8446 4.1.2)
 SSLV2_VERSION = 0x0002
@@ -56,7 +43,7 @@ class HandshakeBuffer:
 
     @property
     def buffered(self) -> int:
-        """Bytes of an unfinished message; non-zero means another record type must not follow yet."""
+        """Bytes of an unfinished message; while non-zero a ChangeCipherSpec is a protocol error."""
         return len(self._data)
 
     def feed(self, fragment: bytes, record_version: int) -> None:
@@ -76,7 +63,9 @@ class HandshakeBuffer:
             return None
         length = int.from_bytes(self._data[1:4], "big")
         if length > self.max_message:
-            raise TLSParseError(f"handshake message exceeds {self.max_message // 1024} KiB")
+            limit = self.max_message
+            raise TLSParseError("handshake message exceeds "
+                                + (f"{limit // 1024} KiB" if limit % 1024 == 0 else f"{limit} bytes"))
         end = HANDSHAKE_HEADER_LEN + length
         if len(self._data) < end:
             return None
@@ -87,7 +76,7 @@ class HandshakeBuffer:
         return message
 
 
-def parse_message(msg_type: int, body: bytes, record_version: int = 0):
+def parse_message(msg_type: int, body: bytes, record_version: int = 0) -> Event:
     """The event for one complete plaintext handshake message."""
     if msg_type == CLIENT_HELLO:
         return parse_client_hello(body, record_version)
@@ -100,9 +89,14 @@ def parse_message(msg_type: int, body: bytes, record_version: int = 0):
     return HandshakeMessage(msg_type, len(body))
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def decode_name(raw: bytes) -> str:
-    """SNI and ALPN are ASCII on the wire, but a peer may send anything: never raise (ja4 non-ASCII ALPN)."""
-    return raw.decode("ascii", "backslashreplace")
+    """SNI and ALPN are ASCII on the wire, but a peer may send anything: never raise (ja4 non-ASCII
+    ALPN).  Control characters are escaped too, so a name can go into a CSV cell or a terminal as is."""
+    text = raw.decode("ascii", "backslashreplace")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text) if _CONTROL.search(text) else text
 
 
 def _extensions(c: Cursor, what: str) -> list[tuple[int, bytes]]:
@@ -110,6 +104,8 @@ def _extensions(c: Cursor, what: str) -> list[tuple[int, bytes]]:
     (RFC 5246 7.4.1.2), duplicates are not (RFC 8446 4.2)."""
     if c.at_end:
         return []
+    # A peer that frames the hello well but breaks an extension would get decode_error from any real
+    # stack (RFC 8446 6.2), so the whole hello is rejected rather than half-reported.
     exts = c.sub(2, f"{what} extensions")
     c.expect_end()
     out, seen = [], set()
@@ -123,6 +119,7 @@ def _extensions(c: Cursor, what: str) -> list[tuple[int, bytes]]:
 
 
 def _session_id(c: Cursor, what: str) -> bytes:
+    # 32 random bytes from rustls (middlebox compat, RFC 8446 D.4) -- not a sign of resumption.
     session_id = c.vector(1)
     if len(session_id) > MAX_SESSION_ID_LEN:
         raise TLSParseError(f"{what}: session_id of {len(session_id)} bytes (max 32)")
@@ -184,6 +181,8 @@ def parse_client_hello(body: bytes, record_version: int = 0) -> ClientHello:
     session_id = _session_id(c, "ClientHello")
     cipher_suites = c.u16_list(2, min_len=2)  # CipherSuite cipher_suites<2..2^16-2>
     compression_methods = c.vector(1, min_len=1)  # opaque legacy_compression_methods<1..2^8-1>
+    # Only what verdicts and reports use is decoded; every other extension is kept by type, in order
+    # (enough for a JA4-style fingerprint later), including GREASE types (RFC 8701).
     sni, alpn, versions, groups, share_groups = None, (), (), (), ()
     exts = _extensions(c, "ClientHello")
     for ext_type, data in exts:
@@ -195,7 +194,7 @@ def parse_client_hello(body: bytes, record_version: int = 0) -> ClientHello:
             versions = _u16_list_ext(data, 1, "supported_versions extension")
         elif ext_type == EXT_SUPPORTED_GROUPS:  # NamedGroup named_group_list<2..2^16-1> (4.2.7)
             groups = _u16_list_ext(data, 2, "supported_groups extension")
-        elif ext_type == EXT_KEY_SHARE:
+        elif ext_type == EXT_KEY_SHARE:  # X25519MLKEM768 here is what makes Linkerd's hello > 1.2 KB
             share_groups = _client_key_share_groups(data)
     return ClientHello(
         legacy_version=legacy_version, random=random, session_id=session_id,
@@ -210,9 +209,14 @@ def parse_server_hello(body: bytes, record_version: int = 0) -> ServerHello:
     c = Cursor(body, "ServerHello")
     legacy_version = c.u16()
     random = c.bytes(32)
-    session_id = _session_id(c, "ServerHello")
-    cipher_suite = c.u16()
-    compression_method = c.u8()
+    if legacy_version >> 8 == 0x7F and (legacy_version & 0xFF) < 22:
+        # TLS 1.3 drafts before -22 put the version here and had neither session_id nor compression
+        # (draft-ietf-tls-tls13-21 4.1.3); middlebox compatibility brought both back in draft 22.
+        session_id, cipher_suite, compression_method = b"", c.u16(), 0
+    else:
+        session_id = _session_id(c, "ServerHello")
+        cipher_suite = c.u16()
+        compression_method = c.u8()
     # RFC 8446 4.1.3: an HRR is a ServerHello whose random is this fixed value.
     is_hrr = random == HELLO_RETRY_REQUEST_RANDOM
     version = alpn = group = None

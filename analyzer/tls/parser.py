@@ -22,36 +22,15 @@ from __future__ import annotations
 from collections import deque
 
 from analyzer.errors import TLSParseError
-from analyzer.tls.constants import (
-    ALERT,
-    APPLICATION_DATA,
-    CHANGE_CIPHER_SPEC,
-    CLIENT_HELLO,
-    HANDSHAKE,
-    HANDSHAKE_HEADER_LEN,
-    HEARTBEAT,
-    RECORD_HEADER_LEN,
-    SERVER_HELLO,
-)
-from analyzer.tls.events import (
-    NEED_DATA,
-    Alert,
-    ApplicationData,
-    ChangeCipherSpec,
-    ClientHello,
-    EncryptedHandshake,
-    Heartbeat,
-    ServerHello,
-)
-from analyzer.tls.handshake import (
-    HandshakeBuffer,
-    parse_message,
-    parse_sslv2_client_hello,
-)
-from analyzer.tls.records import RecordBuffer, parse_record_header, sslv2_hello_length
+from analyzer.tls.constants import (ALERT, APPLICATION_DATA, CHANGE_CIPHER_SPEC, CLIENT_HELLO, HANDSHAKE,
+                                    HANDSHAKE_HEADER_LEN, HEARTBEAT, RECORD_HEADER_LEN, SERVER_HELLO)
+from analyzer.tls.events import (NEED_DATA, Alert, ApplicationData, ChangeCipherSpec, ClientHello,
+                                 EncryptedHandshake, Event, Heartbeat, ServerHello)
+from analyzer.tls.handshake import HandshakeBuffer, parse_message, parse_sslv2_client_hello
+from analyzer.tls.records import SSLV2_HEADER_LEN, RecordBuffer, parse_record_header, sslv2_hello_length
 
 TLS13 = 0x0304
-MIN_HELLO_BODY = 38  # version 2 + random 32 + three empty vectors: no real hello is shorter
+MIN_HELLO_BODY = 38  # a ServerHello with empty session_id and no extensions; a ClientHello is longer
 _SKIPPED = {  # events for records whose body is counted, not read
     APPLICATION_DATA: ApplicationData,
     HANDSHAKE: EncryptedHandshake,
@@ -65,8 +44,8 @@ class TLSParser:
 
     Attributes: ``records`` (complete records seen), ``encrypted`` (this direction sent
     ChangeCipherSpec), ``first_record_version`` (None until a header was read; 0x0002 for SSLv2),
-    ``consumed`` (input bytes framed into records, including skipped bodies) and ``buffered`` (bytes
-    held until more arrive: unconsumed input plus an unfinished handshake message).
+    ``consumed`` (input bytes framed into records, including skipped bodies), ``buffered`` (bytes
+    held until more arrive: unconsumed input plus an unfinished handshake message) and ``partial``.
     """
 
     def __init__(self, max_buffer: int = 64 * 1024) -> None:
@@ -89,6 +68,12 @@ class TLSParser:
         return len(self._input) + self._handshake.buffered
 
     @property
+    def partial(self) -> bool:
+        """True when the input so far ends inside a record or a handshake message. Unlike ``buffered``
+        this includes a skipped body cut short (e.g. application data at the end of a capture)."""
+        return bool(self._skip_type or self.buffered)
+
+    @property
     def consumed(self) -> int:
         return self._input.consumed
 
@@ -98,7 +83,7 @@ class TLSParser:
         if self._error is None:
             self._input.feed(data)
 
-    def next_event(self):
+    def next_event(self) -> Event | type[NEED_DATA]:
         """Return the next event or ``NEED_DATA``, or raise ``TLSParseError``.
 
         Anything else (another exception, another return type) is a bug: the property tests feed random
@@ -121,8 +106,13 @@ class TLSParser:
         return self._events.popleft()
 
     def _step(self) -> bool:
-        """Consume one record header, record or skipped chunk; False when more input is needed."""
+        """Consume one record header, record or skipped chunk; False when more input is needed.
+
+        Only ever looks at whole headers and whole (wanted) bodies, so how the input was chunked cannot
+        change the outcome -- the split-invariance property test holds it to that.
+        """
         if self._skip_type:
+            # Rule 2: drop what has arrived of a skipped body; the event comes when the record ends.
             self._skip_left -= self._input.skip(self._skip_left)
             if self._skip_left:
                 return False
@@ -134,7 +124,7 @@ class TLSParser:
         header = self._input.peek(RECORD_HEADER_LEN)
         if header is None:
             return False
-        if header[0] & 0x80 and self._input.consumed == 0:
+        if header[0] & 0x80 and self._input.consumed == 0:  # no TLS content type has the high bit
             return self._step_sslv2(header)
         ctype, version, length = parse_record_header(header)
         if self.first_record_version is None:
@@ -143,12 +133,12 @@ class TLSParser:
         wants_body = self._wants_body(ctype, length)
         if wants_body is None:
             return False
-        if not wants_body:
+        if not wants_body:  # count it without holding it, however large it is
             self._input.skip(RECORD_HEADER_LEN)
             self._skip_type, self._skip_length, self._skip_left = ctype, length, length
             return True
         record = self._input.take(RECORD_HEADER_LEN + length)
-        if record is None:
+        if record is None:  # at most 2^14 + 2048 bytes wait here
             return False
         self.records += 1
         body = record[RECORD_HEADER_LEN:]
@@ -179,7 +169,9 @@ class TLSParser:
             return length == 2 and not self.encrypted
         if ctype != HANDSHAKE:
             return False
-        if not self.encrypted:
+        if not self.encrypted or self._handshake.buffered:
+            # Plaintext, or the rest of a retried hello: a message that began in plaintext continues in
+            # the next handshake record (RFC 8446 5.1), and CCS cannot have cut it (see _step).
             return True
         if self._retry_hello is None:
             return False
@@ -194,7 +186,8 @@ class TLSParser:
         declared = int.from_bytes(peek[6:9], "big")
         return peek[5] == self._retry_hello and MIN_HELLO_BODY <= declared <= self._handshake.max_message
 
-    def _on_handshake(self, msg_type: int, body: bytes, record_version: int):
+    def _on_handshake(self, msg_type: int, body: bytes, record_version: int) -> Event:
+        """Decode one message and track whether a plaintext hello may still follow our CCS (Rule 3)."""
         event = parse_message(msg_type, body, record_version)
         if isinstance(event, ClientHello):
             # Only a first ClientHello offering TLS 1.3 can be retried after an HRR.
@@ -208,11 +201,11 @@ class TLSParser:
         """Rule 1's exception: an SSLv2-format ClientHello as the very first record (RFC 5246 E.2)."""
         length = sslv2_hello_length(header)
         if length is None:
-            parse_record_header(header)  # raises with the usual "not a TLS record" message
-        record = self._input.take(2 + length)
+            parse_record_header(header)  # type >= 0x80 never is valid: raises "not a TLS record: ..."
+        record = self._input.take(SSLV2_HEADER_LEN + length)
         if record is None:
             return False
         self.records += 1
         self.first_record_version = 0x0002
-        self._events.append(parse_sslv2_client_hello(record[2:]))
+        self._events.append(parse_sslv2_client_hello(record[SSLV2_HEADER_LEN:]))
         return True

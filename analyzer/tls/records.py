@@ -10,14 +10,8 @@ accumulates.
 from __future__ import annotations
 
 from analyzer.errors import TLSParseError
-from analyzer.tls.constants import (
-    CHANGE_CIPHER_SPEC,
-    HEARTBEAT,
-    MAX_RECORD_LEN,
-    MAX_RECORD_VERSION,
-    MIN_RECORD_VERSION,
-    RECORD_HEADER_LEN,
-)
+from analyzer.tls.constants import (CHANGE_CIPHER_SPEC, HEARTBEAT, MAX_RECORD_LEN, MAX_RECORD_VERSION,
+                                    MIN_RECORD_VERSION, RECORD_HEADER_LEN)
 
 SSLV2_HEADER_LEN = 2  # 2-byte form, high bit set, no padding (RFC 6101 E.1 / SSLv2 spec 1.2)
 SSLV2_MSG_CLIENT_HELLO = 1
@@ -28,8 +22,9 @@ SSLV2_HELLO_VERSIONS = frozenset((0x0002, 0x0300, 0x0301, 0x0302, 0x0303))
 def is_record_header(buf, off: int = 0) -> bool:
     """True if ``buf[off:off+5]`` is a plausible TLSPlaintext/TLSCiphertext header.
 
-    Type 20..24, version 0x0300..0x0304, length 1..2^14+2048 (RFC 5246 6.2.3). A zero length is legal
-    for application data but never sent by real stacks and would make random zeros look like TLS.
+    Type 20..24, version 0x0300..0x0304, length 1..2^14+2048 (RFC 5246 6.2.3). Zero is excluded: only
+    plaintext application data may be empty (RFC 8446 5.1), nobody sends that, and encrypted records
+    always carry a MAC or tag -- while allowing it would let runs of zero bytes pass for TLS.
     """
     if len(buf) < off + RECORD_HEADER_LEN:
         return False

@@ -1,0 +1,323 @@
+"""Flows + pods -> edges: one row per (source, destination) pod, workload or namespace, with one status.
+
+Role: the audit answer.  Like ``linkerd viz edges``, but proven from packets: every flow counts (closed
+ones too), out-of-mesh peers are shown, and a pair mixing TLS and plaintext is never hidden.
+
+Rules:
+  1. Each flow is judged alone first (:func:`classify_flow`): its verdict and SNI, both ends as the pod
+     list saw them *at the flow's time*, and the server port.  An edge's status is derived from its
+     flows' statuses only (:func:`edge_status`), so rolling pods up to deployments or namespaces never
+     changes what a flow was.
+  2. Any plaintext flow the mesh should have encrypted makes the edge ``PLAINTEXT-UNEXPECTED``; otherwise
+     one status for all flows is the edge's, and different ones make it ``mixed``.
+  3. ``secured`` needs TLS with the destination's identity in the SNI, or (SNI not captured: mid-stream,
+     short snaplen) TLS records between two meshed pods.  TLS with another SNI, an ambiguous IP or no
+     evidence is ``unverified``: encrypted perhaps, but not proven to be the mesh's mTLS.
+  4. MSG uses Linkerd's reason words where one fits (``no_tls_from_remote``, ``port_skipped``,
+     ``loopback``, ``passthru``, ``not_provided_by_service_discovery``) and plain words otherwise.
+  5. Standard library only; rows are dicts keyed by ``schema.EDGE_NAMES``.  Nothing here reads files.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from ..kube.pods import (
+    SKIP_INBOUND_ANNOTATION,
+    SKIP_OUTBOUND_ANNOTATION,
+    Peer,
+    PodIndex,
+    port_in,
+    short_identity,
+)
+from .schema import EDGE_STATUSES
+
+SECURED, EXPECTED, UNEXPECTED, MIXED, UNVERIFIED = EDGE_STATUSES
+RESOURCES = ("pod", "deployment", "namespace")
+GATES = ("unexpected-plaintext", "plaintext", "unverified")
+PROXY_PORTS = {4190: "tap", 4191: "admin"}  # linkerd-init always skips them inbound (reference: Ports)
+IDENTITY_MARK = ".serviceaccount.identity."
+SEVERITY = {UNEXPECTED: 0, UNVERIFIED: 1, EXPECTED: 2, SECURED: 3}
+MAX_DETAILS = 2  # distinct details kept per MSG word
+
+
+@dataclass(frozen=True, slots=True)
+class FlowStatus:
+    """One flow's place in the audit: a status of ``EDGE_STATUSES`` (never ``mixed``) and why."""
+
+    status: str
+    word: str = ""  # Linkerd reason word or plain word; "" for a plain secured flow
+    detail: str = ""
+    mismatch: bool = False  # an SNI that is not the destination's expected identity
+
+
+# -- one flow ------------------------------------------------------------------------------------------
+def classify_flow(flow: dict, src: Peer, dst: Peer) -> FlowStatus:
+    """Status of one flow row (``schema.FLOW_COLUMNS``) between two resolved peers."""
+    verdict = flow["verdict"]
+    if verdict == "unknown":
+        return FlowStatus(UNVERIFIED, "no_evidence", _first_clause(flow["reason"]))
+    if verdict == "tls":
+        return _tls_status(flow, src, dst)
+    return _plaintext_status(flow, src, dst)
+
+
+def _tls_status(flow: dict, src: Peer, dst: Peer) -> FlowStatus:
+    sni = flow["sni"] or ""
+    dst_pod = dst.pod if dst.kind == "pod" else None
+    expected = dst_pod.identity if dst_pod is not None and dst_pod.meshed else ""
+    if sni and expected:
+        if sni == expected:
+            return FlowStatus(SECURED)
+        if IDENTITY_MARK in sni:
+            return FlowStatus(UNVERIFIED, "sni_mismatch",
+                              f"SNI {short_identity(sni)} is not {dst_pod.ref}'s identity {short_identity(expected)} "  # type: ignore[union-attr]
+                              "(stale SNI to a reused pod IP? linkerd/linkerd2#6147)", True)
+        return FlowStatus(UNVERIFIED, "passthru", f"SNI {sni}: the application's own TLS, not mesh mTLS", True)
+    if "ambiguous" in (src.kind, dst.kind):
+        return _ambiguous(src, dst)
+    if sni:
+        if dst_pod is not None and dst_pod.meshed is None:
+            if IDENTITY_MARK in sni:
+                return FlowStatus(SECURED, "identity_not_checked", "the pod list has no pod specs (-o wide)")
+            return FlowStatus(UNVERIFIED, "mesh_unknown", f"SNI {sni}; the pod list (-o wide) does not say who is meshed")
+        if IDENTITY_MARK in sni:
+            return FlowStatus(UNVERIFIED, "sni_mismatch", f"mesh identity {short_identity(sni)} sent to {_describe(dst)}, "
+                              "which is not meshed (stale SNI to a reused pod IP? linkerd/linkerd2#6147)", True)
+        return FlowStatus(UNVERIFIED, "app_tls", f"TLS outside the mesh (SNI {sni})")
+    # No SNI on the wire.  A captured ClientHello without SNI is not Linkerd (its proxy always names the
+    # server); without a ClientHello (mid-stream, snaplen) the identity is simply not visible.
+    # ("ClientHello not captured" is how classify.py words a ServerHello-only handshake.)
+    hello_seen = flow["evidence"] == "handshake" and "ClientHello not captured" not in flow["reason"]
+    if hello_seen:
+        word = "passthru" if dst.meshed else "app_tls"
+        return FlowStatus(UNVERIFIED, word, "ClientHello without SNI: not Linkerd mTLS")
+    if src.meshed is True and dst.meshed is True:
+        return FlowStatus(SECURED, "identity_not_seen", f"TLS {flow['evidence']} between meshed pods, SNI not captured")
+    return FlowStatus(UNVERIFIED, "app_tls", f"TLS {flow['evidence']} with {_describe(src if not src.meshed else dst)}, "
+                      "not meshed; no SNI captured")
+
+
+def _plaintext_status(flow: dict, src: Peer, dst: Peer) -> FlowStatus:
+    port = flow["server_port"]
+    if flow["localhost"]:
+        return FlowStatus(EXPECTED, "loopback", flow["localhost_reason"] or "localhost hop")
+    if src.kind == "node":
+        probe = dst.kind == "pod" and port in dst.pod.probe_ports  # type: ignore[union-attr]
+        return FlowStatus(EXPECTED, "kubelet_probe", "") if probe else FlowStatus(EXPECTED, "node_peer", "from a node IP")
+    if dst.kind == "node":
+        return FlowStatus(EXPECTED, "node_peer", "to a node IP")
+    if "ambiguous" in (src.kind, dst.kind):
+        return _ambiguous(src, dst)
+    if dst.kind == "external":
+        word = "not_provided_by_service_discovery" if src.meshed else "external"
+        return FlowStatus(EXPECTED, word, f"{dst.ip} is not in the pod list")
+    if src.kind == "external":
+        word = "no_tls_from_remote" if dst.meshed else "external"
+        return FlowStatus(EXPECTED, word, f"{src.ip} is not in the pod list")
+    sp, dp = src.pod, dst.pod
+    assert sp is not None and dp is not None
+    if sp.meshed is None or dp.meshed is None:
+        return FlowStatus(UNVERIFIED, "mesh_unknown", "the pod list (-o wide) does not say which pods are meshed")
+    if not sp.meshed and not dp.meshed:
+        return FlowStatus(EXPECTED, "not_meshed", "neither pod is meshed")
+    if not sp.meshed:
+        return FlowStatus(EXPECTED, "no_tls_from_remote", "source not meshed")
+    if not dp.meshed:
+        return FlowStatus(EXPECTED, "not_provided_by_service_discovery", "destination not meshed")
+    # Both ends meshed: plaintext is expected only where the operator opted out.
+    if port in PROXY_PORTS:
+        return FlowStatus(EXPECTED, "port_skipped", f"proxy {PROXY_PORTS[port]} port")
+    if port_in(dp.skip_inbound, port) or port_in(sp.skip_outbound, port):
+        if port_in(dp.skip_inbound_annotated, port) or port_in(sp.skip_outbound_annotated, port):
+            return FlowStatus(EXPECTED, "port_skipped",
+                              f"annotated {SKIP_INBOUND_ANNOTATION} / {SKIP_OUTBOUND_ANNOTATION}")
+        # A default skip port (linkerd-init's 4567,4568) that nobody asked for on these pods: the
+        # mesh silently carries this traffic in plaintext between two meshed pods - the auditor's case.
+        return FlowStatus(UNEXPECTED, "port_skipped", "a default skip port of linkerd-init, not annotated; both pods meshed")
+    return FlowStatus(UNEXPECTED, "no_tls_from_remote", "both pods meshed, plaintext on the wire")
+
+
+def _ambiguous(src: Peer, dst: Peer) -> FlowStatus:
+    peer = src if src.kind == "ambiguous" else dst
+    return FlowStatus(UNVERIFIED, "ambiguous_ip", peer.note)
+
+
+def _describe(peer: Peer) -> str:
+    if peer.kind == "pod":
+        return peer.pod.ref  # type: ignore[union-attr]
+    return f"{peer.kind} {peer.name or peer.ip}"
+
+
+def _first_clause(reason: str) -> str:
+    return (reason or "").split(";")[0].strip()
+
+
+# -- one edge ------------------------------------------------------------------------------------------
+def edge_status(statuses: Iterable[str]) -> str:
+    """Unexpected plaintext dominates; one status is the edge's; several different ones are ``mixed``."""
+    seen = set(statuses)
+    if UNEXPECTED in seen:
+        return UNEXPECTED
+    if len(seen) == 1:
+        return seen.pop()
+    return MIXED
+
+
+def _end(peer: Peer, resource: str) -> tuple[str, str, str]:
+    """(kind, namespace, name) of the row a peer falls into."""
+    if peer.kind == "pod":
+        return peer.pod.workload(resource)  # type: ignore[union-attr]
+    if peer.kind == "node":
+        return "node", "", peer.name
+    return peer.kind, "", peer.ip
+
+
+def _joined(values: Iterable) -> str:
+    return ",".join(str(v) for v in sorted({v for v in values if v not in ("", None)}, key=_sort_key))
+
+
+def _sort_key(v):
+    return (0, v, "") if isinstance(v, int) else (1, 0, str(v))
+
+
+def _all_same(values: list) -> bool | None:
+    states = set(values)
+    return states.pop() if len(states) == 1 else None
+
+
+def _msg(items: list[tuple[dict, Peer, Peer, FlowStatus]]) -> str:
+    words: dict[str, tuple[int, set, list]] = {}
+    for flow, _, _, fs in items:
+        if not fs.word:
+            continue
+        sev, ports, details = words.setdefault(fs.word, (SEVERITY[fs.status], set(), []))
+        words[fs.word] = (min(sev, SEVERITY[fs.status]), ports, details)
+        ports.add(flow["server_port"])
+        if fs.detail and fs.detail not in details and len(details) < MAX_DETAILS:
+            details.append(fs.detail)
+    parts = []
+    for word, (_, ports, details) in sorted(words.items(), key=lambda kv: (kv[1][0], kv[0])):
+        text = f"{word} :{_joined(ports)}"
+        parts.append(f"{text} ({'; '.join(details)})" if details else text)
+    return "; ".join(parts)
+
+
+def _edge_row(key, items: list[tuple[dict, Peer, Peer, FlowStatus]]) -> dict:
+    (skind, sns, sname), (dkind, dns, dname), _ = key
+    flows = [f for f, _, _, _ in items]
+    statuses = [fs.status for _, _, _, fs in items]
+    status = edge_status(statuses)
+    verdicts = Counter(f["verdict"] for f in flows)
+    secured_tls = [f for f, _, _, fs in items if fs.status == SECURED and f["verdict"] == "tls"]
+    if any(f["mtls"] == "proven" for f in secured_tls):
+        mtls = "proven"
+    elif secured_tls:
+        mtls = "inferred"  # TLS 1.3 encrypts the client Certificate: the client identity is computed, not seen
+    else:
+        mtls = "unknown" if verdicts["tls"] else "none"
+    src_pods = [s.pod for _, s, _, _ in items if s.kind == "pod"]
+    dst_pods = [d.pod for _, _, d, _ in items if d.kind == "pod"]
+    client = ""
+    if mtls in ("proven", "inferred"):
+        client = _joined(p.short_identity for _, s, _, fs in items
+                         if fs.status == SECURED and s.kind == "pod" and (p := s.pod).meshed)
+    notes = []
+    for _, s, d, _ in items:
+        for peer in (s, d):
+            if peer.note and peer.note not in notes:
+                notes.append(peer.note)
+    if any(p.source == "wide" for p in src_pods + dst_pods):
+        notes.append("pod list from -o wide: no containers, labels or times")
+    return {
+        "src": sname, "dst": dname, "src_ns": sns, "dst_ns": dns, "src_kind": skind, "dst_kind": dkind,
+        "client": client,
+        "server": _joined(short_identity(f["sni"]) for f in flows if f["verdict"] == "tls"),
+        "expected_server": _joined(p.short_identity for p in dst_pods if p.meshed),
+        "identity_mismatch": any(fs.mismatch for _, _, _, fs in items),
+        "mtls": mtls,
+        "secured": status == SECURED,
+        "status": status,
+        "msg": _msg(items),
+        "flows": len(flows),
+        "tls": verdicts["tls"],
+        "plaintext": verdicts["plaintext"],
+        "unknown": verdicts["unknown"],
+        "unexpected": statuses.count(UNEXPECTED),
+        "unverified": statuses.count(UNVERIFIED),
+        "bytes": sum(f["bytes_c2s"] + f["bytes_s2c"] for f in flows),
+        "bytes_plaintext": sum(f["bytes_c2s"] + f["bytes_s2c"] for f in flows if f["verdict"] == "plaintext"),
+        "tls_versions": _joined(f["tls_version"] for f in flows),
+        "evidence": _joined(f["evidence"] for f in flows),
+        "ports": _joined(f["server_port"] for f in flows),
+        "first_ts": min(f["first_ts"] for f in flows),
+        "last_ts": max(f["last_ts"] for f in flows),
+        "src_ips": _joined(f["client_ip"] for f in flows),
+        "dst_ips": _joined(f["server_ip"] for f in flows),
+        "src_meshed": _all_same([s.meshed for _, s, _, _ in items]),
+        "dst_meshed": _all_same([d.meshed for _, _, d, _ in items]),
+        "notes": "; ".join(notes),
+    }
+
+
+# -- all edges -----------------------------------------------------------------------------------------
+def edge_rows(flow_rows: Iterable[dict], pods: PodIndex, resource: str = "pod", by_port: bool = False) -> list[dict]:
+    """Group flows by (source, destination) at ``resource`` level (and server port with ``by_port``).
+
+    Returns
+    -------
+    list[dict]
+        One dict per edge, keys ``schema.EDGE_NAMES``; sorted by source then destination namespace/name.
+    """
+    if resource not in RESOURCES:
+        raise ValueError(f"resource must be one of {RESOURCES}, not {resource!r}")
+    groups: dict[tuple, list] = {}
+    cache: dict[tuple[str, float], Peer] = {}
+    for flow in flow_rows:
+        ts = flow["first_ts"]  # the connection's start: who held the IP when it was opened
+        ends = []
+        for ip in (flow["client_ip"], flow["server_ip"]):
+            peer = cache.get((ip, ts))
+            if peer is None:
+                peer = cache[(ip, ts)] = pods.resolve(ip, ts)
+            ends.append(peer)
+        src, dst = ends
+        status = classify_flow(flow, src, dst)
+        key = (_end(src, resource), _end(dst, resource), flow["server_port"] if by_port else None)
+        groups.setdefault(key, []).append((flow, src, dst, status))
+    rows = [_edge_row(key, items) for key, items in groups.items()]
+    rows.sort(key=lambda r: (r["src_ns"], r["src"], r["dst_ns"], r["dst"], r["ports"]))
+    return rows
+
+
+def summary(rows: Sequence[dict]) -> str:
+    """One line: edges per status and flows behind them."""
+    counts = Counter(r["status"] for r in rows)
+    per = ", ".join(f"{s} {counts[s]}" for s in EDGE_STATUSES)
+    return f"{len(rows)} edges ({per}) from {sum(r['flows'] for r in rows)} flows"
+
+
+def _label(row: dict) -> str:
+    src = f"{row['src_ns']}/{row['src']}" if row["src_ns"] else row["src"]
+    dst = f"{row['dst_ns']}/{row['dst']}" if row["dst_ns"] else row["dst"]
+    return f"{src} -> {dst} :{row['ports']}"
+
+
+GATE_TESTS = {
+    "unexpected-plaintext": lambda r: r["unexpected"] > 0,
+    "plaintext": lambda r: r["plaintext"] > 0,
+    "unverified": lambda r: r["unverified"] > 0,
+}
+
+
+def gate_failures(rows: Sequence[dict], fail_on: Iterable[str]) -> list[str]:
+    """One line per ``--fail-on`` condition that holds, naming up to three edges; [] when the gate passes."""
+    out = []
+    for gate in dict.fromkeys(fail_on):
+        hits = [r for r in rows if GATE_TESTS[gate](r)]
+        if hits:
+            shown = ", ".join(_label(r) for r in hits[:3]) + (f", ... (+{len(hits) - 3})" if len(hits) > 3 else "")
+            out.append(f"--fail-on {gate}: {len(hits)} edge{'s' if len(hits) != 1 else ''}: {shown}")
+    return out
