@@ -336,7 +336,7 @@ def _tls_row(row: dict, t: _Tls, flow: Flow, c: int, s: int, heads: tuple[bytes,
     elif t.hrr:
         parts.append("HelloRetryRequest, no final ServerHello captured")
     if prefix:
-        parts.insert(0, f"{app.split('+')[0]} cleartext ({prefix} bytes) then")
+        parts[0] = f"{app.split('+')[0]} cleartext ({prefix} bytes) then {parts[0]}"
     row["handshake"], row["handshake_detail"] = _outcome(t, flow, c, s, heads)
     if t.alerts:
         side, al = t.alerts[0]

@@ -140,6 +140,8 @@ def _add_lab() -> None:
 _add_lab()
 from .commands.compare import compare  # noqa: E402  (issue 5: commands/ keeps cli.py short)
 cli.add_command(compare)
+from .commands.show import show  # noqa: E402
+cli.add_command(show)
 
 
 def main() -> None:

@@ -69,6 +69,15 @@ def get_pods(context: str | None = None, namespace: str | None = None, all_names
     return parse_pods_json(get_pods_text(context, namespace, all_namespaces), f"kubectl get pods {scope} -o json")
 
 
+def current_namespace(context: str | None = None) -> str:
+    """The kubeconfig context's namespace, as ``kubectl`` without ``-n`` would use it; else ``default``."""
+    try:
+        out = run(["config", "view", "--minify", "-o", "jsonpath={..namespace}"], context)
+    except BackendUnavailable:
+        return "default"
+    return out.decode("utf-8", "replace").strip() or "default"
+
+
 def exec_argv(pod: str, namespace: str, container: str, command: Sequence[str], context: str | None = None) -> list[str]:
     """``kubectl exec`` argv running ``command`` in ``container`` of ``namespace/pod``, stdout streamed back."""
     return [binary(), *global_args(context), "exec", "-n", namespace, pod, "-c", container, "--", *command]
@@ -86,3 +95,74 @@ def load_pod_list(pods_file=None, use_kubectl: bool = False, context: str | None
     if use_kubectl:
         return get_pods(context, namespace, all_namespaces)
     return None
+
+
+# -- streaming a capture out of a pod ---------------------------------------------------------------------
+PCAP_MAGICS = (b"\x0a\x0d\x0d\x0a", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+STOP_GRACE_S = 30.0  # after --seconds: tshark's own duration stop, kubectl's stream drain
+
+
+def tshark_command(seconds: int, interface: str = "any", snaplen: int | None = None) -> list[str]:
+    """What runs in the debug container: capture ``seconds`` then stop, pcapng to standard output."""
+    command = ["tshark", "-i", interface, "-a", f"duration:{seconds}", "-q", "-w", "-"]
+    if snaplen:
+        command[1:1] = ["-s", str(snaplen)]
+    return command
+
+
+class RemoteCapture:
+    """One ``kubectl exec ... -- tshark -w -`` whose standard output is written to ``path`` as it arrives.
+
+    ``on_line(pod_ref, line)`` receives tshark's (and kubectl's) stderr lines, e.g. "Capturing on 'any'".
+    """
+
+    def __init__(self, argv: list[str], path, label: str, on_line=None) -> None:
+        import threading
+
+        self.label, self.path, self.lines = label, path, []
+        self.stopped = False
+        self._on_line = on_line
+        self._out = open(path, "wb")  # noqa: SIM115 - closed in wait()
+        try:
+            self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            self._out.close()
+            raise BackendUnavailable(f"{label}: kubectl exec could not run: {exc.strerror or exc}") from None
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for raw in self.proc.stderr:  # type: ignore[union-attr]
+            line = raw.decode("utf-8", "replace").rstrip()
+            self.lines.append(line)
+            if self._on_line is not None:
+                self._on_line(self.label, line)
+
+    def stop(self) -> None:
+        """Ask kubectl to stop (Ctrl-C or an overrun); what was streamed so far stays in the file."""
+        if self.proc.poll() is None:
+            self.stopped = True
+            self.proc.terminate()
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the end of the stream; raise ``BackendUnavailable`` if nothing usable came back."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=5)
+        self._out.close()
+        size = os.path.getsize(self.path)
+        with open(self.path, "rb") as f:
+            head = f.read(4)
+        failed = self.proc.returncode != 0 and not self.stopped
+        if failed or size == 0 or head not in PCAP_MAGICS:
+            said = next((line for line in reversed(self.lines) if line.strip()), "no error message")
+            raise BackendUnavailable(f"{self.label}: capture failed (kubectl exit {self.proc.returncode}, "
+                                     f"{size} bytes streamed): {said}")
+        return size

@@ -492,3 +492,59 @@ def load_pods(path: str | Path, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> Pod
 
 def iter_pods(index: PodIndex, namespace: str | None = None) -> Iterable[Pod]:
     return (p for p in index.pods if namespace is None or p.namespace == namespace)
+
+
+# kubectl's resource names and short names -> the owner kinds of :func:`_owner`.
+TARGET_KINDS = {
+    "po": "pod", "pod": "pod", "pods": "pod",
+    "deploy": "deployment", "deployment": "deployment", "deployments": "deployment",
+    "sts": "statefulset", "statefulset": "statefulset", "statefulsets": "statefulset",
+    "ds": "daemonset", "daemonset": "daemonset", "daemonsets": "daemonset",
+    "rs": "replicaset", "replicaset": "replicaset", "replicasets": "replicaset",
+    "job": "job", "jobs": "job",
+}
+
+
+def select_pods(index: PodIndex, namespace: str, target: str) -> list[Pod]:
+    """Running pods named by a kubectl-style target (``deploy/web``, ``pod/NAME``, ``NAME``), by name.
+
+    Raises :class:`~analyzer.errors.AnalyzerError` naming what exists when nothing matches.
+    """
+    kind_text, slash, name = target.partition("/")
+    if not slash:
+        kind_text, name = "pod", target
+    kind = TARGET_KINDS.get(kind_text.lower())
+    if kind is None or not name:
+        raise AnalyzerError(f"target {target!r}: expected KIND/NAME with KIND one of "
+                            "deploy, sts, ds, rs, job, pod (or a bare pod name)")
+    in_ns = [p for p in index.pods if p.namespace == namespace]
+    if kind == "pod":
+        found = [p for p in in_ns if p.name == name]
+    else:
+        found = [p for p in in_ns if p.owner_kind == kind and p.owner_name == name]
+    if not found:
+        names = sorted({f"{p.owner_kind}/{p.owner_name}" if p.owner_kind != "pod" else f"pod/{p.name}" for p in in_ns})
+        have = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "") if names else "none"
+        raise AnalyzerError(f"no pods for {kind}/{name} in namespace {namespace!r} (there: {have})")
+    running = sorted((p for p in found if p.phase == "Running" and p.ended is None), key=lambda p: p.name)
+    if not running:
+        states = ", ".join(f"{p.name} {p.phase or '?'}" for p in found)
+        raise AnalyzerError(f"no running pod for {kind}/{name} in namespace {namespace!r} ({states})")
+    return running
+
+
+def merge_pod_lists(*texts: str) -> str:
+    """Several ``kubectl get pods -o json`` outputs -> one ``List``; later lists win for the same pod (uid).
+
+    Used around a capture: pods that were deleted while it ran stay known, with their deletion time.
+    """
+    items: dict[str, dict] = {}
+    for text in texts:
+        index_doc = json.loads(text)
+        docs = [index_doc] if index_doc.get("kind") == "Pod" else index_doc.get("items") or []
+        for item in docs:
+            meta = item.get("metadata") or {}
+            key = meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}"
+            items[key] = item
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(items.values()),
+                       "metadata": {"resourceVersion": ""}}, indent=2) + "\n"

@@ -1,0 +1,151 @@
+"""``kubectl mtls``: capture in a pod's ``linkerd-debug`` sidecar from a laptop, then print the edges.
+
+A kubectl plugin: the console script ``kubectl-mtls`` on ``PATH`` makes ``kubectl mtls ...`` work.
+Nothing is installed in the pod: ``kubectl exec -c linkerd-debug -- tshark -i any -w -`` streams the
+capture back, it is saved (with the pod list beside it) under ``captures/``, and analysed here with the
+same library as ``mtls-analyzer analyze --view edges``.  A thin click layer: the work is in
+``analyzer.kube`` (pods, kubectl) and ``analyzer.report.edges``.
+
+Exit codes as ``mtls-analyzer``: 0 done; 2 bad input, kubectl missing or failing, no debug sidecar;
+3 an audit gate (``--fail-on``) holds; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .api import analyze as run_analysis
+from .cli import InputError, output_options
+from .errors import AnalyzerError, BackendUnavailable
+from .kube import kubectl
+from .kube.pods import DEBUG_ANNOTATION, DEBUG_CONTAINER, Pod, merge_pod_lists, parse_pods_json, select_pods
+from .report.edges import GATES, RESOURCES, edge_rows, gate_failures, summary
+from .report.render import render
+from .report.schema import EDGE_NAMES
+
+
+def debug_sidecar_hint(pod: Pod, container: str) -> str:
+    """How to get the debug container into ``pod`` (the proxy injector adds it at pod creation only)."""
+    annotation = f'{DEBUG_ANNOTATION}: "true"'
+    if pod.owner_kind in ("deployment", "statefulset", "daemonset"):
+        patch = '{"spec":{"template":{"metadata":{"annotations":{"' + DEBUG_ANNOTATION + '":"true"}}}}}'
+        how = (f"add the annotation {annotation} to the pod template; the pods are re-created:\n"
+               f"  kubectl -n {pod.namespace} patch {pod.owner_kind} {pod.owner_name} -p '{patch}'")
+    else:
+        how = f"re-create the pod with the annotation {annotation} (the proxy injector adds the container at creation)"
+    return f"pod {pod.ref} has no {container} container. To enable Linkerd's debug sidecar, {how}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kubectl-mtls")
+def cli() -> None:
+    """Prove from packets whether a pod's traffic is mutual TLS, from your laptop (a kubectl plugin)."""
+
+
+@cli.command()
+@click.argument("target")
+@click.option("-n", "--namespace", metavar="NS", help="Namespace of TARGET (default: the context's).")
+@click.option("--context", metavar="CTX", help="kubeconfig context.")
+@click.option("--seconds", type=click.IntRange(1, 3600), default=10, show_default=True, help="Capture duration.")
+@click.option("--all-pods", is_flag=True, help="Capture in every running pod of TARGET, not only the first.")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("captures"),
+              show_default=True, help="Where the pcapng and its .pods.json are saved.")
+@click.option("--container", default=DEBUG_CONTAINER, show_default=True, help="Container that has tshark.")
+@click.option("--interface", default="any", show_default=True, help="tshark -i inside the pod.")
+@click.option("--snaplen", type=click.IntRange(min=64), help="tshark -s: bytes kept per packet.")
+@click.option("--resource", type=click.Choice(RESOURCES), default="pod", show_default=True,
+              help="Edges per pod, per owning workload or per namespace.")
+@click.option("--fail-on", "fail_on", multiple=True, type=click.Choice(GATES),
+              help="Exit 3 (after the table) if any edge has unexpected plaintext / any plaintext / unverified flows.")
+@output_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary lines on stderr.")
+def capture(target, namespace, context, seconds, all_pods, output_dir, container, interface, snaplen, resource,
+            fail_on, fmt, output, quiet):
+    """Capture TARGET (deploy/NAME, sts/NAME, ds/NAME, pod/NAME or NAME) and print its edges.
+
+    Runs `kubectl exec POD -c linkerd-debug -- tshark -i any -w -` for --seconds, saves
+    OUTPUT_DIR/POD-TIME.pcapng and POD-TIME.pods.json (the pod list before and after the capture),
+    then prints the edges table as `mtls-analyzer analyze --view edges` does.
+    """
+    def say(text: str) -> None:
+        if not quiet:
+            click.echo(text, err=True)
+
+    try:
+        before_text = kubectl.get_pods_text(context, all_namespaces=True)
+        before = parse_pods_json(before_text, "kubectl get pods -A -o json")
+        ns = namespace or kubectl.current_namespace(context)
+        pods = select_pods(before, ns, target)
+        pods = pods if all_pods else pods[:1]
+        for pod in pods:
+            if not pod.has_container(container):
+                raise InputError(debug_sidecar_hint(pod, container))
+        output_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        runs = []
+        for pod in pods:
+            path = output_dir / f"{pod.name}-{stamp}.pcapng"
+            argv = kubectl.exec_argv(pod.name, pod.namespace, container,
+                                     kubectl.tshark_command(seconds, interface, snaplen), context)
+            say(f"{pod.ref}: capturing {seconds} s with `kubectl exec -c {container} -- tshark -i {interface}` -> {path}")
+            runs.append(kubectl.RemoteCapture(argv, path, pod.ref, None if quiet else _relay))
+        problems = []
+        try:
+            for run in runs:
+                try:
+                    run.wait(seconds + kubectl.STOP_GRACE_S)
+                except BackendUnavailable as exc:
+                    problems.append(str(exc))
+        except KeyboardInterrupt:
+            for run in runs:
+                run.stop()
+            raise
+        if problems:
+            hint = ""
+            if any(container in p and ("not found" in p or "not valid" in p) for p in problems):
+                hint = " - " + debug_sidecar_hint(pods[0], container)
+            raise InputError("; ".join(problems) + hint)
+        after_text = kubectl.get_pods_text(context, all_namespaces=True)
+        merged = merge_pod_lists(before_text, after_text)
+        paths = [run.path for run in runs]
+        for path in paths:
+            path.with_name(path.name.removesuffix(".pcapng") + ".pods.json").write_text(merged)
+            say(f"saved {path} ({path.stat().st_size} bytes) and its .pods.json")
+        index = parse_pods_json(merged, "pod lists before and after the capture")
+        report = run_analysis([str(p) for p in paths], pods=index)
+    except AnalyzerError as exc:
+        raise InputError(str(exc)) from None
+    edges = edge_rows(report.flow_rows, index, resource)
+    text = render(edges, EDGE_NAMES, fmt, "edges")
+    if output:
+        output.write_text(text)
+    else:
+        click.echo(text, nl=False)
+    say(report.summary())
+    say(summary(edges))
+    failures = gate_failures(edges, fail_on)
+    for line in failures:
+        click.echo(line, err=True)
+    if failures:
+        sys.exit(3)
+
+
+def _relay(label: str, line: str) -> None:
+    click.echo(f"{label}: {line}", err=True)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
