@@ -142,6 +142,8 @@ from .commands.compare import compare  # noqa: E402  (issue 5: commands/ keeps c
 cli.add_command(compare)
 from .commands.show import show  # noqa: E402
 cli.add_command(show)
+from .commands.capture import capture  # noqa: E402
+cli.add_command(capture)
 
 
 def main() -> None:

@@ -148,3 +148,21 @@ def cli(tmp_path):
         return subprocess.run([sys.executable, "-m", "analyzer", *map(str, args)], input=input,
                               capture_output=True, cwd=cwd or tmp_path, env=env, timeout=120)
     return run
+
+
+# --- the one live lab per machine -------------------------------------------------------------
+LAB_LOCK = "/tmp/mtlslab.lock"
+_lab_lock_fd = None
+
+
+@pytest.fixture(scope="session")
+def lab_lock():
+    """Serialise live-lab use across test processes on this machine (``lab up`` tears down any other
+    lab).  Held once per process until it exits, so fixtures that need it may ask for it freely."""
+    import fcntl
+
+    global _lab_lock_fd
+    if _lab_lock_fd is None:
+        _lab_lock_fd = open(LAB_LOCK, "w")  # noqa: SIM115 - held for the life of the process
+        fcntl.flock(_lab_lock_fd, fcntl.LOCK_EX)
+    yield

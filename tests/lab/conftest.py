@@ -24,10 +24,11 @@ def netns_unavailable() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def netns_ok() -> None:
+def netns_ok(request) -> None:
     reason = netns_unavailable()
     if reason:
         pytest.skip(reason)
+    request.getfixturevalue("lab_lock")  # one live lab per machine: wait for any other test run
     # Missing tools are install bugs, not reasons to skip: fail loudly with the install line.
     for tool, package in (("tshark", "tshark"), ("nft", "nftables")):
         assert shutil.which(tool), f"{tool} missing: apt-get install -y {package}"

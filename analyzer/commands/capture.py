@@ -1,0 +1,91 @@
+"""``mtls-analyzer capture``: capture live (dumpcap/tshark ``-i any``), classify while capturing, report."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from ..errors import AnalyzerError
+from ..report.render import FORMATS, render
+from ..report.schema import FLOW_NAMES, PAIR_NAMES
+
+VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES}
+TICK_S = 0.5
+
+
+class _InputError(click.ClickException):
+    exit_code = 2
+
+
+@click.command()
+@click.option("-i", "--interface", default="any", show_default=True, help="Interface to capture on.")
+@click.option("-f", "--bpf", metavar="FILTER", help="Capture filter (libpcap syntax), e.g. 'tcp'.")
+@click.option("--seconds", type=click.FloatRange(min=1, max=7 * 24 * 3600), help="Stop after this many seconds.")
+@click.option("--packets", type=click.IntRange(min=1), help="Stop after this many packets.")
+@click.option("--ring-mb", type=click.IntRange(min=1), help="Ring buffer: start a new file every N MB.")
+@click.option("--ring-files", type=click.IntRange(min=2), help="Ring buffer: keep at most N files (default 10).")
+@click.option("-w", "--write", "write", type=click.Path(dir_okay=False, path_type=Path),
+              help="pcapng to write (default captures/live-<UTC time>.pcapng).")
+@click.option("--follow", is_flag=True, help="One tap-style line per flow as soon as its verdict is known.")
+@click.option("--engine", type=click.Choice(("native", "tshark")), default="native", show_default=True,
+              help="Which engine classifies while capturing (the final report is the same analyze run).")
+@click.option("--decode-as", "decode_as", multiple=True, metavar="tcp.port==P,tls", help="As for analyze.")
+@click.option("--view", type=click.Choice(tuple(VIEWS)), default="pairs", show_default=True, help="Final report view.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Final report format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write the final report to PATH.")
+@click.option("--include-localhost", is_flag=True, help="Also list localhost hops.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary lines on stderr.")
+def capture(interface, bpf, seconds, packets, ring_mb, ring_files, write, follow, engine, decode_as, view, fmt,
+            output, include_localhost, quiet):
+    """Capture live traffic (default: -i any, i.e. this pod's network namespace), classify flows while the
+    capture runs, and print the full report at the end (time, --packets, Ctrl-C or SIGTERM)."""
+    from ..api import analyze
+    from ..live import LiveCapture, default_output, install_signal_handlers, local_addresses, tap_line
+
+    out = write or default_output()
+    local = local_addresses()
+    tty = sys.stderr.isatty() and not quiet and not follow
+    last = [0.0]
+
+    def on_flow(row: dict) -> None:
+        if follow and (include_localhost or not row["localhost"]):
+            click.echo(tap_line(row, local))
+            sys.stdout.flush()
+
+    def on_tick(result) -> None:
+        if not tty or time.monotonic() - last[0] < TICK_S:
+            return
+        last[0] = time.monotonic()
+        v = Counter(r["verdict"] for r in result.flows.values() if include_localhost or not r["localhost"])
+        click.echo(f"\r\033[K{out}: {len(result.flows)} flows: tls {v['tls']}, plaintext {v['plaintext']}, "
+                   f"unknown {v['unknown']}  (Ctrl-C stops)", err=True, nl=False)
+
+    try:
+        live = LiveCapture(out, interface, bpf, seconds, packets, ring_mb, ring_files, decode_as, engine, on_flow, on_tick)
+        restore = install_signal_handlers(live)
+        try:
+            result = live.run()
+        finally:
+            restore()
+        if tty:
+            click.echo("\r\033[K", err=True, nl=False)
+        report = analyze([str(p) for p in result.files], decode_as=decode_as, include_localhost=include_localhost)
+    except AnalyzerError as exc:
+        raise _InputError(str(exc)) from None
+    rows = report.flow_rows if view == "flows" else report.pair_rows
+    text = render(rows, VIEWS[view], fmt, view)
+    if output:
+        output.write_text(text)
+    else:
+        if follow:
+            click.echo("")
+        click.echo(text, nl=False)
+    if not quiet:
+        files = ", ".join(str(p) for p in result.files)
+        click.echo(f"capture stopped by {result.stopped_by}: {files}", err=True)
+        click.echo(report.summary(), err=True)

@@ -1,0 +1,61 @@
+"""Standard input: ``tshark ... -w - | mtls-analyzer analyze -`` gives the same flows as the file."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "captures" / "demo-transparent.pcapng"
+CMD = [sys.executable, "-m", "analyzer", "analyze", "--view", "flows", "--format", "csv", "-q"]
+KEY = ("client_ip", "client_port", "server_ip", "server_port", "verdict", "evidence", "sni", "tls_version")
+
+
+def _flows(stdout: str) -> list[tuple]:
+    return sorted(tuple(r[k] for k in KEY) for r in csv.DictReader(io.StringIO(stdout)))
+
+
+def _run(args: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(CMD + args, input=stdin, capture_output=True, timeout=120, cwd=ROOT)
+
+
+def test_stdin_equals_file():
+    from_file = _run([str(DEMO)])
+    from_stdin = _run(["-"], DEMO.read_bytes())
+    assert from_file.returncode == from_stdin.returncode == 0
+    assert _flows(from_stdin.stdout.decode()) == _flows(from_file.stdout.decode())
+    assert len(_flows(from_file.stdout.decode())) > 10
+
+
+def test_gzip_on_stdin():
+    out = _run(["-"], gzip.compress(DEMO.read_bytes()))
+    assert out.returncode == 0
+    assert _flows(out.stdout.decode()) == _flows(_run([str(DEMO)]).stdout.decode())
+
+
+@pytest.mark.tshark
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+@pytest.mark.parametrize("fmt", ["pcapng", "pcap"])
+def test_tshark_pipe(fmt):
+    """The live-pipe shape: tshark writes the capture to stdout as it goes, we read it as it comes."""
+    tshark = subprocess.Popen(["tshark", "-n", "-r", str(DEMO), "-F", fmt, "-w", "-"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = subprocess.run(CMD + ["-"], stdin=tshark.stdout, capture_output=True, timeout=120, cwd=ROOT)
+    tshark.stdout.close()
+    assert tshark.wait(timeout=60) == 0
+    assert out.returncode == 0, out.stderr
+    assert _flows(out.stdout.decode()) == _flows(_run([str(DEMO)]).stdout.decode())
+
+
+def test_garbage_on_stdin_is_one_error_line():
+    out = _run(["-"], b"this is not a capture at all\n")
+    assert out.returncode == 2
+    lines = out.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and "Traceback" not in out.stderr.decode()
