@@ -143,10 +143,10 @@ def analyze(
     ``engine``: ``native`` (default) or ``tshark`` (``analyzer.engines.tshark``: same rows from Wireshark's
     dissectors; raises ``BackendUnavailable`` when tshark is missing or too old).
     """
-    if pods is not None and not hasattr(pods, "resolve"):
-        from .kube.pods import load_pods
+    if pods is not None:
+        from .kube.pods import PodIndex, load_pods
 
-        pods = load_pods(pods)
+        pods = pods if isinstance(pods, PodIndex) else load_pods(pods)
     if engine != "native":  # ``engine="tshark"``: the same rows from Wireshark's dissectors
         if engine != "tshark":
             raise AnalyzerError(f"engine must be native or tshark, not {engine!r}")

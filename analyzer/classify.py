@@ -35,12 +35,14 @@ from .tls import (
     TLSParser,
 )
 from .tls.constants import alert_name, cipher_name, version_name
-from .tls.detect import find_client_hello, find_record_run, find_server_hello
+from .tls.detect import RecordRun, find_client_hello, find_record_run, find_server_hello
 
 HEAD_KEEP = 4096  # bytes kept per direction for cleartext signatures and STARTTLS search
+HEAD_MIN = 512  # bytes kept when the direction is TLS from its first byte, or plain HTTP
 PARSE_LIMIT = 64 * 1024  # bytes fed to a direction's TLS parser at most
-APPDATA_ENOUGH = 2  # encrypted records per direction after which the handshake is settled
+APPDATA_ENOUGH = 1  # encrypted records per direction after which the handshake is settled
 MAX_EVENTS = 64  # handshake-level events kept per direction
+STRONG_RUN = 3  # whole records one way that excuse a record fragment the other way (mid-stream)
 MIN_PAYLOAD_TO_JUDGE = 8  # fewer unrecognised bytes than this are no evidence either way
 
 # Linkerd identity in SNI: <sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>
@@ -71,9 +73,15 @@ class Context:
 
 
 class FlowInspector:
-    """Per-flow payload analyzer.  ``feed(direction, data)`` returns True while it wants more bytes."""
+    """Per-flow payload analyzer.  ``feed(direction, data)`` returns True while it wants more bytes.
 
-    __slots__ = ("parsers", "events", "errors", "heads", "fed", "appdata", "records")
+    Per direction it runs a ``TLSParser`` from the first byte.  When that fails -- cleartext, or a
+    capture that joined mid-record -- it keeps the first ``HEAD_KEEP`` bytes, then looks there for a
+    chain of record headers and, if one starts at offset ``o``, follows the stream from ``o`` with a
+    second parser (``resync``), so records of any size are counted past the head.
+    """
+
+    __slots__ = ("parsers", "events", "errors", "heads", "fed", "appdata", "records", "resync")
 
     def __init__(self) -> None:
         self.parsers: list[TLSParser | None] = [TLSParser(), TLSParser()]
@@ -83,14 +91,21 @@ class FlowInspector:
         self.fed = [0, 0]
         self.appdata = [0, 0]
         self.records = [0, 0]
+        self.resync: list[tuple[int, TLSParser] | None | bool] = [None, None]  # (offset, parser); False: none
 
     def feed(self, d: int, data: bytes) -> bool:
         head = self.heads[d]
-        if len(head) < HEAD_KEEP:
-            head += data[: HEAD_KEEP - len(head)]
+        # The head is for cleartext signatures, STARTTLS and mid-stream record search: once the
+        # parser has framed a record from offset 0, the first HEAD_MIN bytes are plenty.
+        keep = HEAD_MIN if self.records[d] else HEAD_KEEP
+        rest = data
+        if len(head) < keep:
+            room = keep - len(head)
+            head += data[:room]
+            rest = data[room:]
+        self.fed[d] += len(data)
         p = self.parsers[d]
         if p is not None:
-            self.fed[d] += len(data)
             p.receive_data(data)
             events = self.events[d]
             try:
@@ -102,10 +117,42 @@ class FlowInspector:
             except TLSParseError as exc:
                 self.errors[d] = (p.consumed, str(exc))
                 self.parsers[d] = p = None
-            self.records[d] = p.records if p is not None else self.records[d]
-        if p is None:
-            return len(head) < HEAD_KEEP
-        return self.appdata[d] < APPDATA_ENOUGH and self.fed[d] < PARSE_LIMIT
+            else:
+                self.records[d] = p.records
+            if p is not None:
+                return self.appdata[d] < APPDATA_ENOUGH and self.fed[d] < PARSE_LIMIT
+        if len(head) < HEAD_KEEP:
+            # Not TLS from the first byte.  Only a protocol that can turn into TLS later (STARTTLS,
+            # CONNECT, SOCKS, binary we do not know) is worth reading on; plain HTTP and h2c are not.
+            if len(head) >= HEAD_MIN:
+                first = bytes(head[:HEAD_MIN])
+                found = protocols.identify(first, "orig") or protocols.identify(first, "resp")
+                if found and found[0] in protocols.NO_UPGRADE and not protocols.UPGRADES.search(head):
+                    return False
+            return True
+        return self._follow_records(d, bytes(head), rest)
+
+    def _follow_records(self, d: int, head: bytes, rest: bytes) -> bool:
+        """Past a full head: count records from the first chain of headers found in it."""
+        sync = self.resync[d]
+        if sync is None:
+            run = find_record_run(head, min_records=1)
+            if run is None:
+                self.resync[d] = False
+                return False
+            sync = self.resync[d] = (run.offset, TLSParser())
+            rest = head[run.offset:] + rest
+        if sync is False:
+            return False
+        parser = sync[1]
+        parser.receive_data(rest)
+        try:
+            while parser.next_event() is not NEED_DATA:
+                pass
+        except TLSParseError:
+            self.resync[d] = False
+            return False
+        return parser.records < STRONG_RUN and self.fed[d] < PARSE_LIMIT
 
     def client_hint(self) -> int | None:
         for d in (0, 1):
@@ -271,7 +318,7 @@ def _base_row(flow: Flow, ctx: Context, c: int, s: int, basis: str) -> dict:
         "fin_seen": flow.fin[0] or flow.fin[1],
         "rst_seen": flow.rst[0] or flow.rst[1],
         "midstream": flow.syn_dir is None and flow.synack_dir is None,
-        "gaps": streams[0].gaps + streams[1].gaps,
+        "gaps": streams[0].gaps + streams[1].gaps + flow.jumps,
         "truncated_packets": flow.truncated,
         "localhost": bool(localhost_reason(flow)),
         "localhost_reason": localhost_reason(flow),
@@ -399,15 +446,29 @@ def _record_verdict(flow: Flow, ctx: Context, row: dict, dirs: tuple[int, int], 
     that starts with a hello record but was cut by the snaplen is ``tls`` too; anything thinner is
     ``unknown`` -- never ``plaintext``, since those bytes are TLS framing.
     """
+    ins: FlowInspector = flow.inspector
     runs = []
     for d, head in zip(dirs, heads):
         if not head:
             continue
-        run = find_record_run(head, min_records=1)
+        p = ins.parsers[d]
+        sync = ins.resync[d]
+        if p is not None and (ins.records[d] or p.partial):
+            # The incremental parser framed everything from offset 0 (its records may run past the head).
+            run = RecordRun(0, ins.records[d] + p.partial, (), (), ins.records[d], not p.partial)
+        elif sync:
+            offset, sp = sync
+            run = RecordRun(offset, sp.records + sp.partial, (), (), sp.records, not sp.partial)
+        else:
+            run = find_record_run(head, min_records=1)
         if run is None or not (run.offset == 0 or row["midstream"]):
-            return None
+            if not (row["midstream"] and _record_fragment(head)):
+                return None
+            run = RecordRun(len(head), 0, (), (), 0, False)  # the tail of a record begun before the capture
         runs.append((d, head, run))
     complete = sum(r.complete for _, _, r in runs)
+    if any(r.offset == len(h) for _, h, r in runs) and max(r.complete for _, _, r in runs) < STRONG_RUN:
+        return None  # a fragment is only excused beside a long, unmistakable run the other way
     where = "mid-stream, " if row["midstream"] else ""
     if complete >= 2 or (complete == 1 and all(r.exact and r.offset == 0 for _, _, r in runs)):
         return {"verdict": "tls", "evidence": "records", "app_protocol": "tls",
@@ -421,6 +482,15 @@ def _record_verdict(flow: Flow, ctx: Context, row: dict, dirs: tuple[int, int], 
     n = sum(r.count for _, _, r in runs)
     return {"verdict": "unknown", "evidence": "records", "app_protocol": "",
             "reason": f"{where}{n} TLS record header(s) but too few whole records captured to be sure"}
+
+
+def _record_fragment(head: bytes) -> bool:
+    """Bytes that could be the end of a TLS record whose header came before the capture started:
+    shorter than one record, not a known cleartext protocol, and not text."""
+    if len(head) > 16384 + 256 or protocols.identify(head, "orig") or protocols.identify(head, "resp"):
+        return False
+    printable = sum(1 for b in head[:256] if 0x20 <= b < 0x7F or b in (9, 10, 13))
+    return printable < 0.75 * min(len(head), 256)
 
 
 def _non_handshake_row(row: dict, flow: Flow, ctx: Context, c: int, s: int, heads: tuple[bytes, bytes]) -> None:

@@ -15,6 +15,7 @@ import click
 from . import __version__
 from .api import analyze as run_analysis
 from .errors import AnalyzerError
+from .report.export import EXPORT_FORMATS
 from .report.render import FORMATS, render
 from .report.schema import EDGE_NAMES, FLOW_NAMES, PAIR_NAMES
 
@@ -27,13 +28,15 @@ class InputError(click.ClickException):
     exit_code = 2
 
 
-def output_options(f):
-    """Options shared by every command that prints a table."""
-    f = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-                     help="Output format.")(f)
-    f = click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-                     help="Write the table to PATH instead of standard output.")(f)
-    return f
+def output_options(f=None, *, formats=FORMATS):
+    """Options shared by every command that prints a table (``formats``: the --format choices)."""
+    def add(f):
+        f = click.option("--format", "fmt", type=click.Choice(formats), default="table", show_default=True,
+                         help="Output format (parquet needs -o and pyarrow).")(f)
+        f = click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+                         help="Write the table to PATH instead of standard output.")(f)
+        return f
+    return add(f) if f is not None else add
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,7 +71,7 @@ def pods_options(f):
 @click.option("--view", type=click.Choice(tuple(VIEWS)), default="pairs", show_default=True,
               help="flows: one row per TCP flow; pairs: one row per host pair; edges: one row per pod "
                    "(or --resource) pair with a status (needs --pods or --kubectl).")
-@output_options
+@output_options(formats=FORMATS + EXPORT_FORMATS)
 @pods_options
 @click.option("--decode-as", "decode_as", multiple=True, metavar="tcp.port==P,tls",
               help="Expect TLS on port P (tshark syntax; repeatable). A hint: payload still decides.")
@@ -102,8 +105,10 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
         click.echo("\r\033[K", err=True, nl=False)
     edges = edge_rows(report.flow_rows, pods, resource) if pods is not None else []
     rows = {"flows": report.flow_rows, "pairs": report.pair_rows, "edges": edges}[view]
-    text = render(rows, VIEWS[view], fmt, view)
-    if output:
+    text = "" if fmt in EXPORT_FORMATS else render(rows, VIEWS[view], fmt, view)
+    if fmt in EXPORT_FORMATS:  # parquet, jsonl (issue 6)
+        _export(rows, view, fmt, output)
+    elif output:
         try:
             output.write_text(text)
         except OSError as exc:
@@ -121,6 +126,17 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
         click.echo(line, err=True)
     if failures:
         sys.exit(3)
+
+
+def _export(rows, view: str, fmt: str, output) -> None:
+    from .report.export import export_view
+
+    try:
+        export_view(rows, view, fmt, output, sys.stdout)
+    except OSError as exc:
+        raise InputError(f"{output or 'standard output'}: cannot write: {exc.strerror or exc}") from None
+    except AnalyzerError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _progress(path: str, packets: int, flows: int) -> None:
@@ -144,6 +160,10 @@ from .commands.show import show  # noqa: E402
 cli.add_command(show)
 from .commands.capture import capture  # noqa: E402
 cli.add_command(capture)
+from .commands.report import report  # noqa: E402  (issue 6)
+cli.add_command(report)
+from .commands.diff import diff  # noqa: E402  (issue 6)
+cli.add_command(diff)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 import pcapgen as g
-from conftest import count_in, epoch_s, is_truncated, rows, unsupported
+from support import count_in, epoch_s, is_truncated, rows, unsupported
 
 REF_C2S = sum(len(b) for d, b in g.tls13() if d == "c")
 REF_S2C = sum(len(b) for d, b in g.tls13() if d == "s")

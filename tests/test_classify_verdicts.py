@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import pcapgen as g
-from conftest import absent, rows
+from support import absent, rows
 
 DECODE_8080 = ("tcp.port==8080,tls",)
 DECODE_9999 = ("tcp.port==9999,tls",)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import pcapgen as g
-from conftest import absent, rows
+from support import absent, rows
 
 CH_LEN = len(g.tls13(pq=True)[0][1])      # post-quantum ClientHello record, ~1.45 KB: 3 segments at MSS 500
 

@@ -41,6 +41,8 @@ def show(capture, flow_id, export, decode_as, max_packets, all_layers):
     click.echo("")
     click.echo("== evidence, native engine vs Wireshark (tshark engine)")
     click.echo(render(side_by_side(dd.native, dd.tshark), ("column", "native", "tshark", "same"), "table", "evidence"), nl=False)
+    click.echo(f"native reason: {dd.native['reason']}")
+    click.echo(f"tshark reason: {dd.tshark['reason'] if dd.tshark else '(tshark unavailable)'}")
     click.echo("")
     more = f" (first {max_packets})" if dd.truncated else ""
     click.echo(f"== packets{more}")

@@ -133,6 +133,13 @@ def _pyshark_packets(capture: str, display_filter: str, decode_as, client: tuple
                 dissections.append((int(pkt.number), "\n".join(str(layer) for layer in shown)))
     finally:
         cap.close()
+        # Let tshark's subprocess transport finish on this loop before it closes (a capture left early
+        # otherwise warns "Event loop is closed" when the transport is collected).
+        del cap
+        import gc
+
+        gc.collect()
+        loop.run_until_complete(asyncio.sleep(0.05))
         loop.close()
     return packets, dissections, truncated
 

@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -130,11 +131,12 @@ class TShark:
 def find_tshark(path: str | None = None) -> TShark:
     """Locate tshark and check its version.  ``BackendUnavailable`` says what to install.
 
-    ``$TSHARK`` or ``path`` win; then ``PATH``; then pyshark's search (config file, common install
-    directories), when pyshark is installed.
+    ``path`` or ``$TSHARK`` win; then ``PATH``; then, on Windows and macOS, pyshark's search (config file,
+    install directories), when pyshark is installed.
     """
     candidate = path or os.environ.get("TSHARK") or shutil.which("tshark")
-    if candidate is None:
+    if candidate is None and sys.platform in ("win32", "darwin"):
+        # Wireshark's installers there put tshark off PATH; pyshark knows where.  On Linux PATH is the truth.
         candidate = _pyshark_path()
     if candidate is None or not os.access(candidate, os.X_OK):
         raise BackendUnavailable(f"tshark not found (PATH={os.environ.get('PATH', '')}): {INSTALL_HINT}")
@@ -781,8 +783,6 @@ def analyze_source(source, decode_as: Iterable[str] = (), next_fid: int = 0, tsh
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         if name == "-":
-            import sys
-
             stdin = sys.stdin.buffer
             target, label = "-", "<stdin>"
         else:

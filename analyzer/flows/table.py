@@ -47,6 +47,7 @@ class Flow:
     __slots__ = (
         "fid", "addrs", "ports", "first_ts", "last_ts", "packets", "bytes", "syn_dir", "synack_dir",
         "isn", "fin", "rst", "loopback", "truncated", "streams", "wants", "inspector", "capture",
+        "nxt", "jumps",
     )
 
     def __init__(self, fid: int, src: bytes, dst: bytes, sport: int, dport: int, ts: float, inspector, capture: str):
@@ -67,6 +68,22 @@ class Flow:
         self.wants = [True, True]  # the inspector still wants bytes in this direction
         self.inspector = inspector
         self.capture = capture
+        self.nxt: list[int | None] = [None, None]  # next expected seq once payload is no longer read
+        self.jumps = 0  # forward sequence jumps after that: lost (or reordered) segments
+
+    def seq_jump(self, d: int, seq: int, wire_len: int) -> None:
+        """A segment that does not continue where the last one ended (payload no longer inspected)."""
+        nxt = self.nxt[d]
+        end = (seq + wire_len) & 0xFFFFFFFF
+        if nxt is None:
+            self.nxt[d] = end
+            return
+        ahead = (seq - nxt) & 0xFFFFFFFF
+        if ahead < 0x80000000:  # a forward jump: bytes in between were never captured (yet)
+            self.jumps += 1
+            self.nxt[d] = end
+        elif ((end - nxt) & 0xFFFFFFFF) < 0x80000000:  # overlaps the end: a partial retransmission
+            self.nxt[d] = end
 
     @property
     def closed(self) -> bool:
@@ -153,6 +170,10 @@ class FlowTable:
                     flow.truncated += 1
                 if flow.wants[d]:
                     self._deliver(flow, d, seq, buf[poff:poff + clen], wlen)
+                elif seq != flow.nxt[d]:
+                    flow.seq_jump(d, seq, wlen)
+                else:
+                    flow.nxt[d] = (seq + wlen) & 0xFFFFFFFF
         n = len(frames)
         self.packets += n
         self._since_evict += n
@@ -198,6 +219,9 @@ class FlowTable:
             flow.wants[d] = flow.inspector.feed(d, chunk)
         if stream.stopped:
             flow.wants[d] = False
+        if not flow.wants[d] and stream.base is not None:
+            # From here on only sequence numbers are followed, to count later holes cheaply.
+            flow.nxt[d] = (stream.base + stream.nxt) & 0xFFFFFFFF if not stream.stopped else None
 
     def _finish(self, flow: Flow) -> None:
         a, b = flow.addrs

@@ -44,7 +44,7 @@ FLOW_COLUMNS: tuple[Column, ...] = (
     Column("fin_seen", "boolean", "a FIN was captured"),
     Column("rst_seen", "boolean", "a RST was captured"),
     Column("midstream", "boolean", "no SYN/SYN-ACK: the capture joined an open connection"),
-    Column("gaps", "Int64", "holes in the reassembled first bytes (lost segments, snaplen cuts)"),
+    Column("gaps", "Int64", "holes: in the inspected first bytes (lost segments, snaplen cuts), then forward sequence jumps (lost or reordered segments)"),
     Column("truncated_packets", "Int64", "packets whose payload the snaplen cut"),
     Column("localhost", "boolean", "a localhost hop (127/8, ::1, loopback interface, same IP both ends); excluded by default"),
     Column("localhost_reason", "string", "why the flow counts as localhost"),

@@ -1,0 +1,435 @@
+"""Analysis -> the audit document: one JSON-ready dict shared by the HTML report, ``--json`` and ``diff``.
+
+Role: gather what an auditor must be able to check and nothing more: each capture file's size, SHA-256,
+time span, packets, interfaces, link types and drops; the tool, its engine and tshark's version; the pod
+list's hash; the policy (``--fail-on`` gates) and its result; the edges with a link down to each of their
+flows; and what could not be judged, and why.  ``report/html.py`` renders this document and only this
+document, so the page an auditor reads and the ``report.json`` a pipeline diffs cannot disagree.
+
+Rules:
+  1. Plain JSON values only (str, int, float, bool, None, list, dict); times are ISO 8601 UTC strings.
+  2. The layout is versioned: ``REPORT_SCHEMA_VERSION`` changes when a key is renamed or removed or a
+     value changes meaning; adding keys or columns keeps it.  ``json_schema()`` describes the layout and
+     ``docs/report.schema.json`` is that description, checked by a test.  Readers ignore unknown keys.
+  3. Nothing is decided here: a flow's place in its edge comes from ``edges.classify_flow``, an edge's
+     status from ``edges.edge_rows``, gate results from ``edges.GATE_TESTS``.
+  4. Standard library only.  Input files are read here (hashes, time span): a second, cheap pass over
+     each capture that does not depend on the engine that judged it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..capture.reader import CaptureReader
+from ..errors import CaptureFormatError
+from .edges import GATE_TESTS, GATES, RESOURCES, classify_flow
+from .render import iso
+from .schema import CATEGORIES, EDGE_COLUMNS, EDGE_STATUSES, FLOW_COLUMNS, Column
+
+REPORT_SCHEMA = "mtls-analyzer/report"
+REPORT_SCHEMA_VERSION = 1
+HASH_CHUNK = 1 << 20  # bytes per read while hashing
+MAX_LISTED_IDS = 50  # flow ids listed per "could not be judged" item (the count is always complete)
+
+# tcpdump.org link-layer header types (LINKTYPE_*) the analyzer meets; others print as their number.
+LINKTYPE_NAMES = {
+    0: "NULL (BSD loopback)", 1: "EN10MB (Ethernet)", 101: "RAW (IP)", 105: "IEEE802_11",
+    108: "LOOP (OpenBSD loopback)", 113: "LINUX_SLL (Linux cooked v1)", 127: "IEEE802_11_RADIOTAP",
+    228: "IPV4", 229: "IPV6", 239: "NFLOG", 276: "LINUX_SLL2 (Linux cooked v2)",
+}
+
+# Columns added to each flow and edge row of the document (beside schema.FLOW_COLUMNS / EDGE_COLUMNS).
+FLOW_EXTRA_COLUMNS: tuple[Column, ...] = (
+    Column("edge", "string", "id of the edge (``edges[].id``) the flow belongs to"),
+    Column("flow_status", "string", "the flow's own status: secured | plaintext-expected | PLAINTEXT-UNEXPECTED | unverified"),
+    Column("status_word", "string", "why, in Linkerd's reason words where one fits (see edges.msg)"),
+    Column("status_detail", "string", "the detail behind status_word"),
+)
+EDGE_EXTRA_COLUMNS: tuple[Column, ...] = (
+    Column("id", "string", "edge id within this document: e1, e2, ... (anchors in the HTML report)"),
+    Column("key", "string", "src_ns/src -> dst_ns/dst: what ``diff`` matches edges on"),
+    Column("flow_ids", "list", "flow_id of every flow of the edge"),
+)
+
+
+# -- inputs ------------------------------------------------------------------------------------------------
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes as stored (a gzip capture is hashed compressed)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def capture_facts(path: str | os.PathLike) -> dict:
+    """What an audit records about one capture file: identity (size, hash), time span, interfaces, loss.
+
+    ``drops`` per interface is the pcapng Interface Statistics Block's ``isb_ifdrop`` (packets the
+    capturing kernel or NIC dropped); ``None`` when the file does not say (every classic pcap).
+    """
+    path = os.fspath(path)
+    first = last = None
+    with CaptureReader(path) as reader:
+        for _, frames in reader.iter_batches():
+            if frames:
+                lo, hi = min(f[0] for f in frames), max(f[0] for f in frames)
+                first = lo if first is None else min(first, lo)
+                last = hi if last is None else max(last, hi)
+        info = reader.info
+    interfaces = [
+        {"index": i, "name": itf.name, "linktype": itf.linktype,
+         "linktype_name": LINKTYPE_NAMES.get(itf.linktype, f"LINKTYPE {itf.linktype}"),
+         "snaplen": itf.snaplen, "drops": itf.drops}
+        for i, itf in enumerate(info.interfaces)
+    ]
+    reported = [itf["drops"] for itf in interfaces if itf["drops"] is not None]
+    return {
+        "file": os.path.basename(path),
+        "path": path,
+        "size_bytes": os.path.getsize(path),
+        "sha256": file_sha256(path),
+        "format": info.format + (" (gzip)" if info.compressed else ""),
+        "start": iso(first) if first is not None else None,
+        "end": iso(last) if last is not None else None,
+        "duration_s": round(last - first, 6) if first is not None else None,
+        "packets": info.frames,
+        "interfaces": interfaces,
+        "drops": sum(reported) if reported else None,
+        "truncated": info.truncated,
+        "warnings": list(info.warnings),
+    }
+
+
+def pods_facts(pods, path: str | os.PathLike | None) -> dict | None:
+    """The pod list's identity (file, hash) and what it held; None without a pod list."""
+    if pods is None:
+        return None
+    listed = pods.pods
+    facts = {
+        "file": os.path.basename(os.fspath(path)) if path is not None else None,
+        "path": os.fspath(path) if path is not None else None,
+        "size_bytes": os.path.getsize(path) if path is not None else None,
+        "sha256": file_sha256(path) if path is not None else None,
+        "source": getattr(pods, "source", "") or None,
+        "pods": len(listed),
+        "meshed": sum(1 for p in listed if p.meshed),
+        "namespaces": len({p.namespace for p in listed}),
+        "format": "wide" if any(p.source == "wide" for p in listed) else "json",
+    }
+    return facts
+
+
+# -- flows and edges ---------------------------------------------------------------------------------------
+def _end(peer, resource: str) -> tuple[str, str, str]:
+    """(kind, namespace, name) of a flow end at ``resource`` level: the grouping ``edges.edge_rows`` uses
+    (``tests/test_report_html.py`` checks that both give every edge the same flows)."""
+    if peer.kind == "pod":
+        return peer.pod.workload(resource)
+    if peer.kind == "node":
+        return "node", "", peer.name
+    return peer.kind, "", peer.ip
+
+
+def edge_key(src_ns: str, src: str, dst_ns: str, dst: str) -> str:
+    """``ns/name -> ns/name`` (a peer without namespace is its bare name); stable across documents."""
+    left = f"{src_ns}/{src}" if src_ns else src
+    right = f"{dst_ns}/{dst}" if dst_ns else dst
+    return f"{left} -> {right}"
+
+
+def link_flows(flow_rows: Sequence[dict], edge_rows: Sequence[dict], pods, resource: str) -> tuple[list[dict], list[dict]]:
+    """Number the edges (``e1``...) and tie each flow to its edge with the flow's own status.
+
+    Returns (edges, flows): copies of the rows with ``EDGE_EXTRA_COLUMNS`` / ``FLOW_EXTRA_COLUMNS`` added.
+    """
+    edges = []
+    by_key: dict[str, dict] = {}
+    for i, row in enumerate(edge_rows, 1):
+        key = edge_key(row["src_ns"], row["src"], row["dst_ns"], row["dst"])
+        edge = {**row, "id": f"e{i}", "key": key, "flow_ids": []}
+        by_key[key] = edge
+        edges.append(edge)
+    flows = []
+    for flow in flow_rows:
+        src = pods.resolve(flow["client_ip"], flow["first_ts"])
+        dst = pods.resolve(flow["server_ip"], flow["first_ts"])
+        status = classify_flow(flow, src, dst)
+        (_, sns, sname), (_, dns, dname) = _end(src, resource), _end(dst, resource)
+        edge = by_key[edge_key(sns, sname, dns, dname)]
+        edge["flow_ids"].append(flow["flow_id"])
+        flows.append({**flow, "edge": edge["id"], "flow_status": status.status, "status_word": status.word,
+                      "status_detail": status.detail})
+    return edges, flows
+
+
+# -- policy and what could not be judged ------------------------------------------------------------------
+def policy_result(edges: Sequence[dict], fail_on: Iterable[str]) -> dict:
+    """Every gate evaluated; the ``applied`` ones (``--fail-on``) decide ``result``: pass | fail | none."""
+    applied = list(dict.fromkeys(fail_on))
+    gates = []
+    for gate in GATES:
+        hits = [e["id"] for e in edges if GATE_TESTS[gate](e)]
+        gates.append({"gate": gate, "applied": gate in applied, "passed": not hits, "edges": hits})
+    if not applied:
+        result = "none"
+    else:
+        result = "fail" if any(not g["passed"] for g in gates if g["applied"]) else "pass"
+    return {"applied": applied, "result": result, "gates": gates}
+
+
+def _first_clause(reason: str) -> str:
+    return (reason or "").split(";")[0].strip() or "(no reason given)"
+
+
+def _grouped(rows: Iterable[dict], key) -> list[dict]:
+    """[{reason, flows, flow_ids}] per distinct key(row), most frequent first."""
+    groups: dict[str, list[int]] = {}
+    for row in rows:
+        groups.setdefault(key(row), []).append(row["flow_id"])
+    return [{"reason": k, "flows": len(ids), "flow_ids": ids[:MAX_LISTED_IDS]}
+            for k, ids in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+
+
+def unjudged(report, flows: Sequence[dict], edges: Sequence[dict], captures: Sequence[dict]) -> dict:
+    """What the analysis could not judge, or judged on less than the whole conversation, and why."""
+    stats = report.stats
+    localhost = [r for r in report.all_flow_rows if r["localhost"]]
+    unknown = [f for f in flows if f["verdict"] == "unknown"]
+    unverified = [f for f in flows if f["flow_status"] == "unverified"]
+    cut = [f for f in flows if f["truncated_packets"]]
+    gaps = [f for f in flows if f["gaps"]]
+    midstream = [f for f in flows if f["midstream"]]
+    unseen = [f for f in flows if f["status_word"] in ("identity_not_seen", "identity_not_checked")]
+    not_tcp = Counter()
+    for row in stats.get("not_tcp", []):
+        if not row["localhost"]:
+            not_tcp[row["protocol"]] += row["packets"]
+    reported_drops = [c["drops"] for c in captures if c["drops"] is not None]
+    return {
+        "unknown_flows": len(unknown),
+        "unknown_by_reason": _grouped(unknown, lambda f: _first_clause(f["reason"])),
+        "unverified_flows": len(unverified),
+        "unverified_by_reason": _grouped(unverified, lambda f: f"{f['status_word']}: {f['status_detail']}".rstrip(": ")),
+        "unverified_edges": sum(1 for e in edges if e["unverified"]),
+        "flows_with_truncated_packets": len(cut),
+        "truncated_packets": sum(f["truncated_packets"] for f in cut),
+        "truncated_flow_ids": [f["flow_id"] for f in cut][:MAX_LISTED_IDS],
+        "flows_with_gaps": len(gaps),
+        "gap_flow_ids": [f["flow_id"] for f in gaps][:MAX_LISTED_IDS],
+        "midstream_flows": len(midstream),
+        "midstream_flow_ids": [f["flow_id"] for f in midstream][:MAX_LISTED_IDS],
+        "identity_not_seen_flows": len(unseen),
+        "identity_not_seen_flow_ids": [f["flow_id"] for f in unseen][:MAX_LISTED_IDS],
+        "excluded_localhost": len(localhost),
+        "localhost_by_reason": dict(Counter(r["localhost_reason"] or "localhost" for r in localhost).most_common()),
+        "frames_not_analysed": dict(Counter(stats.get("frames_unsupported", {})).most_common()),
+        "not_tcp_packets": dict(not_tcp.most_common()),
+        "capture_drops": sum(reported_drops) if reported_drops else None,
+        "truncated_captures": [c["file"] for c in captures if c["truncated"]],
+        "warnings": list(stats.get("warnings", [])),
+    }
+
+
+# -- the document -----------------------------------------------------------------------------------------
+TIME_NAMES = frozenset(c.name for c in FLOW_COLUMNS + EDGE_COLUMNS if c.dtype.startswith("datetime"))
+
+
+def _json_value(name: str, value):
+    if name in TIME_NAMES and isinstance(value, (int, float)):
+        return iso(value)
+    return value
+
+
+def _plain(row: dict, columns: Sequence[Column]) -> dict:
+    return {c.name: _json_value(c.name, row[c.name]) for c in columns}
+
+
+def build_audit(report, captures: Sequence[str | os.PathLike], pods_path: str | os.PathLike | None = None,
+                resource: str = "pod", fail_on: Iterable[str] = (), engine: str = "native",
+                decode_as: Sequence[str] = (), command: Sequence[str] | None = None,
+                generated_at: datetime | None = None) -> dict:
+    """The audit document for ``report`` (``analyzer.analyze(..., pods=...)``) of the files ``captures``.
+
+    ``pods_path`` is the pod list file to hash (None when it came from kubectl).  Raises
+    ``AnalyzerError`` when the report has no pod list (edges need one) or a capture cannot be re-read.
+    """
+    from .. import __version__
+    from ..errors import AnalyzerError
+
+    if report.pods is None:
+        raise AnalyzerError("an audit report needs a pod list: analyze(..., pods='pods.json')")
+    if resource not in RESOURCES:
+        raise AnalyzerError(f"resource must be one of {RESOURCES}, not {resource!r}")
+    edges, flows = link_flows(report.flow_rows, report.edge_rows_by(resource), report.pods, resource)
+    facts = []
+    for path in captures:
+        try:
+            facts.append(capture_facts(path))
+        except OSError as exc:
+            raise CaptureFormatError(f"{path}: cannot read the capture again: {exc.strerror or exc}") from None
+    engine_text = report.stats.get("engine", engine)
+    tshark_version = engine_text.split(" ", 1)[1] if engine_text.startswith("tshark ") else None
+    verdicts = Counter(f["verdict"] for f in flows)
+    statuses = Counter(e["status"] for e in edges)
+    when = generated_at or datetime.now(timezone.utc)
+    return {
+        "schema": REPORT_SCHEMA,
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "generated_at": iso(when.timestamp()),
+        "tool": {"name": "mtls-analyzer", "version": __version__, "engine": engine_text.split(" ", 1)[0],
+                 "tshark_version": tshark_version, "python": platform.python_version(),
+                 "command": list(command) if command is not None else None},
+        "options": {"resource": resource, "decode_as": list(decode_as), "include_localhost": report.include_localhost},
+        "captures": facts,
+        "pods": pods_facts(report.pods, pods_path),
+        "policy": policy_result(edges, fail_on),
+        "summary": {
+            "packets": report.stats["packets"],
+            "flows": len(flows),
+            "verdicts": {v: verdicts[v] for v in CATEGORIES["verdict"]},
+            "edges": len(edges),
+            "edge_statuses": {s: statuses[s] for s in EDGE_STATUSES},
+            "bytes": sum(e["bytes"] for e in edges),
+            "bytes_plaintext": sum(e["bytes_plaintext"] for e in edges),
+            "excluded_localhost": report.stats["excluded_localhost"],
+        },
+        "unjudged": unjudged(report, flows, edges, facts),
+        "edges": [_plain(e, EDGE_COLUMNS + EDGE_EXTRA_COLUMNS) for e in edges],
+        "flows": [_plain(f, FLOW_COLUMNS + FLOW_EXTRA_COLUMNS) for f in flows],
+    }
+
+
+# -- the documented layout --------------------------------------------------------------------------------
+_NULLABLE = {"string": "string", "Int64": "integer", "UInt8": "integer", "UInt16": "integer",
+             "Float64": "number", "boolean": "boolean"}
+
+
+def _column_schema(column: Column, enums: dict[str, Sequence[str]]) -> dict:
+    """Types only: the meaning of each column is in ``docs/columns.md`` (so that rewording a column's
+    description does not change the report's schema)."""
+    if column.name in enums:
+        return {"enum": [*enums[column.name], None]}
+    if column.dtype.startswith("datetime"):
+        return {"type": ["string", "null"], "format": "date-time"}
+    if column.dtype == "list":
+        return {"type": "array", "items": {"type": "integer"}}
+    return {"type": [_NULLABLE[column.dtype], "null"]}
+
+
+def _row_schema(columns: Sequence[Column], enums: dict[str, Sequence[str]]) -> dict:
+    return {"type": "object", "required": [c.name for c in columns],
+            "properties": {c.name: _column_schema(c, enums) for c in columns}}
+
+
+def _obj(required: Sequence[str], properties: dict, description: str = "") -> dict:
+    out = {"type": "object", "required": list(required), "properties": properties}
+    if description:
+        out["description"] = description
+    return out
+
+
+def json_schema() -> dict:
+    """JSON Schema (draft 2020-12) of the audit document; ``docs/report.schema.json`` is this, printed."""
+    num, text, count = {"type": ["number", "null"]}, {"type": ["string", "null"]}, {"type": "integer"}
+    counts = {"type": "object", "additionalProperties": {"type": "integer"}}
+    ids = {"type": "array", "items": {"type": "integer"}}
+    grouped = {"type": "array", "items": _obj(("reason", "flows", "flow_ids"),
+                                             {"reason": {"type": "string"}, "flows": count, "flow_ids": ids})}
+    flow_enums = {k: v for k, v in CATEGORIES.items() if k != "status"}
+    flow_enums["flow_status"] = tuple(s for s in EDGE_STATUSES if s != "mixed")
+    edge_enums = {"mtls": CATEGORIES["mtls"], "status": EDGE_STATUSES}
+    interface = _obj(("index", "name", "linktype", "linktype_name", "snaplen", "drops"), {
+        "index": count, "name": {"type": "string"}, "linktype": count, "linktype_name": {"type": "string"},
+        "snaplen": count, "drops": {"type": ["integer", "null"], "description": "pcapng isb_ifdrop; null: not reported"}})
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{REPORT_SCHEMA}/v{REPORT_SCHEMA_VERSION}",
+        "title": "mtls-analyzer audit report",
+        "description": "Written by `mtls-analyzer report --json`.  schema_version changes only when a key is "
+                       "renamed or removed or changes meaning; readers must ignore keys they do not know.",
+        **_obj(("schema", "schema_version", "generated_at", "tool", "options", "captures", "pods", "policy",
+                "summary", "unjudged", "edges", "flows"), {
+            "schema": {"const": REPORT_SCHEMA},
+            "schema_version": {"const": REPORT_SCHEMA_VERSION},
+            "generated_at": {"type": "string", "format": "date-time"},
+            "tool": _obj(("name", "version", "engine", "tshark_version", "python", "command"), {
+                "name": {"const": "mtls-analyzer"}, "version": {"type": "string"},
+                "engine": {"enum": ["native", "tshark"]}, "tshark_version": text, "python": {"type": "string"},
+                "command": {"type": ["array", "null"], "items": {"type": "string"}}}),
+            "options": _obj(("resource", "decode_as", "include_localhost"), {
+                "resource": {"enum": list(RESOURCES)}, "decode_as": {"type": "array", "items": {"type": "string"}},
+                "include_localhost": {"type": "boolean"}}),
+            "captures": {"type": "array", "items": _obj(
+                ("file", "path", "size_bytes", "sha256", "format", "start", "end", "duration_s", "packets",
+                 "interfaces", "drops", "truncated", "warnings"), {
+                    "file": {"type": "string"}, "path": {"type": "string"}, "size_bytes": count,
+                    "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "format": {"type": "string"},
+                    "start": {**text, "format": "date-time"}, "end": {**text, "format": "date-time"},
+                    "duration_s": num, "packets": count, "interfaces": {"type": "array", "items": interface},
+                    "drops": {"type": ["integer", "null"]}, "truncated": {"type": "boolean"},
+                    "warnings": {"type": "array", "items": {"type": "string"}}})},
+            "pods": {"oneOf": [{"type": "null"}, _obj(
+                ("file", "sha256", "pods", "meshed", "namespaces", "format"), {
+                    "file": text, "path": text, "size_bytes": {"type": ["integer", "null"]},
+                    "sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"}, "source": text,
+                    "pods": count, "meshed": count, "namespaces": count, "format": {"enum": ["json", "wide"]}})]},
+            "policy": _obj(("applied", "result", "gates"), {
+                "applied": {"type": "array", "items": {"enum": list(GATES)}},
+                "result": {"enum": ["pass", "fail", "none"]},
+                "gates": {"type": "array", "items": _obj(("gate", "applied", "passed", "edges"), {
+                    "gate": {"enum": list(GATES)}, "applied": {"type": "boolean"}, "passed": {"type": "boolean"},
+                    "edges": {"type": "array", "items": {"type": "string"}}})}}),
+            "summary": _obj(("packets", "flows", "verdicts", "edges", "edge_statuses", "bytes", "bytes_plaintext",
+                             "excluded_localhost"), {
+                "packets": count, "flows": count, "verdicts": counts, "edges": count, "edge_statuses": counts,
+                "bytes": count, "bytes_plaintext": count, "excluded_localhost": count}),
+            "unjudged": _obj(("unknown_flows", "unknown_by_reason", "unverified_flows", "unverified_by_reason",
+                              "unverified_edges", "flows_with_truncated_packets", "truncated_packets",
+                              "flows_with_gaps", "midstream_flows", "identity_not_seen_flows", "excluded_localhost", "localhost_by_reason",
+                              "frames_not_analysed", "not_tcp_packets", "capture_drops", "truncated_captures",
+                              "warnings"), {
+                "unknown_flows": count, "unknown_by_reason": grouped, "unverified_flows": count,
+                "unverified_by_reason": grouped, "unverified_edges": count, "flows_with_truncated_packets": count,
+                "truncated_packets": count, "truncated_flow_ids": ids, "flows_with_gaps": count, "gap_flow_ids": ids,
+                "midstream_flows": count, "midstream_flow_ids": ids, "identity_not_seen_flows": count,
+                "identity_not_seen_flow_ids": ids, "excluded_localhost": count,
+                "localhost_by_reason": counts, "frames_not_analysed": counts, "not_tcp_packets": counts,
+                "capture_drops": {"type": ["integer", "null"]},
+                "truncated_captures": {"type": "array", "items": {"type": "string"}},
+                "warnings": {"type": "array", "items": {"type": "string"}}},
+                "listed flow ids stop after 50 per item; the counts are complete"),
+            "edges": {"type": "array", "items": _row_schema(EDGE_COLUMNS + EDGE_EXTRA_COLUMNS, edge_enums),
+                      "description": "EDGE_COLUMNS (docs/columns.md) + id, key, flow_ids; times as ISO 8601 UTC"},
+            "flows": {"type": "array", "items": _row_schema(FLOW_COLUMNS + FLOW_EXTRA_COLUMNS, flow_enums),
+                      "description": "FLOW_COLUMNS (docs/columns.md) + edge, flow_status, status_word, "
+                                     "status_detail; times as ISO 8601 UTC"},
+        }),
+    }
+
+
+def schema_text() -> str:
+    """``json_schema()`` as the text of ``docs/report.schema.json``."""
+    import json
+
+    return json.dumps(json_schema(), indent=2) + "\n"
+
+
+def load_path_list(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """Capture paths as strings, refusing standard input: an audit hashes files it can read twice."""
+    out = []
+    for p in paths:
+        text = os.fspath(p)
+        if text == "-":
+            raise CaptureFormatError("an audit report needs capture files, not standard input (-): save the capture first")
+        if not Path(text).is_file():
+            raise CaptureFormatError(f"{text}: no such capture file")
+        out.append(text)
+    return out

@@ -1,0 +1,125 @@
+"""Rows and audit documents -> files for other programs: Parquet, JSON Lines, the report JSON.
+
+Role: the machine-readable side of the report layer.
+
+* ``write_parquet``: flows, pairs or edges with the schema's dtypes (nullable ints, categories as
+  dictionaries, UTC timestamps), each column's description in the Parquet field metadata.  pyarrow is an
+  optional dependency (``pip install 'mtls-analyzer[report]'``); without it, ``BackendUnavailable``
+  says so.
+* ``iter_jsonl`` / ``write_jsonl``: one JSON object per line, timestamps as ISO 8601 UTC, for streaming
+  consumers (``jq -c``, log shippers).
+* ``write_report_json`` / ``load_report_json``: the audit document of ``report/audit.py``, whose layout
+  ``docs/report.schema.json`` documents; loading checks ``schema`` and ``schema_version``.
+
+Rules: values are written as the schema defines them and never reinterpreted; a bad input file raises
+``AnalyzerError`` naming the file.  pandas and pyarrow are imported only when Parquet is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import IO, Iterable, Iterator, Sequence
+
+from ..errors import AnalyzerError, BackendUnavailable
+from .audit import REPORT_SCHEMA, REPORT_SCHEMA_VERSION
+from .render import iso
+from .schema import EDGE_COLUMNS, FLOW_COLUMNS, PAIR_COLUMNS, TIME_COLUMNS, Column
+
+EXPORT_FORMATS = ("parquet", "jsonl")
+VIEW_COLUMNS: dict[str, tuple[Column, ...]] = {"flows": FLOW_COLUMNS, "pairs": PAIR_COLUMNS, "edges": EDGE_COLUMNS}
+PYARROW_HINT = "python3 -m pip install 'mtls-analyzer[report]' (or just pyarrow)"
+_TIMES = TIME_COLUMNS | {c.name for c in EDGE_COLUMNS if c.dtype.startswith("datetime")}
+
+
+# -- JSON Lines --------------------------------------------------------------------------------------------
+def _json_cell(name: str, value):
+    if name in _TIMES and isinstance(value, (int, float)):
+        return iso(value)
+    return value
+
+
+def iter_jsonl(rows: Iterable[dict], columns: Sequence[str]) -> Iterator[str]:
+    """One compact JSON object per row, keys in schema order, each ending in a newline."""
+    for row in rows:
+        yield json.dumps({c: _json_cell(c, row[c]) for c in columns}, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def write_jsonl(rows: Iterable[dict], columns: Sequence[str], out: IO[str]) -> int:
+    """Write rows to a text stream as JSON Lines; returns the number of rows."""
+    n = 0
+    for line in iter_jsonl(rows, columns):
+        out.write(line)
+        n += 1
+    return n
+
+
+# -- Parquet -----------------------------------------------------------------------------------------------
+def _pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise BackendUnavailable(f"Parquet output needs pyarrow: {PYARROW_HINT}") from None
+    return pyarrow, pyarrow.parquet
+
+
+def write_parquet(rows: Sequence[dict], columns: Sequence[Column], path: str | os.PathLike, view: str = "") -> None:
+    """Write rows as one Parquet file; dtypes from ``columns``, descriptions in the field metadata."""
+    pa, pq = _pyarrow()
+    from .. import __version__
+    from .frames import to_frame
+
+    frame = to_frame(rows, columns)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    described = pa.schema(
+        [table.schema.field(c.name).with_metadata({"description": c.description}) for c in columns],
+        metadata={**(table.schema.metadata or {}), b"mtls_analyzer.view": view.encode(),
+                  b"mtls_analyzer.version": __version__.encode()},
+    )
+    pq.write_table(table.cast(described), os.fspath(path))
+
+
+def export_view(rows: Sequence[dict], view: str, fmt: str, output: str | os.PathLike | None, stdout: IO[str]) -> None:
+    """``analyze --format parquet|jsonl``: rows of ``view`` to ``output`` (JSON Lines may go to ``stdout``)."""
+    columns = VIEW_COLUMNS[view]
+    if fmt == "jsonl":
+        if output is None:
+            write_jsonl(rows, [c.name for c in columns], stdout)
+            return
+        with open(output, "w", encoding="utf-8") as f:
+            write_jsonl(rows, [c.name for c in columns], f)
+        return
+    if fmt != "parquet":
+        raise ValueError(f"not an export format: {fmt!r}")
+    if output is None:
+        raise AnalyzerError("--format parquet writes a binary file: give -o PATH")
+    write_parquet(rows, columns, output, view)
+
+
+# -- the report JSON ---------------------------------------------------------------------------------------
+def write_report_json(doc: dict, path: str | os.PathLike) -> None:
+    """The audit document, indented, keys in document order (stable diffs in version control)."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+
+
+def load_report_json(path: str | os.PathLike) -> dict:
+    """Read a report written by ``write_report_json``; refuses other JSON and other schema versions."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except OSError as exc:
+        raise AnalyzerError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AnalyzerError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != REPORT_SCHEMA:
+        raise AnalyzerError(f"{path}: not an mtls-analyzer report (write one with `mtls-analyzer report --json`)")
+    version = doc.get("schema_version")
+    if version != REPORT_SCHEMA_VERSION:
+        raise AnalyzerError(f"{path}: report schema version {version!r}; this mtls-analyzer reads version "
+                            f"{REPORT_SCHEMA_VERSION}")
+    if not isinstance(doc.get("edges"), list):
+        raise AnalyzerError(f"{path}: report has no edges list")
+    return doc

@@ -1,0 +1,75 @@
+"""Shared by test_live*/test_pyz*: one lab per machine, behind an fcntl lock on /tmp/mtlslab.lock."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+LOCK = Path("/tmp/mtlslab.lock")
+LOCK_WAIT_S = 900.0
+
+
+def lab_unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, nftables, capturing on -i any)"
+    for tool in ("ip", "nft", "tshark", "dumpcap", "capinfos"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    probe = f"mtlslab-probe-{os.getpid()}"
+    proc = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return f"network namespaces unavailable: {proc.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
+
+
+@contextlib.contextmanager
+def lab_lock():
+    with LOCK.open("a") as handle:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{LOCK} held for more than {LOCK_WAIT_S:.0f} s") from None
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def running_lab(state: Path, mode: str = "transparent"):
+    from analyzer.lab import control
+
+    with lab_lock():
+        control.up(state, mode, lifetime_s=300)
+        try:
+            yield control.load(state)
+        finally:
+            control.down(state)
+
+
+def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_size > 0:
+            time.sleep(0.5)  # dumpcap is reading packets once its file header is written
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"capture exited early: {proc.communicate()}")
+        time.sleep(0.05)
+    raise AssertionError(f"{path} not written within {timeout} s")
+
+
+def capinfos_packets(path: Path) -> int:
+    out = subprocess.run(["capinfos", "-c", "-M", str(path)], capture_output=True, text=True, check=True).stdout
+    return int(out.split("Number of packets:")[1].split()[0])
