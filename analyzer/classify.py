@@ -35,7 +35,7 @@ from .tls import (
     TLSParser,
 )
 from .tls.constants import alert_name, cipher_name, version_name
-from .tls.detect import RecordRun, find_client_hello, find_record_run, find_server_hello
+from .tls.detect import RecordRun, find_client_hello, find_record_run, find_server_hello, is_record_header
 
 HEAD_KEEP = 4096  # bytes kept per direction for cleartext signatures and STARTTLS search
 HEAD_MIN = 512  # bytes kept when the direction is TLS from its first byte, or plain HTTP
@@ -453,7 +453,7 @@ def _record_verdict(flow: Flow, ctx: Context, row: dict, dirs: tuple[int, int], 
             continue
         p = ins.parsers[d]
         sync = ins.resync[d]
-        if p is not None and (ins.records[d] or p.partial):
+        if p is not None and (ins.records[d] or (p.partial and is_record_header(head))):
             # The incremental parser framed everything from offset 0 (its records may run past the head).
             run = RecordRun(0, ins.records[d] + p.partial, (), (), ins.records[d], not p.partial)
         elif sync:

@@ -85,18 +85,12 @@ def cli(tmp_path):
 
 
 # --- the one live lab per machine -------------------------------------------------------------
-LAB_LOCK = "/tmp/mtlslab.lock"
-_lab_lock_fd = None
-
-
 @pytest.fixture(scope="session")
 def lab_lock():
     """Serialise live-lab use across test processes on this machine (``lab up`` tears down any other
-    lab).  Held once per process until it exits, so fixtures that need it may ask for it freely."""
-    import fcntl
+    lab).  Held until the session ends; ``labutil.lab_lock`` is re-entrant, so tests that also take
+    it inside (``running_lab``) do not wait for themselves."""
+    import labutil
 
-    global _lab_lock_fd
-    if _lab_lock_fd is None:
-        _lab_lock_fd = open(LAB_LOCK, "w")  # noqa: SIM115 - held for the life of the process
-        fcntl.flock(_lab_lock_fd, fcntl.LOCK_EX)
-    yield
+    with labutil.lab_lock():
+        yield

@@ -28,9 +28,17 @@ def lab_unavailable() -> str | None:
     return None
 
 
+_held = 0  # nesting depth of lab_lock() in this process
+_handle = None
+
+
 @contextlib.contextmanager
 def lab_lock():
-    with LOCK.open("a") as handle:
+    """Exclusive use of the machine's one lab, across processes; re-entrant within one process
+    (an flock taken twice by one process on two descriptors would wait for itself forever)."""
+    global _held, _handle
+    if _held == 0:
+        handle = LOCK.open("a")
         deadline = time.monotonic() + LOCK_WAIT_S
         while True:
             try:
@@ -38,12 +46,19 @@ def lab_lock():
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
+                    handle.close()
                     raise TimeoutError(f"{LOCK} held for more than {LOCK_WAIT_S:.0f} s") from None
                 time.sleep(0.5)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        _handle = handle
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+        if _held == 0 and _handle is not None:
+            fcntl.flock(_handle, fcntl.LOCK_UN)
+            _handle.close()
+            _handle = None
 
 
 @contextlib.contextmanager

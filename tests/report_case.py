@@ -27,6 +27,7 @@ from pcapgen import Endpoint
 DROPS = 7
 VOTE_BOT, WEB, LEGACY, EMOJI, BACKUP = "10.42.0.11", "10.42.0.12", "10.42.0.13", "10.42.0.14", "10.42.0.15"
 STATUSES = {"vote-bot": "secured", "emoji": "PLAINTEXT-UNEXPECTED", "legacy": "plaintext-expected", "backup": "unverified"}
+H2_EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # RFC 9113 6.5: SETTINGS, no parameters
 OPT_ISB_IFDROP = 5  # pcapng isb_ifdrop (draft-ietf-opsawg-pcapng 4.6)
 BT_ISB = 5
 
@@ -42,7 +43,7 @@ def capture_bytes() -> bytes:
     step = 50_000_000  # 50 ms between flow starts
     flows = [
         pg.tcp_flow(pg.tls13(), client=Endpoint(VOTE_BOT, 40001), server=Endpoint(WEB, 4143), t0_ns=pg.T0_NS),
-        pg.tcp_flow([("c", pg.H2C_PREFACE + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"), ("s", b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")],
+        pg.tcp_flow([("c", pg.H2C_PREFACE + H2_EMPTY_SETTINGS), ("s", H2_EMPTY_SETTINGS)],
                     client=Endpoint(EMOJI, 40002), server=Endpoint(WEB, 4567), t0_ns=pg.T0_NS + step),
         pg.tcp_flow([("c", pg.opaque(600, 1)), ("s", pg.opaque(900, 2))],
                     client=Endpoint(LEGACY, 40003), server=Endpoint(WEB, 8080), t0_ns=pg.T0_NS + 2 * step),

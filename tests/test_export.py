@@ -142,3 +142,13 @@ def test_json_schema_flag_prints_the_documented_schema(cli):
     out = cli("report", "--json-schema")
     assert out.returncode == 0
     assert out.stdout.decode() == (ROOT / "docs" / "report.schema.json").read_text()
+
+
+@pytest.mark.tshark
+@pytest.mark.skipif(__import__("shutil").which("tshark") is None, reason="tshark not installed")
+def test_report_with_the_tshark_engine_names_its_version(cli, tmp_path):
+    out = cli("report", DEMO, "--pods", DEMO_PODS, "--engine", "tshark", "--json", tmp_path / "t.json", "-q")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((tmp_path / "t.json").read_text())
+    assert doc["tool"]["engine"] == "tshark" and doc["tool"]["tshark_version"].count(".") == 2
+    assert doc["captures"][0]["packets"] > 0 and doc["captures"][0]["interfaces"][0]["linktype"] == 113

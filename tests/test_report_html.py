@@ -264,3 +264,13 @@ def test_cycles_between_namespaces_still_lay_out():
 
 def test_no_edges_gives_a_sentence_not_an_empty_svg():
     assert "No edges" in graph.render_svg([])
+
+
+def test_a_capture_without_flows_still_makes_a_report(tmp_path):
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"))
+    pods = CAPTURES / "demo-transparent.pods.json"
+    doc = build_audit(analyze(empty, pods=pods), [empty], pods)
+    assert doc["edges"] == [] and doc["captures"][0]["start"] is None and doc["captures"][0]["packets"] == 0
+    text = render_html(doc)
+    assert "No edges" in text and "NO POLICY APPLIED" in text

@@ -79,7 +79,8 @@ def test_graph_and_table_render_and_the_script_runs(page, tmp_path):
     dom = out.stdout
     assert out.returncode == 0, out.stderr[-2000:]
     assert 'data-ready="1"' in dom, "the page's script did not run to its end"
-    assert '<svg id="mesh"' in dom and dom.count("data-node=") == len({e["src"] for e in doc["edges"]} | {e["dst"] for e in doc["edges"]})
+    workloads = {e["src"] for e in doc["edges"]} | {e["dst"] for e in doc["edges"]}
+    assert '<svg id="mesh"' in dom and dom.count("data-node=") == len(workloads)
     assert dom.count('class="edge"') == len(doc["edges"])
     assert dom.count("<tr data-status=") == len(doc["edges"])
     assert "POLICY FAILED" in dom

@@ -88,7 +88,7 @@ class _Window:
     flow table copies what it keeps.
     """
 
-    __slots__ = ("f", "buf", "pos", "end", "eof", "consumed", "damage")
+    __slots__ = ("f", "buf", "pos", "end", "eof", "consumed", "damage", "seekable")
 
     def __init__(self, f: BinaryIO):
         self.f = f
@@ -98,6 +98,10 @@ class _Window:
         self.eof = False
         self.consumed = 0  # bytes of the stream before buf[0]
         self.damage = ""  # why the stream ended early (a read error), reported once its bytes are used
+        try:
+            self.seekable = f.seekable()
+        except (OSError, ValueError):
+            self.seekable = False
 
     def need(self, n: int) -> bool:
         """Make ``buf[pos:pos+n]`` available; False when the stream ends first."""
@@ -127,7 +131,10 @@ class _Window:
                     self.eof = True
                     break
                 self.end += got
-                if self.end >= n and self.end >= size // 2:
+                # A file fills the window (fewer, larger reads); a pipe -- ``tshark -w - |`` -- is
+                # processed as soon as the bytes asked for are there, so memory and progress follow
+                # the capture as it runs.
+                if self.end >= n and (self.end >= size // 2 or not self.seekable):
                     break
         finally:
             view.release()

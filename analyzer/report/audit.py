@@ -48,7 +48,8 @@ LINKTYPE_NAMES = {
 # Columns added to each flow and edge row of the document (beside schema.FLOW_COLUMNS / EDGE_COLUMNS).
 FLOW_EXTRA_COLUMNS: tuple[Column, ...] = (
     Column("edge", "string", "id of the edge (``edges[].id``) the flow belongs to"),
-    Column("flow_status", "string", "the flow's own status: secured | plaintext-expected | PLAINTEXT-UNEXPECTED | unverified"),
+    Column("flow_status", "string",
+           "the flow's own status: secured | plaintext-expected | PLAINTEXT-UNEXPECTED | unverified"),
     Column("status_word", "string", "why, in Linkerd's reason words where one fits (see edges.msg)"),
     Column("status_detail", "string", "the detail behind status_word"),
 )
@@ -393,7 +394,8 @@ def json_schema() -> dict:
                 "bytes": count, "bytes_plaintext": count, "excluded_localhost": count}),
             "unjudged": _obj(("unknown_flows", "unknown_by_reason", "unverified_flows", "unverified_by_reason",
                               "unverified_edges", "flows_with_truncated_packets", "truncated_packets",
-                              "flows_with_gaps", "midstream_flows", "identity_not_seen_flows", "excluded_localhost", "localhost_by_reason",
+                              "flows_with_gaps", "midstream_flows", "identity_not_seen_flows", "excluded_localhost",
+                              "localhost_by_reason",
                               "frames_not_analysed", "not_tcp_packets", "capture_drops", "truncated_captures",
                               "warnings"), {
                 "unknown_flows": count, "unknown_by_reason": grouped, "unverified_flows": count,

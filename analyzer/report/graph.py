@@ -325,7 +325,8 @@ def render_svg(edges: Sequence[dict]) -> str:
     out.append("<defs>")
     for status, (colour, _) in STATUS_STYLE.items():
         out.append(f'<marker id="arrow-{_slug(status)}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="9" '
-                   f'markerHeight="9" markerUnits="userSpaceOnUse" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>')
+                   f'markerHeight="9" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+                   f'<path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>')
     out.append("</defs>")
     for group in panels:  # namespace panels behind everything
         cls = "ns outside" if group.name in (NODE_GROUP, OUTSIDE_GROUP) else "ns"

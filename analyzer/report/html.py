@@ -130,7 +130,8 @@ def _graph(doc: dict) -> str:
         if width <= FIT_WIDTH:
             svg = svg.replace('class="mesh"', 'class="mesh fit"', 1)
     return (f'<section id="graph"><h2>Mesh graph</h2>{legend()}'
-            f'<p class="graph-hint muted">Panels are namespaces; a workload stands right of those that call it. Hover a workload to '
+            f'<p class="graph-hint muted">Panels are namespaces; a workload stands right of those that call it. '
+            f'Hover a workload to '
             f'light up its edges; hover an edge for its numbers; click it for its evidence.</p>'
             f'<div class="graph-wrap">{svg}</div></section>')
 
@@ -280,7 +281,8 @@ def _provenance(doc: dict) -> str:
             ("SHA-256", f'<code class="sha">{_e(pods["sha256"] or "not hashed: fetched live")}</code>'),
             ("size", f'{_e(pods["size_bytes"])} bytes' if pods["size_bytes"] is not None else ""),
             ("pods", f'{pods["pods"]} ({pods["meshed"]} meshed) in {pods["namespaces"]} namespaces'),
-            ("format", _e("kubectl -o json" if pods["format"] == "json" else "kubectl -o wide (no specs: mesh state unknown)")),
+            ("format", _e("kubectl -o json" if pods["format"] == "json"
+                          else "kubectl -o wide (no specs: mesh state unknown)")),
         ]))
     rows = "".join(
         f'<tr><td><code>{_e(g["gate"])}</code></td><td>{_e(GATE_MEANING[g["gate"]])}</td>'
@@ -306,7 +308,9 @@ def _flow_row(f: dict) -> str:
     status = _badge(f["flow_status"]) + (f' <span class="muted">{_e(f["status_word"])}</span>' if f["status_word"] else "")
     if f["status_detail"]:
         status += f'<br><span class="muted">{_e(f["status_detail"])}</span>'
-    handshake = _e(f["handshake"]) + (f'<br><span class="muted">{_e(f["handshake_detail"])}</span>' if f["handshake_detail"] else "")
+    handshake = _e(f["handshake"])
+    if f["handshake_detail"]:
+        handshake += f'<br><span class="muted">{_e(f["handshake_detail"])}</span>'
     return (f'<tr id="flow-{f["flow_id"]}" class="fs-{_e(f["flow_status"])}">'
             f'<td class="num"><a href="#flow-{f["flow_id"]}">{f["flow_id"]}</a></td><td>{_e(f["capture"])}</td>'
             f'<td class="mono">{_e(f["client_ip"])}:{f["client_port"]} \u2192 {_e(f["server_ip"])}:{f["server_port"]}</td>'
