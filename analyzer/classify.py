@@ -333,6 +333,7 @@ def _base_row(flow: Flow, ctx: Context, c: int, s: int, basis: str) -> dict:
         "tls_version": "",
         "cipher_suite": "",
         "handshake": "not-seen",
+        "client_hello": False,
         "handshake_detail": "",
         "mtls": "none",
         "mesh": False,
@@ -360,7 +361,7 @@ def parse_identity(sni: str) -> tuple[str, str] | None:
 
 def _tls_row(row: dict, t: _Tls, flow: Flow, c: int, s: int, heads: tuple[bytes, bytes], app: str, prefix: int) -> None:
     hello, sh = t.hello, t.server_hello
-    row.update(verdict="tls", evidence="handshake", app_protocol=app)
+    row.update(verdict="tls", evidence="handshake", app_protocol=app, client_hello=hello is not None)
     parts = []
     if hello is not None:
         row["sni"] = hello.sni or ""

@@ -91,6 +91,9 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
     if (view == "edges" or fail_on) and pods_file is None and not use_kubectl:
         raise click.UsageError("--view edges and --fail-on need a pod list: --pods FILE or --kubectl")
     if engine == "both":
+        if pods_file is not None or use_kubectl or fail_on or view == "edges":
+            raise click.UsageError("--engine both compares the engines flow by flow; it takes no pod list, "
+                                   "--view edges or --fail-on (run each engine for those)")
         from .commands.compare import echo_compare
 
         sys.exit(echo_compare(captures, decode_as, include_localhost, fmt, output, quiet))

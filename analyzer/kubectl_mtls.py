@@ -123,7 +123,10 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
     edges = edge_rows(report.flow_rows, index, resource)
     text = render(edges, EDGE_NAMES, fmt, "edges")
     if output:
-        output.write_text(text)
+        try:
+            output.write_text(text)
+        except OSError as exc:
+            raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from None
     else:
         click.echo(text, nl=False)
     say(report.summary())

@@ -27,7 +27,7 @@ import pytest
 
 from analyzer import analyze
 from analyzer.kube import load_pods
-from analyzer.report.edges import edge_rows, edge_status, summary
+from analyzer.report.edges import edge_status, summary
 from analyzer.report.schema import EDGE_COLUMNS, EDGE_NAMES, EDGE_STATUSES
 
 REPO = Path(__file__).resolve().parent.parent

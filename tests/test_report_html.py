@@ -134,7 +134,7 @@ def test_the_document_is_plain_json_and_follows_its_schema(case, demo):
 def test_the_documented_schema_is_current():
     path = ROOT / "docs" / "report.schema.json"
     assert path.read_text() == schema_text(), \
-        "regenerate with: python -m analyzer report --json-schema > docs/report.schema.json"
+        "regenerate with: python tools/gen_docs.py"
 
 
 def test_an_audit_needs_a_pod_list(case):

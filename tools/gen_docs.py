@@ -1,4 +1,5 @@
-"""Regenerate docs/columns.md (from analyzer/report/schema.py) and docs/cli.md (from --help).
+"""Regenerate docs/columns.md (from analyzer/report/schema.py), docs/cli.md (from --help) and
+docs/report.schema.json (the audit JSON schema, from analyzer/report/audit.py).
 
     python tools/gen_docs.py          # rewrite the files
     python tools/gen_docs.py --check  # exit 1 if they are stale (tests/test_docs.py does the same)
@@ -45,7 +46,13 @@ def cli_md() -> str:
     return "\n".join(out)
 
 
-DOCS = {"docs/columns.md": columns_md, "docs/cli.md": cli_md}
+def report_schema_json() -> str:
+    from analyzer.report.audit import schema_text
+
+    return schema_text()
+
+
+DOCS = {"docs/columns.md": columns_md, "docs/cli.md": cli_md, "docs/report.schema.json": report_schema_json}
 
 
 def main() -> int:

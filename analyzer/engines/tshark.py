@@ -520,7 +520,7 @@ class Aggregator:
             syn_seen=st.syn_dir is not None or st.synack_dir is not None, fin_seen=st.fin[0] or st.fin[1],
             rst_seen=st.rst[0] or st.rst[1], midstream=st.syn_dir is None and st.synack_dir is None,
             gaps=st.lost, truncated_packets=st.truncated, localhost=bool(why_local), localhost_reason=why_local,
-            verdict="unknown", evidence="none", handshake="not-seen", mtls="none", mesh=False,
+            verdict="unknown", evidence="none", handshake="not-seen", client_hello=False, mtls="none", mesh=False,
             hint_conflict=False, plaintext_prefix_bytes=0, tls_records=st.records[0] + st.records[1],
             app_data_records=st.appdata[0] + st.appdata[1],
         )
@@ -547,7 +547,7 @@ class Aggregator:
         cleartext = [a for d in (c, s) for a in st.apps[d] if a not in ENCRYPTED_NOT_TLS]
         prefix = st.prefix[c] + st.prefix[s] if cleartext else 0
         row.update(verdict="tls", evidence="handshake", app_protocol=f"{cleartext[0]}+starttls" if prefix else "tls",
-                   plaintext_prefix_bytes=prefix)
+                   plaintext_prefix_bytes=prefix, client_hello=hello is not None)
         parts = []
         if hello is not None:
             sni, alpn = hello["sni"], hello["alpn"]

@@ -28,7 +28,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
 
 from ..errors import AnalyzerError
 
@@ -488,10 +487,6 @@ def load_pods(path: str | Path, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> Pod
     except (OSError, UnicodeDecodeError) as exc:
         raise PodsFormatError(f"{path}: cannot read the pod list: {getattr(exc, 'strerror', None) or exc}") from None
     return parse_pods(text, str(path), trust_domain)
-
-
-def iter_pods(index: PodIndex, namespace: str | None = None) -> Iterable[Pod]:
-    return (p for p in index.pods if namespace is None or p.namespace == namespace)
 
 
 # kubectl's resource names and short names -> the owner kinds of :func:`_owner`.

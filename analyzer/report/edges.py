@@ -89,9 +89,7 @@ def _tls_status(flow: dict, src: Peer, dst: Peer) -> FlowStatus:
         return FlowStatus(UNVERIFIED, "app_tls", f"TLS outside the mesh (SNI {sni})")
     # No SNI on the wire.  A captured ClientHello without SNI is not Linkerd (its proxy always names the
     # server); without a ClientHello (mid-stream, snaplen) the identity is simply not visible.
-    # ("ClientHello not captured" is how classify.py words a ServerHello-only handshake.)
-    hello_seen = flow["evidence"] == "handshake" and "ClientHello not captured" not in flow["reason"]
-    if hello_seen:
+    if flow["client_hello"]:
         word = "passthru" if dst.meshed else "app_tls"
         return FlowStatus(UNVERIFIED, word, "ClientHello without SNI: not Linkerd mTLS")
     if src.meshed is True and dst.meshed is True:
@@ -274,16 +272,9 @@ def edge_rows(flow_rows: Iterable[dict], pods: PodIndex, resource: str = "pod", 
     if resource not in RESOURCES:
         raise ValueError(f"resource must be one of {RESOURCES}, not {resource!r}")
     groups: dict[tuple, list] = {}
-    cache: dict[tuple[str, float], Peer] = {}
     for flow in flow_rows:
         ts = flow["first_ts"]  # the connection's start: who held the IP when it was opened
-        ends = []
-        for ip in (flow["client_ip"], flow["server_ip"]):
-            peer = cache.get((ip, ts))
-            if peer is None:
-                peer = cache[(ip, ts)] = pods.resolve(ip, ts)
-            ends.append(peer)
-        src, dst = ends
+        src, dst = pods.resolve(flow["client_ip"], ts), pods.resolve(flow["server_ip"], ts)
         status = classify_flow(flow, src, dst)
         key = (_end(src, resource), _end(dst, resource), flow["server_port"] if by_port else None)
         groups.setdefault(key, []).append((flow, src, dst, status))

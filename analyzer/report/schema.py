@@ -59,6 +59,7 @@ FLOW_COLUMNS: tuple[Column, ...] = (
     Column("tls_version", "string", "negotiated version from the ServerHello (supported_versions if present)"),
     Column("cipher_suite", "string", "cipher suite chosen by the server"),
     Column("handshake", "category", "completed | failed | incomplete | not-seen"),
+    Column("client_hello", "boolean", "a ClientHello was parsed (False for ServerHello-only, mid-stream and cut handshakes)"),
     Column("handshake_detail", "string", "which side ended a failed or incomplete handshake, and how"),
     Column("mtls", "category", "proven (client Certificate seen, TLS <= 1.2) | inferred (TLS 1.3 with mesh identity) | none | unknown"),
     Column("mesh", "boolean", "looks like Linkerd proxy-to-proxy mTLS (identity SNI or transport.l5d.io/v1 ALPN)"),
