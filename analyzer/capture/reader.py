@@ -50,6 +50,8 @@ BT_EPB = 0x00000006  # Enhanced Packet Block
 OPT_IF_NAME = 2
 OPT_IF_TSRESOL = 9
 OPT_ISB_IFDROP = 5
+_EPB = {bo: struct.Struct(bo + "7I").unpack_from for bo in "<>"}  # type, length, iface, ts hi/lo, caplen, wirelen
+_U32 = {bo: struct.Struct(bo + "I").unpack_from for bo in "<>"}
 
 
 @dataclass
@@ -311,6 +313,7 @@ class CaptureReader:
         w = self._win
         bo = "<"
         ifaces: list[Interface] = []  # interfaces of the current section
+        units: list[tuple[float, int]] = []  # (seconds per tick, link type) per interface, for the hot path
         base = 0  # index of this section's first interface in info.interfaces
         first = True
         while True:
@@ -318,8 +321,19 @@ class CaptureReader:
             append = frames.append
             buf, pos, end = w.buf, w.pos, w.end
             damage = ""
+            epb, u32 = _EPB[bo], _U32[bo]
             while pos + 12 <= end:
-                btype = struct.unpack_from(bo + "I", buf, pos)[0]
+                if pos + 28 <= end:
+                    # Hot path: an Enhanced Packet Block, its header and fields in one call.
+                    btype, blen, iid, hi, lo, caplen, wirelen = epb(buf, pos)
+                    if (btype == BT_EPB and pos + blen <= end and iid < len(units) and 32 + caplen <= blen
+                            and not blen % 4 and u32(buf, pos + blen - 4)[0] == blen):
+                        unit, linktype = units[iid]
+                        append((((hi << 32) | lo) * unit, linktype, pos + 28, caplen, wirelen, base + iid))
+                        pos += blen
+                        continue
+                # Any other block, or an EPB that failed a check: the general path names the damage.
+                btype = u32(buf, pos)[0]
                 if btype == 0x0A0D0D0A:  # a new section; its byte order may differ (palindromic type)
                     bom = bytes(buf[pos + 8:pos + 12])
                     bo = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">" if bom == b"\x1a\x2b\x3c\x4d" else ""
@@ -328,15 +342,16 @@ class CaptureReader:
                             raise CaptureFormatError(f"{self.info.path}: pcapng section header has a bad byte-order magic")
                         damage = "corrupt section header (bad byte-order magic)"
                         break
-                    ifaces, base = [], len(self.info.interfaces)
+                    epb, u32 = _EPB[bo], _U32[bo]
+                    ifaces, units, base = [], [], len(self.info.interfaces)
                 first = False
-                blen = struct.unpack_from(bo + "I", buf, pos + 4)[0]
+                blen = u32(buf, pos + 4)[0]
                 if blen < 12 or blen % 4 or blen > MAX_BLOCK:
                     damage = f"corrupt block (type 0x{btype:08x}, length {blen})"
                     break
                 if pos + blen > end:
                     break
-                if struct.unpack_from(bo + "I", buf, pos + blen - 4)[0] != blen:
+                if u32(buf, pos + blen - 4)[0] != blen:
                     damage = f"corrupt block (type 0x{btype:08x}: trailing length differs)"
                     break
                 if btype == BT_EPB or btype == BT_OPB:
@@ -347,13 +362,13 @@ class CaptureReader:
                     if iid >= len(ifaces) or 32 + caplen > blen:
                         damage = f"corrupt packet block (interface {iid}, caplen {caplen})"
                         break
-                    itf = ifaces[iid]
-                    append((((hi << 32) | lo) * itf.ts_unit, itf.linktype, pos + 28, caplen, wirelen, base + iid))
+                    unit, linktype = units[iid]
+                    append((((hi << 32) | lo) * unit, linktype, pos + 28, caplen, wirelen, base + iid))
                 elif btype == BT_SPB:
                     if not ifaces:
                         damage = "simple packet block before any interface"
                         break
-                    wirelen = struct.unpack_from(bo + "I", buf, pos + 8)[0]
+                    wirelen = u32(buf, pos + 8)[0]
                     caplen = min(wirelen, blen - 16, ifaces[0].snaplen or wirelen)
                     append((0.0, ifaces[0].linktype, pos + 12, caplen, wirelen, base))
                 elif btype == BT_IDB:
@@ -361,9 +376,10 @@ class CaptureReader:
                     itf = Interface(linktype, snaplen)
                     _idb_options(itf, buf, pos + 16, pos + blen - 4, bo)
                     ifaces.append(itf)
+                    units.append((itf.ts_unit, itf.linktype))
                     self.info.interfaces.append(itf)
                 elif btype == BT_ISB:
-                    iid = struct.unpack_from(bo + "I", buf, pos + 8)[0]
+                    iid = u32(buf, pos + 8)[0]
                     drops = _option(buf, pos + 20, pos + blen - 4, bo, OPT_ISB_IFDROP)
                     if iid < len(ifaces) and drops is not None and len(drops) >= 8:
                         ifaces[iid].drops = struct.unpack(bo + "Q", drops[:8])[0]
