@@ -496,7 +496,6 @@ def _record_fragment(head: bytes) -> bool:
 
 def _non_handshake_row(row: dict, flow: Flow, ctx: Context, c: int, s: int, heads: tuple[bytes, bytes]) -> None:
     """No hello parsed: TLS records mid-stream, a cleartext protocol, opaque bytes, or nothing at all."""
-    ins: FlowInspector = flow.inspector
     if not heads[0] and not heads[1]:
         row["reason"] = _no_payload_reason(flow, ctx)
         return

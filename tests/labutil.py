@@ -14,17 +14,27 @@ LOCK = Path("/tmp/mtlslab.lock")
 LOCK_WAIT_S = 900.0
 
 
-def lab_unavailable() -> str | None:
+def netns_unavailable(why_root: str = "network namespaces, nftables, capturing on -i any") -> str | None:
+    """Why no live lab can run here, or None: only root with working network namespaces counts."""
     if os.geteuid() != 0:
-        return "needs root (network namespaces, nftables, capturing on -i any)"
-    for tool in ("ip", "nft", "tshark", "dumpcap", "capinfos"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
+        return f"needs root ({why_root})"
+    if shutil.which("ip") is None:
+        return "iproute2 (`ip`) is not installed"
     probe = f"mtlslab-probe-{os.getpid()}"
     proc = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if proc.returncode != 0:
         return f"network namespaces unavailable: {proc.stderr.strip()}"
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
+
+
+def lab_unavailable() -> str | None:
+    reason = netns_unavailable()
+    if reason:
+        return reason
+    for tool in ("nft", "tshark", "dumpcap", "capinfos"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
     return None
 
 

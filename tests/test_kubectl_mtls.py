@@ -110,16 +110,9 @@ def test_failing_exec_is_reported_with_what_kubectl_said(demo_state, tmp_path):
 
 # -- against the live lab --------------------------------------------------------------------------------
 def _netns_unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root: the kubectl stand-in execs into lab pods with `ip netns exec`"
-    if shutil.which("ip") is None:
-        return "iproute2 (`ip`) is not installed"
-    probe = f"mtlslab-kprobe-{os.getpid()}"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
-    if made.returncode != 0:
-        return f"network namespaces unavailable: {made.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    return None
+    import labutil
+
+    return labutil.netns_unavailable("the kubectl stand-in execs into lab pods with `ip netns exec`")
 
 
 @pytest.fixture(scope="module")

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 
 import pytest
 
 
 def netns_unavailable() -> str | None:
-    """Why the live lab cannot run here, or None. Only root + working network namespaces count."""
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, nftables, tshark -i any)"
-    if shutil.which("ip") is None:
-        return "iproute2 (`ip`) is not installed"
-    probe = f"mtlslab-probe-{os.getpid()}"
-    proc = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
-    if proc.returncode != 0:
-        return f"network namespaces unavailable: {proc.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
-    return None
+    """Why the live lab cannot run here, or None (the probe lives in tests/labutil.py)."""
+    import labutil
+
+    return labutil.netns_unavailable()
 
 
 @pytest.fixture(scope="session")
