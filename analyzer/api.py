@@ -185,8 +185,12 @@ def analyze(
     return Report(rows, include_localhost, stats, infos, pods)
 
 
-def _run(reader, table: FlowTable, finished: list, rows: list, ctx: Context, server_ports, progress) -> None:
-    """Stream the capture through the table; classify flows as they finish so their state is freed."""
+def _run(reader, table: FlowTable, finished: list, rows: list, ctx: Context, server_ports, progress,
+         on_batch: Callable[[FlowTable, Context], None] | None = None) -> None:
+    """Stream the capture through the table; classify flows as they finish so their state is freed.
+
+    ``on_batch(table, ctx)`` runs after each batch, its finished flows already in ``rows`` (live capture).
+    """
     seen_ifaces = 0
     last = time.perf_counter()
     snaplens: list[int] = []
@@ -203,6 +207,8 @@ def _run(reader, table: FlowTable, finished: list, rows: list, ctx: Context, ser
         if progress is not None and time.perf_counter() - last > PROGRESS_EVERY_S:
             last = time.perf_counter()
             progress(reader.info.path, table.packets, len(rows) + len(table.flows) // 2)
+        if on_batch is not None:
+            on_batch(table, ctx)
     table.finish_all()
     _classify_all(finished, rows, ctx, server_ports)
 

@@ -169,12 +169,17 @@ from .commands.diff import diff  # noqa: E402  (issue 6)
 cli.add_command(diff)
 
 
-def main() -> None:
+def run_group(group: click.Group) -> None:
+    """Run a click group as a console script: Ctrl-C is one line and exit 130, never a traceback."""
     try:
-        cli(standalone_mode=True)
+        group(standalone_mode=True)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+
+
+def main() -> None:
+    run_group(cli)
 
 
 if __name__ == "__main__":

@@ -143,11 +143,9 @@ def _relay(label: str, line: str) -> None:
 
 
 def main() -> None:
-    try:
-        cli(standalone_mode=True)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+    from .cli import run_group
+
+    run_group(cli)
 
 
 if __name__ == "__main__":

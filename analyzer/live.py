@@ -1,9 +1,9 @@
 """Live capture: dumpcap (or tshark) writes pcapng, and flows are classified while the file grows.
 
 Role: ``mtls-analyzer capture`` and the sidecar's ``capture``.  The capture process writes the file;
-``LiveCapture`` tails it (also across ring-buffer files), feeds the native flow table (or a tshark
-``-r -`` pass for ``engine="tshark"``), reports each flow once as soon as its verdict is settled
-(``on_flow``), and stops on ``seconds``, ``packets``, SIGINT/SIGTERM or ``stop()``.  The final report is
+``LiveCapture`` follows it (also across ring-buffer files) with the ordinary ``CaptureReader`` and
+``FlowTable`` (or a tshark ``-r -`` pass for ``engine="tshark"``), reports each flow once as soon as its
+verdict is settled (``on_flow``), and stops on ``seconds``, ``packets``, SIGINT/SIGTERM or ``stop()``.  The final report is
 ``api.analyze`` over the finished file(s), exactly what ``analyze`` prints for them.
 
 Rules:
@@ -13,9 +13,11 @@ Rules:
   2. dumpcap is preferred over tshark: it does not dissect, so its memory stays flat on long runs (tshark's
      grows with its dissection state, pyshark#141/#607); ``ring_mb``/``ring_files`` bound the disk.
      Flows that end are finalised and released by the flow table as in ``analyze``.
-  3. The tail reader below is a small incremental pcapng block parser: ``capture.reader`` fills 2 MB
-     windows before it hands out a batch (right for files, far too late for a line per flow), so the
-     live path reads block by block and hands the same frame tuples to the same ``FlowTable``.
+  3. One reader: ``Follower`` is the growing file (and its ring successors) as a non-seekable stream, so
+     ``capture.reader.CaptureReader`` hands out each batch as soon as its bytes are written, and
+     ``api._run`` drives the same ``FlowTable`` as ``analyze`` (its ``on_batch`` hook lets us announce
+     settled flows, finish quiet ones on time and tick the live view).  Live state is bounded by live
+     flows and host pairs, never by the number of flows seen.
   4. Tool missing or capture not permitted: ``BackendUnavailable`` with one line saying what to install
      or which capability is missing.  Standard library only (the sidecar .pyz ships this module).
 """
@@ -23,20 +25,20 @@ Rules:
 from __future__ import annotations
 
 import glob
+import io
 import logging
 import os
 import re
 import shutil
 import signal
-import struct
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .capture.reader import OPT_IF_NAME, OPT_IF_TSRESOL, Interface
 from .errors import AnalyzerError, BackendUnavailable
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,8 @@ START_TIMEOUT_S = 15.0  # the capture process must have written its file header 
 STOP_TIMEOUT_S = 15.0  # after SIGINT, the capture process must have exited by then
 MAX_RUN_S = 7 * 24 * 3600.0  # hard bound on any run without --seconds
 SETTLE_S = 1.0  # a flow with bytes both ways for this long (capture time) has its verdict
-LOOPBACK_IFACE_NAMES = frozenset({"lo", "lo0", "loopback"})
+SCAN_S = 0.05  # at most this often, live flows are checked for a settled verdict
+EVICT_S = 5.0  # this often, closed-and-quiet and idle flows are finished (FlowTable.evict) and released
 NO_PERMISSION = re.compile(r"permission|not permitted|Operation not permitted|don't have permission", re.I)
 CAPS_HINT = ("capturing needs CAP_NET_RAW and CAP_NET_ADMIN: run as root, or `setcap "
              "cap_net_raw,cap_net_admin=eip $(command -v dumpcap)`; in Kubernetes add them to the container's "
@@ -91,193 +94,306 @@ def ring_files_of(output: Path) -> list[Path]:
     return sorted(Path(p) for p in found)
 
 
-# -- tailing a growing pcapng ----------------------------------------------------------------------
-class _Tail:
-    """Bytes of a file being written (and of the ring files after it); ``read`` never blocks."""
+# -- following a growing pcapng --------------------------------------------------------------------
+class Follower(io.RawIOBase):
+    """The capture file being written (and the ring files after it) as one non-seekable binary stream.
 
-    def __init__(self, first: Path | None, ring_of: Path | None):
-        self.ring_of = ring_of
-        self.path = first
-        self.f = open(first, "rb") if first is not None else None  # noqa: SIM115 - closed in close()
-        self.opened: list[Path] = [first] if first is not None else []
+    ``readinto``/``read`` return what is there; at the end of what is written they wait (``POLL_S``
+    sleeps, calling ``idle`` between them) while ``alive()`` is true, and return ``0``/``b""`` once the
+    writer has exited and everything is read -- or when ``deadline`` (``time.monotonic()``) has passed.
+    Ring files are pcapng sections in a row, so ``CaptureReader`` reads them as one multi-section file.
+    ``seekable()`` is False: the reader hands out each batch as soon as its bytes are there.
+    """
 
-    def read(self, n: int = 1 << 20) -> bytes:
-        if self.f is None:
-            if not self._advance():
-                return b""
-        data = self.f.read(n)  # type: ignore[union-attr]
-        if data:
-            return data
-        if self.ring_of is not None and self._advance():
-            return self.f.read(n)  # type: ignore[union-attr]
-        return b""
+    def __init__(self, first: Path, alive: Callable[[], bool], ring_of: Path | None = None,
+                 idle: Callable[[], None] | None = None, deadline: float | None = None, poll_s: float = POLL_S):
+        super().__init__()
+        self.path = Path(first)
+        self.name = str(first)
+        self.alive, self.ring_of, self.idle = alive, ring_of, idle
+        self.deadline = time.monotonic() + MAX_RUN_S if deadline is None else deadline
+        self.poll_s = poll_s
+        self.files: list[Path] = [self.path]  # every file opened, in order
+        self._f = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
+        self._pending = bytearray()  # bytes peek() looked at, served first
 
-    def _advance(self) -> bool:
-        """Open the next ring file, if dumpcap has started one.  The old one is complete by then."""
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def peek(self, n: int = 1) -> bytes:
+        """Up to ``n`` bytes without consuming them (waits for them like ``read``)."""
+        while len(self._pending) < n:
+            chunk = self._read_some(n - len(self._pending))
+            if not chunk:
+                break
+            self._pending += chunk
+        return bytes(self._pending)
+
+    def readinto(self, b) -> int:
+        view = memoryview(b).cast("B")
+        if self._pending:
+            n = min(len(view), len(self._pending))
+            view[:n] = self._pending[:n]
+            del self._pending[:n]
+            return n
+        return self._wait(lambda: self._f.readinto(view) or 0)
+
+    def _read_some(self, n: int) -> bytes:
+        got = bytearray(n)
+        k = self._wait(lambda: self._f.readinto(got) or 0)
+        return bytes(got[:k])
+
+    def _wait(self, read: Callable[[], int]) -> int:
+        while True:
+            got = read()
+            if got:
+                return got
+            if self._next_file():
+                continue
+            if not self.alive():
+                got = read()  # what the writer wrote between our last read and its exit
+                if got or not self._next_file():
+                    return got
+                continue
+            if time.monotonic() > self.deadline:
+                log.warning("%s: still growing at the deadline; stopped following it", self.path)
+                return 0
+            if self.idle is not None:
+                self.idle()
+            time.sleep(self.poll_s)
+
+    def _next_file(self) -> bool:
+        """Move to the next ring file once dumpcap has started it (it closes the old one first)."""
         if self.ring_of is None:
             return False
-        files = [p for p in ring_files_of(self.ring_of) if p not in self.opened]
-        if not files:
+        later = [p for p in ring_files_of(self.ring_of) if p.name > self.path.name]
+        if not later:
             return False
-        if self.f is not None:
-            rest = self.f.read()
-            if rest:  # the writer finished this file after our last read: keep its tail first
-                self.f.seek(-len(rest), os.SEEK_CUR)
-                return True
-            self.f.close()
-        self.path = files[0]
-        self.opened.append(files[0])
-        self.f = open(files[0], "rb")  # noqa: SIM115
+        if self._f.tell() < os.fstat(self._f.fileno()).st_size:
+            return True  # the old file's last bytes first
+        self._f.close()
+        self.path = later[0]
+        self.files.append(later[0])
+        self._f = open(later[0], "rb", buffering=0)  # noqa: SIM115
         return True
 
     def close(self) -> None:
-        if self.f is not None:
-            self.f.close()
+        if not self.closed:
+            self._f.close()
+        super().close()
 
 
-class PcapngBlocks:
-    """Incremental pcapng parser: ``feed(bytes)`` -> frame batches for ``FlowTable.process``.
+# -- what the live view shows ----------------------------------------------------------------------
+VERDICTS = ("tls", "plaintext", "unknown")
 
-    Frames are ``(ts, linktype, off, caplen, wirelen, iface)`` into the returned buffer, as
-    ``capture.reader`` produces them.  Sections (one per ring file) restart the interface list.
+
+class PairSummary:
+    """Per host pair verdict counts, bounded by the number of pairs (not flows): the live view's state.
+
+    ``add(row, final=False)`` counts a flow announced before it ended; its final row replaces that count.
+    Thread-safe (the tshark engine reports from its reader thread).
     """
 
     def __init__(self) -> None:
-        self.buf = bytearray()
-        self.bo = "<"
-        self.ifaces: list[Interface] = []  # every interface seen, across sections
-        self.base = 0  # index of this section's first interface
-        self.section_ifaces = 0
-        self.frames = 0
-        self.bad = ""
+        self.pairs: dict[tuple[str, str, bool], list[int]] = {}  # (client, server, localhost) -> tls/plain/unknown
+        self.provisional: dict[int, tuple[tuple[str, str, bool], int]] = {}  # live flows counted early
+        self.flows = 0
+        self.lock = threading.Lock()
 
-    def feed(self, data: bytes) -> tuple[bytes, list[tuple]]:
-        self.buf += data
-        buf = bytes(self.buf)
-        frames: list[tuple] = []
-        pos = 0
-        end = len(buf)
-        while pos + 12 <= end and not self.bad:
-            btype = struct.unpack_from("<I", buf, pos)[0]
-            if btype == 0x0A0D0D0A:  # Section Header Block: byte order from its magic
-                if pos + 12 > end:
-                    break
-                bom = buf[pos + 8:pos + 12]
-                self.bo = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">" if bom == b"\x1a\x2b\x3c\x4d" else ""
-                if not self.bo:
-                    self.bad = "not a pcapng stream (bad byte-order magic)"
-                    break
-                self.base, self.section_ifaces = len(self.ifaces), 0
-            blen = struct.unpack_from(self.bo + "I", buf, pos + 4)[0]
-            if blen < 12 or blen % 4:
-                self.bad = f"corrupt pcapng block (length {blen})"
-                break
-            if pos + blen > end:
-                break
-            bt = struct.unpack_from(self.bo + "I", buf, pos)[0]
-            if bt == 6:  # Enhanced Packet Block
-                iid, hi, lo, caplen, wirelen = struct.unpack_from(self.bo + "IIIII", buf, pos + 8)
-                if iid < self.section_ifaces:
-                    itf = self.ifaces[self.base + iid]
-                    frames.append((((hi << 32) | lo) * itf.ts_unit, itf.linktype, pos + 28, caplen, wirelen,
-                                   self.base + iid))
-            elif bt == 1:  # Interface Description Block
-                linktype, _res, snaplen = struct.unpack_from(self.bo + "HHI", buf, pos + 8)
-                itf = Interface(linktype, snaplen)
-                self._options(itf, buf, pos + 16, pos + blen - 4)
-                self.ifaces.append(itf)
-                self.section_ifaces += 1
-            pos += blen
-        del self.buf[:pos]
-        self.frames += len(frames)
-        return buf, frames
+    def add(self, row: dict, final: bool = True) -> None:
+        key = (str(row["client_ip"]), str(row["server_ip"]), bool(row["localhost"]))
+        idx = VERDICTS.index(row["verdict"]) if row["verdict"] in VERDICTS else 2
+        with self.lock:
+            old = self.provisional.pop(row["flow_id"], None)
+            if old is not None:
+                self.pairs[old[0]][old[1]] -= 1
+            else:
+                self.flows += 1
+            self.pairs.setdefault(key, [0, 0, 0])[idx] += 1
+            if not final:
+                self.provisional[row["flow_id"]] = (key, idx)
 
-    def _options(self, itf: Interface, buf: bytes, pos: int, end: int) -> None:
-        while pos + 4 <= end:
-            code, length = struct.unpack_from(self.bo + "HH", buf, pos)
-            if code == 0:
-                return
-            value = buf[pos + 4:pos + 4 + length]
-            if code == OPT_IF_NAME:
-                itf.name = value.rstrip(b"\x00").decode("utf-8", "backslashreplace")
-            elif code == OPT_IF_TSRESOL and value:
-                r = value[0]
-                itf.ts_unit = 2.0 ** -(r & 0x7F) if r & 0x80 else 10.0 ** -r
-            pos += 4 + ((length + 3) & ~3)
+    def rows(self, include_localhost: bool = False) -> list[dict]:
+        """One dict per pair (client_ip, server_ip, flows, tls, plaintext, unknown, status), busiest first."""
+        from .report.pairs import pair_status
+
+        merged: dict[tuple[str, str], list[int]] = {}
+        with self.lock:
+            for (c, s, local), n in self.pairs.items():
+                if local and not include_localhost:
+                    continue
+                m = merged.setdefault((c, s), [0, 0, 0])
+                for i in range(3):
+                    m[i] += n[i]
+        rows = [{"client_ip": c, "server_ip": s, "flows": sum(n), "tls": n[0], "plaintext": n[1], "unknown": n[2],
+                 "status": pair_status(*n)} for (c, s), n in merged.items() if sum(n)]
+        rows.sort(key=lambda r: (-r["flows"], r["client_ip"], r["server_ip"]))
+        return rows
+
+
+def summary_lines(result: "LiveResult", include_localhost: bool = False, max_rows: int = 20,
+                  width: int = 120, elapsed_s: float = 0.0) -> list[str]:
+    """The live table: a status line, a header, at most ``max_rows`` pairs and ``+N more``."""
+    rows = result.summary.rows(include_localhost)
+    v = [sum(r[k] for r in rows) for k in VERDICTS]
+    lines = [f"{result.output.name}: {result.packets} packets, {sum(v)} flows (tls {v[0]}, plaintext {v[1]}, "
+             f"unknown {v[2]}), {elapsed_s:.0f} s  (Ctrl-C stops)"]
+    cw = max([len("CLIENT")] + [len(r["client_ip"]) for r in rows[:max_rows]])
+    sw = max([len("SERVER")] + [len(r["server_ip"]) for r in rows[:max_rows]])
+    fmt = f"{{:<{cw}}}  {{:<{sw}}}  {{:>5}}  {{:>5}}  {{:>9}}  {{:>7}}  {{}}"
+    lines.append(fmt.format("CLIENT", "SERVER", "FLOWS", "TLS", "PLAINTEXT", "UNKNOWN", "STATUS"))
+    shown = rows if len(rows) <= max_rows else rows[:max(1, max_rows - 1)]
+    for r in shown:
+        lines.append(fmt.format(r["client_ip"], r["server_ip"], r["flows"], r["tls"], r["plaintext"], r["unknown"],
+                                r["status"]))
+    if len(shown) < len(rows):
+        lines.append(f"+{len(rows) - len(shown)} more")
+    return [line[:width] for line in lines]
+
+
+TABLE_REFRESH_S = 1.0  # seconds between redraws of the live table or status line
+
+
+class LiveTable:
+    """Redraw a block of lines in place on a terminal (ANSI: cursor up, clear to the end of the screen)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.height = 0
+
+    def draw(self, lines: list[str]) -> None:
+        self.stream.write(self._up() + "".join(line + "\n" for line in lines))
+        self.stream.flush()
+        self.height = len(lines)
+
+    def clear(self) -> None:
+        if self.height:
+            self.stream.write(self._up())
+            self.stream.flush()
+            self.height = 0
+
+    def _up(self) -> str:
+        return (f"\033[{self.height}F" if self.height else "\r") + "\033[J"
+
+
+def terminal_rows() -> tuple[int, int]:
+    """(pair rows that fit, columns) for the live table on this terminal."""
+    size = shutil.get_terminal_size((120, 24))
+    return max(3, min(40, size.lines - 4)), max(40, size.columns - 1)
 
 
 # -- classification while capturing ----------------------------------------------------------------
 class _NativeLive:
-    """The native pipeline, fed block by block; announces each flow once its verdict is settled."""
+    """``CaptureReader`` over the ``Follower`` -> ``FlowTable``, wired by ``api._run``; announces each flow
+    once its verdict is settled (before it ends when it can), and counts it in the pair summary."""
 
     def __init__(self, decode_as, on_flow: Callable[[dict], None] | None):
         from .api import parse_decode_as
-        from .classify import SERVER_PORTS, Context, new_inspector
-        from .flows.table import FlowTable
+        from .classify import SERVER_PORTS
 
         self.ports = parse_decode_as(decode_as)
         self.server_ports = SERVER_PORTS | self.ports
-        self.ctx = Context(decode_as=self.ports)
-        self.finished: list = []
-        self.table = FlowTable(new_inspector, self.finished.append)
-        self.blocks = PcapngBlocks()
         self.on_flow = on_flow
-        self.announced: set[int] = set()
-        self.rows: dict[int, dict] = {}  # latest row per announced-or-finished flow (for the summary)
-        self.seen_ifaces = 0
+        self.summary = PairSummary()
+        self.announced: set[int] = set()  # live flows already reported (bounded by live flows)
+        self.rows: list[dict] = []  # finished flows' rows, handed over by api._run, emptied every batch
+        self.table = None
+        self.info = None
+        self.newest = 0.0  # newest packet time among live flows (capture time)
+        self._scan_at = self._evict_at = 0.0
+        self._pending = None  # (table, ctx) of a batch whose settle scan was deferred by SCAN_S
 
-    def feed(self, data: bytes) -> None:
-        buf, frames = self.blocks.feed(data)
-        ifaces = self.blocks.ifaces
-        if len(ifaces) != self.seen_ifaces:
-            self.table.add_loopback_ifaces(i for i in range(self.seen_ifaces, len(ifaces))
-                                           if ifaces[i].name in LOOPBACK_IFACE_NAMES)
-            self.seen_ifaces = len(ifaces)
-        if frames:
-            self.table.process(buf, frames)
-        self._settle(final=False)
+    @property
+    def packets(self) -> int:
+        return self.table.packets if self.table is not None else 0
 
-    def _row(self, flow) -> dict:
+    def run(self, stream, supervise: Callable[[], None]) -> None:
+        from .api import _run
+        from .capture.reader import CaptureReader
+        from .classify import Context, new_inspector
+        from .flows.table import FlowTable
+
+        finished: list = []
+        table = FlowTable(new_inspector, finished.append)
+        self.table = table
+
+        def on_batch(table, ctx) -> None:
+            self._batch(table, ctx)
+            supervise()
+
+        with CaptureReader(stream) as reader:
+            self.info = reader.info
+            _run(reader, table, finished, self.rows, Context(decode_as=self.ports), self.server_ports, None,
+                 on_batch=on_batch)
+        self._finished()
+        for w in reader.info.warnings:
+            log.info("live: %s", w)
+
+    def _finished(self) -> None:
+        for row in self.rows:
+            self.summary.add(row, final=True)
+            if row["flow_id"] not in self.announced and self.on_flow is not None:
+                self.on_flow(row)
+            self.announced.discard(row["flow_id"])  # released with the flow: memory stays flat
+        self.rows.clear()
+
+    def _batch(self, table, ctx) -> None:
+        self._finished()
+        now = time.monotonic()
+        if now >= self._evict_at and self.newest:
+            # Finish closed-and-quiet and idle flows on time (the table itself scans every EVICT_EVERY
+            # packets, which a quiet pod may take hours to reach).  "Now" is capture time: the newest
+            # packet read, never ahead of the wall clock, so a reader running behind splits no flow.
+            self._evict_at = now + EVICT_S
+            table.evict(min(self.newest, time.time()))
+            self._finished()
+        self._pending = (table, ctx)
+        if now >= self._scan_at:
+            self._scan()
+
+    def idle(self) -> None:
+        """While waiting for bytes: run a settle scan a recent batch deferred (a FIN in a quiet pod)."""
+        if self._pending is not None and time.monotonic() >= self._scan_at:
+            self._scan()
+
+    def _scan(self) -> None:
         from .classify import classify
 
-        client_d, basis = flow.client_dir(self.server_ports)
-        return classify(flow, self.ctx, client_d, basis)
-
-    def _settle(self, final: bool) -> None:
-        for flow in self.finished:
-            row = self._row(flow)
-            self.rows[flow.fid] = _brief(row)
-            if flow.fid not in self.announced and self.on_flow is not None:
-                self.on_flow(row)
-            self.announced.discard(flow.fid)  # released with the flow: memory stays flat
-        self.finished.clear()
-        if final:
-            return
-        for flow, d in list(self.table.flows.values()):
-            if d != 0 or flow.fid in self.announced:
+        table, ctx = self._pending  # type: ignore[misc]
+        self._pending = None
+        self._scan_at = time.monotonic() + SCAN_S
+        newest = self.newest
+        for flow, d in list(table.flows.values()):
+            if d != 0:
+                continue
+            if flow.last_ts > newest:
+                newest = flow.last_ts
+            if flow.fid in self.announced:
                 continue
             both = flow.bytes[0] and flow.bytes[1]
             if flow.closed or not (flow.wants[0] or flow.wants[1]) or (both and flow.last_ts - flow.first_ts >= SETTLE_S):
-                row = self._row(flow)
+                client_d, basis = flow.client_dir(self.server_ports)
+                row = classify(flow, ctx, client_d, basis)
                 self.announced.add(flow.fid)
-                self.rows[flow.fid] = _brief(row)
+                self.summary.add(row, final=False)
                 if self.on_flow is not None:
                     self.on_flow(row)
-
-    def finish(self) -> None:
-        self.table.finish_all()
-        self._settle(final=True)
+        self.newest = newest
 
 
 class _TsharkLive:
-    """``tshark -l -r -`` over the growing file: the tshark engine, live."""
+    """``tshark -l -r -`` fed from the ``Follower``: the tshark engine, live."""
 
     def __init__(self, decode_as, on_flow: Callable[[dict], None] | None):
         from .api import parse_decode_as
         from .engines import tshark as engine
 
-        self.rows: dict[int, dict] = {}
+        self.summary = PairSummary()
         self.on_flow = on_flow
+        self.info = None
         tshark = engine.find_tshark()
         self.agg = engine.Aggregator("live", parse_decode_as(decode_as), on_row=self._finished,
                                      on_verdict=self._verdict)
@@ -289,43 +405,52 @@ class _TsharkLive:
         self.lock = threading.Lock()
         self.reader.start()
 
+    @property
+    def packets(self) -> int:
+        return self.agg.packets
+
+    def idle(self) -> None:
+        pass
+
     def _read(self) -> None:
         for raw in self.proc.stdout:  # type: ignore[union-attr]
             with self.lock:
                 self.agg.feed(raw.decode("utf-8", "backslashreplace"))
 
     def _verdict(self, row: dict) -> None:
-        self.rows[row["flow_id"]] = _brief(row)
+        self.summary.add(row, final=False)
         if self.on_flow is not None:
             self.on_flow(row)
 
     def _finished(self, row: dict) -> None:
         first = row["flow_id"] not in self.agg.announced
-        self.rows[row["flow_id"]] = _brief(row)
+        self.summary.add(row, final=True)
         self.agg.announced.discard(row["flow_id"])
         if first and self.on_flow is not None:
             self.on_flow(row)
 
-    def feed(self, data: bytes) -> None:
+    def run(self, stream, supervise: Callable[[], None]) -> None:
         try:
-            self.proc.stdin.write(data)  # type: ignore[union-attr]
-            self.proc.stdin.flush()  # type: ignore[union-attr]
-        except (BrokenPipeError, OSError):
-            pass
-
-    def finish(self) -> None:
-        try:
-            self.proc.stdin.close()  # type: ignore[union-attr]
-        except OSError:
-            pass
+            while True:
+                data = stream.read(1 << 20)
+                if not data:
+                    break
+                try:
+                    self.proc.stdin.write(data)  # type: ignore[union-attr]
+                    self.proc.stdin.flush()  # type: ignore[union-attr]
+                except (BrokenPipeError, OSError):
+                    pass
+                supervise()
+        finally:
+            stream.close()
+            try:
+                self.proc.stdin.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
         self.reader.join(timeout=120)
         self.proc.wait(timeout=30)
         with self.lock:
             self.agg.finish()
-
-
-def _brief(row: dict) -> dict:
-    return {"verdict": row["verdict"], "localhost": row["localhost"]}
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -333,9 +458,10 @@ def _brief(row: dict) -> dict:
 class LiveResult:
     files: list[Path]
     command: list[str]
-    packets: int = 0
+    output: Path = Path()
+    packets: int = 0  # packets classified so far
     stopped_by: str = ""  # seconds | packets | signal | stop | exited
-    flows: dict = field(default_factory=dict)  # flow_id -> brief row
+    summary: PairSummary = field(default_factory=PairSummary)  # per host pair counts
 
 
 def default_output(directory: Path = Path("captures")) -> Path:
@@ -380,40 +506,35 @@ class LiveCapture:
         err: list[bytes] = []
         drain = threading.Thread(target=lambda: err.extend(self.proc.stderr), daemon=True)  # type: ignore[union-attr,arg-type]
         drain.start()
-        first = self._wait_for_file(err)
-        sink = (_TsharkLive if self.engine == "tshark" else _NativeLive)(self.decode_as, self.on_flow)
-        tail = _Tail(first, self.output if self.ring else None)
-        result = LiveResult([], self.command)
-        deadline = time.monotonic() + min(MAX_RUN_S, (self.seconds or MAX_RUN_S) + STOP_TIMEOUT_S)
         try:
-            while True:
-                data = tail.read()
-                if data:
-                    sink.feed(data)
-                    continue
-                if self.proc.poll() is not None:
-                    data = tail.read()
-                    while data:  # everything written before the exit
-                        sink.feed(data)
-                        data = tail.read()
-                    break
-                if self._stop.is_set() or time.monotonic() > deadline:
+            first = self._wait_for_file(err)
+            sink = (_TsharkLive if self.engine == "tshark" else _NativeLive)(self.decode_as, self.on_flow)
+            result = LiveResult([], self.command, self.output, summary=sink.summary)
+            deadline = time.monotonic() + min(MAX_RUN_S, (self.seconds or MAX_RUN_S) + STOP_TIMEOUT_S)
+
+            def supervise() -> None:
+                """Between reads and batches: stop the capture when asked or overdue; tick the view."""
+                if (self._stop.is_set() or time.monotonic() > deadline) and self.proc.poll() is None:  # type: ignore[union-attr]
                     self._signal_capture()
                 if self.on_tick is not None:
-                    result.flows = sink.rows
+                    result.packets = sink.packets
                     self.on_tick(result)
-                time.sleep(POLL_S)
+
+            def idle() -> None:
+                sink.idle()
+                supervise()
+
+            stream = Follower(first, lambda: self.proc.poll() is None, self.output if self.ring else None,  # type: ignore[union-attr]
+                              idle=idle, deadline=deadline + 2 * STOP_TIMEOUT_S)
+            sink.run(stream, supervise)
         finally:
             if self.proc.poll() is None:
                 self._signal_capture()
             drain.join(timeout=5)
-            tail.close()
-        sink.finish()
         if not self._stopped_by:
             self._stopped_by = "seconds" if self.seconds else "exited"
         result.stopped_by = self._stopped_by
-        result.flows = sink.rows
-        result.packets = getattr(getattr(sink, "blocks", None), "frames", 0) or getattr(getattr(sink, "agg", None), "packets", 0)
+        result.packets = sink.packets
         result.files = [p for p in (ring_files_of(self.output) if self.ring else [self.output]) if p.exists()]
         stderr = b"".join(err).decode("utf-8", "replace")
         if self.proc.returncode not in (0, -signal.SIGINT, -signal.SIGTERM) and not result.files:
@@ -425,7 +546,7 @@ class LiveCapture:
                 pass
         return result
 
-    def _wait_for_file(self, err: list[bytes]) -> Path | None:
+    def _wait_for_file(self, err: list[bytes]) -> Path:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             files = ring_files_of(self.output) if self.ring else ([self.output] if self.output.exists() else [])
@@ -511,3 +632,44 @@ def tap_line(row: dict, local: frozenset[str] = frozenset()) -> str:
     if row["localhost"]:
         parts.append("localhost=true")
     return " ".join(parts)
+
+
+def run_live(output: Path, interface: str, bpf: str | None, seconds: float | None, packets: int | None,
+             ring_mb: int | None, ring_files: int | None, decode_as, engine: str, follow: bool,
+             include_localhost: bool, quiet: bool, out=None, err=None) -> "LiveResult":
+    """The terminal side of a live capture, shared by ``mtls-analyzer capture`` and the sidecar .pyz:
+    ``--follow`` tap lines on ``out``; otherwise, on a terminal, the live table (both ends a terminal)
+    or one status line (stderr only) on ``err``; signal handling; the screen cleaned up at the end."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    local = local_addresses()
+    tty = err.isatty() and not quiet and not follow
+    table = LiveTable(err) if tty and out.isatty() else None
+    started = time.monotonic()
+    last = [0.0]
+
+    def on_flow(row: dict) -> None:
+        if follow and (include_localhost or not row["localhost"]):
+            print(tap_line(row, local), file=out, flush=True)
+
+    def on_tick(result) -> None:
+        if not tty or time.monotonic() - last[0] < TABLE_REFRESH_S:
+            return
+        last[0] = time.monotonic()
+        if table is not None:
+            rows, width = terminal_rows()
+            table.draw(summary_lines(result, include_localhost, rows, width, last[0] - started))
+        else:
+            print("\r\033[K" + summary_lines(result, include_localhost, 0)[0], end="", file=err, flush=True)
+
+    live = LiveCapture(output, interface, bpf, seconds, packets, ring_mb, ring_files, decode_as, engine, on_flow, on_tick)
+    restore = install_signal_handlers(live)
+    try:
+        result = live.run()
+    finally:
+        restore()
+    if table is not None:
+        table.clear()
+    elif tty:
+        print("\r\033[K", end="", file=err, flush=True)
+    return result

@@ -41,14 +41,9 @@ SIGNATURES: tuple[tuple[str, re.Pattern[bytes], str], ...] = (
     ("ldap", re.compile(rb"\x30[\x00-\x84][\x00-\xff]{0,4}\x02[\x01-\x04]", re.S), "orig"),
 )
 
-# Protocols that never turn into TLS on the same connection (no STARTTLS verb): reading on is waste.
+# Protocols that never turn into TLS on the same connection (no STARTTLS verb): reading on is waste
+# (an HTTP CONNECT is the exception, and it is the first line).
 NO_UPGRADE = frozenset({"http/1.1", "h2c", "ssh", "redis", "mysql"})
-
-# Client commands that precede a TLS handshake on the same connection (STARTTLS and friends).
-UPGRADES = re.compile(
-    rb"STARTTLS|AUTH TLS|AUTH SSL|STLS\r?\n|CONNECT \S+ HTTP/1|\x00\x00\x00\x08\x04\xd2\x16\x2f|<starttls",
-    re.I,
-)
 
 
 def identify(data: bytes, role: str) -> tuple[str, str] | None:

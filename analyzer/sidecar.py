@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections import Counter
 from pathlib import Path
 
 from . import __version__
@@ -114,29 +113,11 @@ def run(argv: list[str] | None = None) -> int:
 
 def _capture(args):
     from .api import analyze
-    from .live import LiveCapture, default_output, install_signal_handlers, local_addresses, tap_line
+    from .live import default_output, run_live
 
-    local = local_addresses()
-
-    def on_flow(row: dict) -> None:
-        if args.follow and (args.include_localhost or not row["localhost"]):
-            print(tap_line(row, local), flush=True)
-
-    def on_tick(result) -> None:
-        if not args.follow and not args.quiet and sys.stderr.isatty():
-            v = Counter(r["verdict"] for r in result.flows.values() if args.include_localhost or not r["localhost"])
-            print(f"\r\033[K{len(result.flows)} flows: tls {v['tls']}, plaintext {v['plaintext']}, "
-                  f"unknown {v['unknown']}", end="", file=sys.stderr, flush=True)
-
-    live = LiveCapture(args.write or default_output(), args.interface, args.bpf, args.seconds, args.packets,
-                       args.ring_mb, args.ring_files, args.decode_as, args.engine, on_flow, on_tick)
-    restore = install_signal_handlers(live)
-    try:
-        result = live.run()
-    finally:
-        restore()
-    if not args.follow and not args.quiet and sys.stderr.isatty():
-        print("\r\033[K", end="", file=sys.stderr)
+    result = run_live(args.write or default_output(), args.interface, args.bpf, args.seconds, args.packets,
+                      args.ring_mb, args.ring_files, args.decode_as, args.engine, args.follow,
+                      args.include_localhost, args.quiet)
     report = analyze([str(p) for p in result.files], decode_as=args.decode_as,
                      include_localhost=args.include_localhost, pods=args.pods)
     return report, result

@@ -7,7 +7,6 @@ that test files compare against literals (``row["verdict"] == "tls"``) without p
 
 from __future__ import annotations
 
-import math
 import os
 import subprocess
 import sys
@@ -22,7 +21,7 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 import pcapgen  # noqa: E402
-from support import absent, count_in, epoch_s, is_truncated, plain, rows, unsupported  # noqa: E402,F401
+from support import rows  # noqa: E402
 
 
 # --- building captures ------------------------------------------------------------------------

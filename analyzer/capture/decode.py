@@ -72,6 +72,20 @@ _addr6 = struct.Struct("16s16s").unpack_from
 _sll = struct.Struct("!2xH10xH").unpack_from  # ARPHRD type, protocol (SLL header)
 
 
+# The flow table's inlined fast path (flows/table.py ``process``): for a link type with a fixed-size
+# header, one ``unpack_from`` at the frame start reads the link layer, an option-less IPv4 header and
+# the TCP header.  Fields: (a, b, ver_ihl, tot_len, frag, proto, key, seq, data_offset, flags), where
+# ``key`` is the 12 bytes src, dst, sport, dport -- contiguous only when IHL is 5, which the caller
+# checks -- and (a, b) is (ethertype, ARPHRD) for SLL2, (ARPHRD, ethertype) for SLL and (junk,
+# ethertype) for Ethernet.  Anything the fast path does not accept goes to ``decode_frame``.
+_TCP4 = "BxH2xHxB2x12sI4xBB"  # IPv4 (RFC 791) then TCP up to the flags (RFC 9293 3.1)
+TCP4_FAST = {  # link type -> (unpack_from, IP offset, ethertype is field a, ARPHRD meaning loopback)
+    LINKTYPE_LINUX_SLL2: (struct.Struct("!H6xH10x" + _TCP4).unpack_from, 20, True, ARPHRD_LOOPBACK),
+    LINKTYPE_LINUX_SLL: (struct.Struct("!2xH10xH" + _TCP4).unpack_from, 16, False, ARPHRD_LOOPBACK),
+    LINKTYPE_ETHERNET: (struct.Struct("!10xHH" + _TCP4).unpack_from, 14, False, -1),  # no ARPHRD
+}
+
+
 def decode_frame(buf: bytes, off: int, caplen: int, wirelen: int, linktype: int):
     """Decode one frame at ``buf[off:off+caplen]``.  See the module docstring for the return shapes.
 

@@ -80,6 +80,30 @@ class CaptureInfo:
 
 
 Frame = tuple  # (ts: float, linktype: int, off: int, caplen: int, wirelen: int, iface: int)
+FRAME_FIELDS = 6
+
+
+class FrameBatch:
+    """One window's frames, stored flat: ``FRAME_FIELDS`` values per frame, in ``Frame`` order.
+
+    Iterating yields ``Frame`` tuples; ``zip`` reuses its result tuple once the loop has unpacked it,
+    so the flow table's loop allocates nothing per frame.  Why not a list of tuples: each of those
+    tuples lives until the batch is done, ~4,500 per window, and they drive the cyclic GC's
+    collections, which then walk every live flow's objects.  Measured on the 1M-packet benchmark
+    (2 cores, fastest of 3): ~0.3 s less per million packets, from fewer generation-2 collections.
+    """
+
+    __slots__ = ("flat",)
+
+    def __init__(self, flat: list) -> None:
+        self.flat = flat
+
+    def __len__(self) -> int:
+        return len(self.flat) // FRAME_FIELDS
+
+    def __iter__(self) -> Iterator[Frame]:
+        f = self.flat
+        return zip(f[0::6], f[1::6], f[2::6], f[3::6], f[4::6], f[5::6])
 
 
 class _Window:
@@ -250,8 +274,8 @@ class CaptureReader:
         if self.stream is not sys.stdin.buffer:
             self.stream.close()
 
-    def iter_batches(self) -> Iterator[tuple[bytes, list[Frame]]]:
-        """Yield ``(buf, frames)``; each frame's bytes are ``buf[off:off+caplen]``."""
+    def iter_batches(self) -> Iterator[tuple[bytes, FrameBatch]]:
+        """Yield ``(buf, frames)``; ``frames`` iterates ``Frame`` tuples, whose bytes are ``buf[off:off+caplen]``."""
         gen = self._pcap() if self.info.format == "pcap" else self._pcapng()
         try:
             yield from gen
@@ -265,7 +289,7 @@ class CaptureReader:
         self.info.warnings.append(f"{self.info.path}: {msg} after {self.info.frames} frames; analysed up to the damage")
 
     # -- pcap ------------------------------------------------------------------------------------
-    def _pcap(self) -> Iterator[tuple[bytes, list[Frame]]]:
+    def _pcap(self) -> Iterator[tuple[bytes, FrameBatch]]:
         w = self._win
         if not w.need(24):
             raise CaptureFormatError(f"{self.info.path}: pcap header truncated ({w.end} bytes)")
@@ -276,8 +300,8 @@ class CaptureReader:
         w.pos = 24
         rec = struct.Struct(bo + "IIII").unpack_from
         while True:
-            frames: list[Frame] = []
-            append = frames.append
+            frames: list = []  # flat, see FrameBatch
+            add = frames.extend
             buf, pos, end = w.buf, w.pos, w.end
             damage = ""
             while pos + 16 <= end:
@@ -287,7 +311,7 @@ class CaptureReader:
                     break
                 if pos + 16 + caplen > end:
                     break
-                append((sec + frac * scale, linktype, pos + 16, caplen, wirelen, 0))
+                add((sec + frac * scale, linktype, pos + 16, caplen, wirelen, 0))
                 pos += 16 + caplen
             w.pos = pos
             yield from self._emit(buf, frames)
@@ -303,13 +327,14 @@ class CaptureReader:
             if caplen <= MAX_BLOCK and not w.need(16 + caplen):
                 raise _Damage(w.damage or "capture ends inside a packet")
 
-    def _emit(self, buf, frames: list[Frame]) -> Iterator[tuple[bytes, list[Frame]]]:
-        if frames:
-            self.info.frames += len(frames)
-            yield buf, frames
+    def _emit(self, buf, flat: list) -> Iterator[tuple[bytes, FrameBatch]]:
+        if flat:
+            batch = FrameBatch(flat)
+            self.info.frames += len(batch)
+            yield buf, batch
 
     # -- pcapng ----------------------------------------------------------------------------------
-    def _pcapng(self) -> Iterator[tuple[bytes, list[Frame]]]:
+    def _pcapng(self) -> Iterator[tuple[bytes, FrameBatch]]:
         w = self._win
         bo = "<"
         ifaces: list[Interface] = []  # interfaces of the current section
@@ -317,8 +342,8 @@ class CaptureReader:
         base = 0  # index of this section's first interface in info.interfaces
         first = True
         while True:
-            frames: list[Frame] = []
-            append = frames.append
+            frames: list = []  # flat, see FrameBatch
+            add = frames.extend
             buf, pos, end = w.buf, w.pos, w.end
             damage = ""
             epb, u32 = _EPB[bo], _U32[bo]
@@ -329,7 +354,7 @@ class CaptureReader:
                     if (btype == BT_EPB and pos + blen <= end and iid < len(units) and 32 + caplen <= blen
                             and not blen % 4 and u32(buf, pos + blen - 4)[0] == blen):
                         unit, linktype = units[iid]
-                        append((((hi << 32) | lo) * unit, linktype, pos + 28, caplen, wirelen, base + iid))
+                        add((((hi << 32) | lo) * unit, linktype, pos + 28, caplen, wirelen, base + iid))
                         pos += blen
                         continue
                 # Any other block, or an EPB that failed a check: the general path names the damage.
@@ -363,14 +388,14 @@ class CaptureReader:
                         damage = f"corrupt packet block (interface {iid}, caplen {caplen})"
                         break
                     unit, linktype = units[iid]
-                    append((((hi << 32) | lo) * unit, linktype, pos + 28, caplen, wirelen, base + iid))
+                    add((((hi << 32) | lo) * unit, linktype, pos + 28, caplen, wirelen, base + iid))
                 elif btype == BT_SPB:
                     if not ifaces:
                         damage = "simple packet block before any interface"
                         break
                     wirelen = u32(buf, pos + 8)[0]
                     caplen = min(wirelen, blen - 16, ifaces[0].snaplen or wirelen)
-                    append((0.0, ifaces[0].linktype, pos + 12, caplen, wirelen, base))
+                    add((0.0, ifaces[0].linktype, pos + 12, caplen, wirelen, base))
                 elif btype == BT_IDB:
                     linktype, _res, snaplen = struct.unpack_from(bo + "HHI", buf, pos + 8)
                     itf = Interface(linktype, snaplen)

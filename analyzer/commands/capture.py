@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import time
-from collections import Counter
 from pathlib import Path
 
 import click
@@ -14,7 +11,6 @@ from ..report.render import FORMATS, render
 from ..report.schema import FLOW_NAMES, PAIR_NAMES
 
 VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES}
-TICK_S = 0.5
 
 
 class _InputError(click.ClickException):
@@ -45,35 +41,11 @@ def capture(interface, bpf, seconds, packets, ring_mb, ring_files, write, follow
     """Capture live traffic (default: -i any, i.e. this pod's network namespace), classify flows while the
     capture runs, and print the full report at the end (time, --packets, Ctrl-C or SIGTERM)."""
     from ..api import analyze
-    from ..live import LiveCapture, default_output, install_signal_handlers, local_addresses, tap_line
-
-    out = write or default_output()
-    local = local_addresses()
-    tty = sys.stderr.isatty() and not quiet and not follow
-    last = [0.0]
-
-    def on_flow(row: dict) -> None:
-        if follow and (include_localhost or not row["localhost"]):
-            click.echo(tap_line(row, local))
-            sys.stdout.flush()
-
-    def on_tick(result) -> None:
-        if not tty or time.monotonic() - last[0] < TICK_S:
-            return
-        last[0] = time.monotonic()
-        v = Counter(r["verdict"] for r in result.flows.values() if include_localhost or not r["localhost"])
-        click.echo(f"\r\033[K{out}: {len(result.flows)} flows: tls {v['tls']}, plaintext {v['plaintext']}, "
-                   f"unknown {v['unknown']}  (Ctrl-C stops)", err=True, nl=False)
+    from ..live import default_output, run_live
 
     try:
-        live = LiveCapture(out, interface, bpf, seconds, packets, ring_mb, ring_files, decode_as, engine, on_flow, on_tick)
-        restore = install_signal_handlers(live)
-        try:
-            result = live.run()
-        finally:
-            restore()
-        if tty:
-            click.echo("\r\033[K", err=True, nl=False)
+        result = run_live(write or default_output(), interface, bpf, seconds, packets, ring_mb, ring_files,
+                          decode_as, engine, follow, include_localhost, quiet)
         report = analyze([str(p) for p in result.files], decode_as=decode_as, include_localhost=include_localhost)
     except AnalyzerError as exc:
         raise _InputError(str(exc)) from None

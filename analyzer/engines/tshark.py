@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
 from .. import protocols
-from ..classify import L5D_TRANSPORT_ALPN, PORT_HINTS, SERVER_PORTS, parse_identity
+from ..classify import L5D_TRANSPORT_ALPN, SERVER_PORTS, apply_port_hint, parse_identity
 from ..errors import AnalyzerError, BackendUnavailable
 from ..report.schema import FLOW_NAMES
 from ..tls.constants import alert_name, cipher_name, version_name
@@ -524,23 +524,12 @@ class Aggregator:
             hint_conflict=False, plaintext_prefix_bytes=0, tls_records=st.records[0] + st.records[1],
             app_data_records=st.appdata[0] + st.appdata[1],
         )
-        hint_name, hint_tls = self._port_hint(st.ports[s])
-        row["port_hint"] = hint_name
         if st.hello is not None or st.server_hello is not None:
             self._tls_row(row, st, c, s)
         else:
             self._other_row(row, st, c, s)
-        if hint_tls and row["verdict"] == "plaintext":
-            row["hint_conflict"] = True
-            row["reason"] += f"; port {st.ports[s]} ({hint_name}) expects TLS, the payload says otherwise"
-        elif row["verdict"] == "unknown" and hint_tls and row["evidence"] == "none":
-            row["reason"] += f"; port {st.ports[s]} ({hint_name}) suggests TLS, but a port proves nothing"
+        apply_port_hint(row, st.ports[s], self.decode_ports)
         return row
-
-    def _port_hint(self, port: int) -> tuple[str, bool]:
-        if port in self.decode_ports:
-            return f"decode-as tls (port {port})", True
-        return PORT_HINTS.get(port, ("", False))
 
     def _tls_row(self, row: dict, st: _Stream, c: int, s: int) -> None:
         hello, sh = st.hello, st.server_hello

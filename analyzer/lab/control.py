@@ -25,7 +25,6 @@ from pathlib import Path
 
 from analyzer.lab import kube, netns, traffic
 from analyzer.lab.netns import LabError
-from analyzer.lab.pki import Authority
 from analyzer.lab.topology import NODE, SCENARIOS, Lab, expected_rows, localhost_rows, rows_to_csv
 
 log = logging.getLogger(__name__)
@@ -60,6 +59,8 @@ def up(state: Path, mode: str, lifetime_s: float = 3600.0) -> Lab:
     (state / "pods.json").write_text(kube.pods_json(lab))
     (state / "expected-edges.csv").write_text(rows_to_csv(expected_rows(lab)))
     (state / "expected-localhost.csv").write_text(rows_to_csv(localhost_rows(lab)))
+    from analyzer.lab.pki import Authority  # cryptography costs ~0.1 s to import: only `lab up` needs it
+
     authority = Authority(state / "certs")
     for pod in lab.pods:
         if pod.meshed:
