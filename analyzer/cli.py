@@ -68,9 +68,10 @@ def pods_options(f):
 
 @cli.command()
 @click.argument("captures", nargs=-1, required=True)
-@click.option("--view", type=click.Choice(tuple(VIEWS)), default="pairs", show_default=True,
+@click.option("--view", type=click.Choice(tuple(VIEWS)), default=None,
               help="flows: one row per TCP flow; pairs: one row per host pair; edges: one row per pod "
-                   "(or --resource) pair with a status (needs --pods or --kubectl).")
+                   "(or --resource) pair with a status (needs --pods or --kubectl).  [default: edges with a "
+                   "pod list, else pairs]")
 @output_options(formats=FORMATS + EXPORT_FORMATS)
 @pods_options
 @click.option("--decode-as", "decode_as", multiple=True, metavar="tcp.port==P,tls",
@@ -88,6 +89,8 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
 
     if pods_file is not None and use_kubectl:
         raise click.UsageError("give --pods FILE or --kubectl, not both")
+    if view is None:
+        view = "edges" if pods_file is not None or use_kubectl else "pairs"
     if (view == "edges" or fail_on) and pods_file is None and not use_kubectl:
         raise click.UsageError("--view edges and --fail-on need a pod list: --pods FILE or --kubectl")
     if engine == "both":

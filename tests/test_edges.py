@@ -227,11 +227,18 @@ def test_cli_gate_exit_codes(gate, code):
 
 
 def test_cli_gate_message_names_the_edge():
-    result = run("analyze", DEMO, "--pods", DEMO_PODS, "--fail-on", "unexpected-plaintext", "-q")
+    result = run("analyze", DEMO, "--pods", DEMO_PODS, "--fail-on", "unexpected-plaintext", "-q", "--view", "pairs")
     assert result.returncode == 3
     assert result.stderr == ("--fail-on unexpected-plaintext: 1 edge: emojivoto/web-lnh8fhhndj-g9cvx -> "
                              "emojivoto/voting-whmtqttntr-8t4wr :4567,8080\n")
     assert result.stdout.startswith("CLIENT_IP")  # the gate works on edges whatever view is printed
+
+
+def test_cli_a_pod_list_makes_edges_the_default_view():
+    result = run("analyze", DEMO, "--pods", DEMO_PODS, "-q")
+    assert result.returncode == 0
+    assert result.stdout.startswith("SRC ") and "PLAINTEXT-UNEXPECTED" in result.stdout
+    assert run("analyze", DEMO, "-q").stdout.startswith("CLIENT_IP")  # no pod list: host pairs
 
 
 def test_cli_malformed_pods_json_is_one_error_line(tmp_path):
