@@ -14,18 +14,13 @@ import click
 
 from . import __version__
 from .api import analyze as run_analysis
+from .commands.common import InputError, emit
 from .errors import AnalyzerError
 from .report.export import EXPORT_FORMATS
 from .report.render import FORMATS, render
 from .report.schema import EDGE_NAMES, FLOW_NAMES, PAIR_NAMES
 
 VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES, "edges": EDGE_NAMES}
-
-
-class InputError(click.ClickException):
-    """An ``AnalyzerError`` at the edge: one line, exit code 2."""
-
-    exit_code = 2
 
 
 def output_options(f=None, *, formats=FORMATS):
@@ -114,13 +109,8 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
     text = "" if fmt in EXPORT_FORMATS else render(rows, VIEWS[view], fmt, view)
     if fmt in EXPORT_FORMATS:  # parquet, jsonl (issue 6)
         _export(rows, view, fmt, output)
-    elif output:
-        try:
-            output.write_text(text)
-        except OSError as exc:
-            raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from None
     else:
-        click.echo(text, nl=False)
+        emit(text, output)
     for warning in report.stats["warnings"]:
         click.echo(f"Warning: {warning}", err=True)
     if not quiet:

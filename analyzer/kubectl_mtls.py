@@ -20,7 +20,7 @@ import click
 
 from . import __version__
 from .api import analyze as run_analysis
-from .cli import InputError, output_options
+from .cli import InputError, emit, output_options
 from .errors import AnalyzerError, BackendUnavailable
 from .kube import kubectl
 from .kube.pods import DEBUG_ANNOTATION, DEBUG_CONTAINER, Pod, merge_pod_lists, parse_pods_json, select_pods
@@ -121,14 +121,7 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
     edges = edge_rows(report.flow_rows, index, resource)
-    text = render(edges, EDGE_NAMES, fmt, "edges")
-    if output:
-        try:
-            output.write_text(text)
-        except OSError as exc:
-            raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from None
-    else:
-        click.echo(text, nl=False)
+    emit(render(edges, EDGE_NAMES, fmt, "edges"), output)
     say(report.summary())
     say(summary(edges))
     failures = gate_failures(edges, fail_on)

@@ -6,15 +6,13 @@ from pathlib import Path
 
 import click
 
+from .common import InputError, emit
+
 from ..errors import AnalyzerError
 from ..report.render import FORMATS, render
 from ..report.schema import FLOW_NAMES, PAIR_NAMES
 
 VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES}
-
-
-class _InputError(click.ClickException):
-    exit_code = 2
 
 
 @click.command()
@@ -48,15 +46,12 @@ def capture(interface, bpf, seconds, packets, ring_mb, ring_files, write, follow
                           decode_as, engine, follow, include_localhost, quiet)
         report = analyze([str(p) for p in result.files], decode_as=decode_as, include_localhost=include_localhost)
     except AnalyzerError as exc:
-        raise _InputError(str(exc)) from None
+        raise InputError(str(exc)) from None
     rows = report.flow_rows if view == "flows" else report.pair_rows
     text = render(rows, VIEWS[view], fmt, view)
-    if output:
-        output.write_text(text)
-    else:
-        if follow:
-            click.echo("")
-        click.echo(text, nl=False)
+    if follow and not output:
+        click.echo("")
+    emit(text, output)
     if not quiet:
         files = ", ".join(str(p) for p in result.files)
         click.echo(f"capture stopped by {result.stopped_by}: {files}", err=True)

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import click
 
+from .common import InputError, emit
+
 from ..errors import AnalyzerError
 from ..report.render import FORMATS, render
-
-
-class _InputError(click.ClickException):
-    exit_code = 2
 
 
 def run_compare(captures, decode_as=(), include_localhost: bool = True) -> tuple[list[dict], dict]:
@@ -37,12 +35,10 @@ def echo_compare(captures, decode_as, include_localhost: bool, fmt: str, output:
     try:
         rows, counts = run_compare(captures, decode_as, include_localhost)
     except AnalyzerError as exc:
-        raise _InputError(str(exc)) from None
+        raise InputError(str(exc)) from None
     text = render(rows, DISAGREEMENT_COLUMNS, fmt, "disagreements") if rows or fmt != "table" else ""
-    if output:
-        output.write_text(text)
-    elif text:
-        click.echo(text, nl=False)
+    if output or text:
+        emit(text, output)
     if not quiet:
         click.echo(f"engines: {counts['agree']} of {counts['paired']} paired flows agree, {counts['disagree']} "
                    f"disagree, {counts['only_native']} only native, {counts['only_tshark']} only tshark "

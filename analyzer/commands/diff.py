@@ -7,12 +7,10 @@ from pathlib import Path
 
 import click
 
+from .common import InputError, emit
+
 from ..errors import AnalyzerError
 from ..report.render import FORMATS, render
-
-
-class _InputError(click.ClickException):
-    exit_code = 2
 
 
 @click.command()
@@ -34,17 +32,12 @@ def diff(old, new, worse_only, fmt, output, quiet):
     try:
         rows = diff_reports(load_report_json(old), load_report_json(new))
     except AnalyzerError as exc:
-        raise _InputError(str(exc)) from None
+        raise InputError(str(exc)) from None
     if worse_only:
         rows = [r for r in rows if r["direction"] == "worse"]
     text = render(rows, DIFF_COLUMNS, fmt, "diff") if rows or fmt != "table" else ""
-    if output:
-        try:
-            output.write_text(text)
-        except OSError as exc:
-            raise _InputError(f"{output}: cannot write: {exc.strerror or exc}") from None
-    elif text:
-        click.echo(text, nl=False)
+    if output or text:
+        emit(text, output)
     if not quiet:
         click.echo(summary(rows), err=True)
     sys.exit(1 if rows else 0)

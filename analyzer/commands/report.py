@@ -7,11 +7,9 @@ from pathlib import Path
 
 import click
 
+from .common import InputError
+
 from ..errors import AnalyzerError
-
-
-class _InputError(click.ClickException):
-    exit_code = 2
 
 
 def _print_schema(ctx: click.Context, _param, value: bool) -> None:
@@ -79,14 +77,14 @@ def report(captures, pods_file, use_kubectl, context, output, json_path, resourc
         doc = build_audit(result, paths, pods_file, resource, fail_on, engine, decode_as,
                           command=["mtls-analyzer", *sys.argv[1:]])
     except AnalyzerError as exc:
-        raise _InputError(str(exc)) from None
+        raise InputError(str(exc)) from None
     for target, write in ((output, write_html), (json_path, write_report_json)):
         if target is None:
             continue
         try:
             write(doc, target)
         except OSError as exc:
-            raise _InputError(f"{target}: cannot write: {exc.strerror or exc}") from None
+            raise InputError(f"{target}: cannot write: {exc.strerror or exc}") from None
     for warning in result.stats["warnings"]:
         click.echo(f"Warning: {warning}", err=True)
     policy = doc["policy"]

@@ -6,12 +6,10 @@ from pathlib import Path
 
 import click
 
+from .common import InputError
+
 from ..errors import AnalyzerError
 from ..report.render import render
-
-
-class _InputError(click.ClickException):
-    exit_code = 2
 
 
 @click.command()
@@ -33,7 +31,7 @@ def show(capture, flow_id, export, decode_as, max_packets, all_layers):
         dd = drilldown(str(capture), flow_id, decode_as, max_packets, all_layers)
         exported = export_flow(str(capture), dd.native, str(export)) if export else None
     except AnalyzerError as exc:
-        raise _InputError(str(exc)) from None
+        raise InputError(str(exc)) from None
     r = dd.native
     click.echo(f"flow {flow_id} of {capture.name}: {r['client_ip']}:{r['client_port']} -> {r['server_ip']}:"
                f"{r['server_port']}  {r['verdict']}/{r['evidence']}  {r['reason']}")

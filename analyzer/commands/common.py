@@ -1,0 +1,28 @@
+"""What every command shares at the edge: the bad-input exception and writing a rendered table.
+
+Kept apart from ``cli.py`` so that command modules can import it without importing the CLI group
+(which imports them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+class InputError(click.ClickException):
+    """An ``AnalyzerError`` at the edge: one ``Error:`` line, exit code 2, no traceback."""
+
+    exit_code = 2
+
+
+def emit(text: str, output: Path | None) -> None:
+    """A rendered table to ``output`` or standard output; a path that cannot be written is bad input."""
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text)
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from None
