@@ -78,7 +78,7 @@ def measure(state: Path, model, workdir: Path, seconds: float = 150, rate: float
     cmd = ["ip", "netns", "exec", target.netns, sys.executable, "-m", "analyzer", "capture", "--seconds",
            str(seconds), "-w", str(out), "--format", "csv", "--view", "pairs", *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    if extra and "--ring-mb" in extra:
+    if "--ring-mb" in extra:
         from analyzer.live import ring_files_of
 
         deadline = time.monotonic() + 20
@@ -132,13 +132,15 @@ def main() -> None:
     ap.add_argument("--sample", type=float, default=3.0)
     ap.add_argument("--ring-mb", type=int)
     ap.add_argument("--ring-files", type=int)
+    ap.add_argument("--engine", choices=("native", "tshark"), default="native",
+                    help="tshark: the capture's children are dumpcap and a long-lived tshark -r -")
     args = ap.parse_args()
     from labutil import lab_unavailable, running_lab
 
     reason = lab_unavailable()
     if reason:
         sys.exit(f"cannot run: {reason}")
-    extra: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ("--engine", args.engine)
     if args.ring_mb:
         extra += ("--ring-mb", str(args.ring_mb), "--ring-files", str(args.ring_files or 3))
     with tempfile.TemporaryDirectory(prefix="live-rss-") as tmp:
