@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Sequence
 
 from .capture.reader import CaptureReader
-from .classify import SERVER_PORTS, Context, classify, ip_text, new_inspector
+from .classify import SERVER_PORTS, Context, address_localhost_reason, classify, ip_text, new_inspector
 from .errors import AnalyzerError
 from .flows.table import Flow, FlowTable
 from .report.pairs import aggregate_pairs
@@ -224,7 +224,7 @@ def _not_tcp_rows(table: FlowTable) -> list[dict]:
     names = {1: "icmp", 17: "udp", 58: "icmpv6", 132: "sctp"}
     return [
         {"src_ip": ip_text(s), "dst_ip": ip_text(d), "protocol": names.get(p, str(p)), "packets": n,
-         "localhost": (s, d, p) in table.not_tcp_loopback or s == d or ip_text(s).startswith("127.") or ip_text(s) == "::1",
+         "localhost": bool(address_localhost_reason(s, d, (s, d, p) in table.not_tcp_loopback)),
          "capture": table.capture}
         for (s, d, p), n in sorted(table.not_tcp.items())
     ]

@@ -192,9 +192,13 @@ def ip_text(raw: bytes) -> str:
 
 def localhost_reason(flow: Flow) -> str:
     """Why a flow is a localhost hop ("" when it is not): Linkerd's proxy<->app hop is one."""
-    if flow.loopback:
+    return address_localhost_reason(*flow.addrs, flow.loopback)
+
+
+def address_localhost_reason(a: bytes, b: bytes, loopback_iface: bool = False) -> str:
+    """The localhost rule for any pair of raw addresses (TCP flows and not-TCP traffic alike)."""
+    if loopback_iface:
         return "loopback interface"
-    a, b = flow.addrs
     for raw in (a, b):
         if len(raw) == 4 and raw[0] == 127:
             return "127.0.0.0/8"

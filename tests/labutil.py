@@ -71,6 +71,23 @@ def lab_lock():
             _handle = None
 
 
+def lab_fixture(name: str):
+    """A module-scoped pytest fixture: the live lab, up for the module's tests, skipped with the reason
+    when it cannot run here.  Yields (state dir, lab model)."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def lab(tmp_path_factory):
+        reason = lab_unavailable()
+        if reason:
+            pytest.skip(reason)
+        state = tmp_path_factory.mktemp(name)
+        with running_lab(state) as model:
+            yield state, model
+
+    return lab
+
+
 @contextlib.contextmanager
 def running_lab(state: Path, mode: str = "transparent"):
     from analyzer.lab import control

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from labutil import capinfos_packets, lab_unavailable, running_lab, wait_for_file
+from labutil import capinfos_packets, lab_fixture, wait_for_file
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "captures" / "demo-transparent.pcapng"
@@ -164,14 +164,7 @@ def test_capture_without_permission_names_the_capability(tmp_path):
 
 
 # -- in the lab (root) ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    reason = lab_unavailable()
-    if reason:
-        pytest.skip(reason)
-    state = tmp_path_factory.mktemp("mtlslab-live")
-    with running_lab(state) as model:
-        yield state, model
+lab = lab_fixture("mtlslab-live")
 
 
 def _start(model, pod: str, *args) -> subprocess.Popen:

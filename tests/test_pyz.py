@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from labutil import capinfos_packets, lab_unavailable, running_lab
+from labutil import capinfos_packets, lab_fixture
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "captures" / "demo-transparent.pcapng"
@@ -70,14 +70,7 @@ def test_pyz_errors_are_one_line(pyz, tmp_path):
     assert got.returncode == 2 and got.stderr.startswith("Error: ") and len(got.stderr.splitlines()) == 1
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    reason = lab_unavailable()
-    if reason:
-        pytest.skip(reason)
-    state = tmp_path_factory.mktemp("mtlslab-pyz")
-    with running_lab(state) as model:
-        yield state, model
+lab = lab_fixture("mtlslab-pyz")
 
 
 @pytest.mark.root
