@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Sequence
 
+from . import parallel
 from .capture.reader import CaptureReader
 from .classify import SERVER_PORTS, Context, address_localhost_reason, classify, ip_text, new_inspector
 from .errors import AnalyzerError
@@ -118,6 +119,7 @@ class Report:
             f"unknown {v['unknown']}), {s['excluded_localhost']} localhost flows "
             f"{'included' if self.include_localhost else 'excluded'}, {s['not_tcp_packets']} not-TCP packets, "
             f"{unsupported} frames not analysed, {s['elapsed_s']:.2f} s"
+            + (f" ({s['processes']} processes)" if s.get("processes", 1) > 1 else "")
         )
 
 
@@ -128,6 +130,7 @@ def analyze(
     progress: Callable[[str, int, int], None] | None = None,
     pods=None,
     engine: str = "native",
+    jobs: int | None = None,
 ) -> Report:
     """Analyse one or more captures (paths, ``"-"`` for stdin, or binary file objects).
 
@@ -142,6 +145,8 @@ def analyze(
     it enables ``.edges`` / ``.edge_rows``.  A bad pod list raises ``PodsFormatError`` before any capture is read.
     ``engine``: ``native`` (default) or ``tshark`` (``analyzer.engines.tshark``: same rows from Wireshark's
     dissectors; raises ``BackendUnavailable`` when tshark is missing or too old).
+    ``jobs``: processes per capture file (``analyzer.parallel``); None = one per CPU for a plain file of
+    at least ``parallel.MIN_BYTES``, 1 = one pass.  The rows are those of one pass.
     """
     if pods is not None:
         from .kube.pods import PodIndex, load_pods
@@ -160,10 +165,20 @@ def analyze(
     ctx_ports = parse_decode_as(decode_as)
     server_ports = SERVER_PORTS | ctx_ports
     rows: list[dict] = []
-    stats: dict = {"packets": 0, "frames_unsupported": Counter(), "not_tcp": [], "warnings": []}
+    stats: dict = {"packets": 0, "frames_unsupported": Counter(), "not_tcp": [], "warnings": [], "processes": 1}
     infos = []
     t0 = time.perf_counter()
     for src in sources:  # type: ignore[union-attr]
+        split = parallel.plan(src, jobs)
+        if split and (part := parallel.analyze_file(src, split, ctx_ports, len(rows), progress)) is not None:
+            infos.append(part.info)
+            rows += part.rows
+            stats["packets"] += part.packets
+            stats["frames_unsupported"].update(part.skipped)
+            stats["not_tcp"] += _not_tcp_rows(part.not_tcp, part.not_tcp_loopback, os.path.basename(part.info.path))
+            stats["warnings"] += part.info.warnings
+            stats["processes"] = max(stats["processes"], len(split) - 1)
+            continue
         with CaptureReader(src) as reader:
             infos.append(reader.info)
             ctx = Context(decode_as=ctx_ports)
@@ -174,7 +189,7 @@ def analyze(
             _run(reader, table, finished, rows, ctx, server_ports, progress)
             stats["packets"] += table.packets
             stats["frames_unsupported"].update(table.skipped)
-            stats["not_tcp"] += _not_tcp_rows(table)
+            stats["not_tcp"] += _not_tcp_rows(table.not_tcp, table.not_tcp_loopback, table.capture)
             stats["warnings"] += reader.info.warnings
     rows.sort(key=lambda r: r["flow_id"])
     stats["flows"] = len(rows)
@@ -186,20 +201,20 @@ def analyze(
 
 
 def _run(reader, table: FlowTable, finished: list, rows: list, ctx: Context, server_ports, progress,
-         on_batch: Callable[[FlowTable, Context], None] | None = None) -> None:
+         on_batch: Callable[[FlowTable, Context], None] | None = None, finish: bool = True) -> Context:
     """Stream the capture through the table; classify flows as they finish so their state is freed.
 
     ``on_batch(table, ctx)`` runs after each batch, its finished flows already in ``rows`` (live capture).
+    ``finish=False`` leaves the flows still live at the end in the table (a byte range's end).
+    Returns the context the flows were classified with (it learns the snaplen from the interfaces).
     """
     seen_ifaces = 0
     last = time.perf_counter()
-    snaplens: list[int] = []
     for buf, frames in reader.iter_batches():
         ifaces = reader.info.interfaces
         if len(ifaces) != seen_ifaces:
             table.add_loopback_ifaces(i for i in range(seen_ifaces, len(ifaces)) if ifaces[i].name in LOOPBACK_IFACE_NAMES)
-            snaplens = [i.snaplen for i in ifaces if i.snaplen]
-            ctx = Context(decode_as=ctx.decode_as, snaplen=min(snaplens) if snaplens else 0)
+            ctx = context_for(ifaces, ctx.decode_as)
             seen_ifaces = len(ifaces)
         table.process(buf, frames)
         if finished:
@@ -209,8 +224,16 @@ def _run(reader, table: FlowTable, finished: list, rows: list, ctx: Context, ser
             progress(reader.info.path, table.packets, len(rows) + len(table.flows) // 2)
         if on_batch is not None:
             on_batch(table, ctx)
-    table.finish_all()
+    if finish:
+        table.finish_all()
     _classify_all(finished, rows, ctx, server_ports)
+    return ctx
+
+
+def context_for(interfaces, decode_as: frozenset[int]) -> Context:
+    """The classification context of a capture: the ``--decode-as`` ports and its smallest snaplen."""
+    snaplens = [i.snaplen for i in interfaces if i.snaplen]
+    return Context(decode_as=decode_as, snaplen=min(snaplens) if snaplens else 0)
 
 
 def _classify_all(finished: list[Flow], rows: list[dict], ctx: Context, server_ports) -> None:
@@ -220,11 +243,11 @@ def _classify_all(finished: list[Flow], rows: list[dict], ctx: Context, server_p
     finished.clear()
 
 
-def _not_tcp_rows(table: FlowTable) -> list[dict]:
+def _not_tcp_rows(not_tcp: Counter, loopback: set, capture: str) -> list[dict]:
     names = {1: "icmp", 17: "udp", 58: "icmpv6", 132: "sctp"}
     return [
         {"src_ip": ip_text(s), "dst_ip": ip_text(d), "protocol": names.get(p, str(p)), "packets": n,
-         "localhost": bool(address_localhost_reason(s, d, (s, d, p) in table.not_tcp_loopback)),
-         "capture": table.capture}
-        for (s, d, p), n in sorted(table.not_tcp.items())
+         "localhost": bool(address_localhost_reason(s, d, (s, d, p) in loopback)),
+         "capture": capture}
+        for (s, d, p), n in sorted(not_tcp.items())
     ]

@@ -76,8 +76,11 @@ def pods_options(f):
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 @click.option("--engine", type=click.Choice(("native", "tshark", "both")), default="native", show_default=True,
               help="native: our parser; tshark: Wireshark's dissectors; both: list the flows where they disagree.")
+@click.option("-j", "--jobs", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="Processes per capture file (native engine; byte ranges, flows joined at the cuts). "
+                   "0: one per CPU for a plain file of 64 MiB or more, else 1.")
 def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, pods_file, use_kubectl, context,
-            namespace, all_namespaces, resource, fail_on, engine):
+            namespace, all_namespaces, resource, fail_on, engine, jobs):
     """Analyse CAPTURE files (pcap/pcapng, gzip ok; '-' reads standard input)."""
     from .kube.kubectl import load_pod_list
     from .report.edges import edge_rows, gate_failures, summary as edges_summary
@@ -99,7 +102,7 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
     try:
         pods = load_pod_list(pods_file, use_kubectl, context, namespace, all_namespaces)
         report = run_analysis(list(captures), decode_as=decode_as, include_localhost=include_localhost,
-                              progress=progress, pods=pods, engine=engine)
+                              progress=progress, pods=pods, engine=engine, jobs=jobs or None)
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
     if progress:

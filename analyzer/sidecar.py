@@ -46,6 +46,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("captures", nargs="+")
     a.add_argument("--engine", choices=("native", "tshark"), default="native",
                    help="native (default) or tshark (Wireshark's dissectors; needs tshark)")
+    a.add_argument("-j", "--jobs", type=int, default=0,
+                   help="processes per capture file (0, the default: one per CPU for files of 64 MiB or more)")
     _common(a)
     c = sub.add_parser("capture", help="capture live (-i any), classify while capturing, report at the end")
     c.add_argument("-i", "--interface", default="any")
@@ -89,7 +91,7 @@ def run(argv: list[str] | None = None) -> int:
             from .api import analyze
 
             report = analyze(args.captures, decode_as=args.decode_as, include_localhost=args.include_localhost,
-                             pods=args.pods, engine=args.engine)
+                             pods=args.pods, engine=args.engine, jobs=args.jobs or None)
             _emit(_report(report, args), args)
         else:
             report, result = _capture(args)

@@ -47,6 +47,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,7 @@ sys.path.insert(0, str(HERE))
 import gencapture  # noqa: E402  (benchmarks/ is not a package)
 
 MIB = 1024 * 1024
+RSS_SAMPLE_S = 0.02
 PYSHARK_SLICE = 10_000
 TARGET_VS_NDPI = 1.0  # analyze packets/s >= ndpiReader's on the SLL file
 TARGET_VS_TSHARK = 10.0  # analyze packets/s >= 10x tshark-fields on the SLL2 file
@@ -102,21 +104,66 @@ class Result:
         return self.packets / self.wall_s if self.ok and self.wall_s else None
 
 
+def tree_rss_kib(pid: int) -> int:
+    """VmRSS of ``pid`` and all its descendants, from /proc (0 for a process already gone)."""
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        ppid = re.search(r"^PPid:\s+(\d+)", status, re.M)
+        vm = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+        if ppid:
+            children[int(ppid.group(1))].append(int(entry.name))
+        rss[int(entry.name)] = int(vm.group(1)) if vm else 0
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo += children.get(p, [])
+    return total
+
+
+class TreeRss(threading.Thread):
+    """Samples the summed RSS of a process tree every ``RSS_SAMPLE_S`` until ``stop()``."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.done = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(RSS_SAMPLE_S):
+            self.peak = max(self.peak, tree_rss_kib(self.pid))
+
+    def stop(self) -> int:
+        self.done.set()
+        self.join()
+        return self.peak
+
+
 def measure(cmd: list[str], stdout=subprocess.DEVNULL, cwd: Path | None = None) -> tuple[float, float, int, str]:
     """Run ``cmd``; return (wall seconds, peak RSS MiB, exit code, stderr tail).
 
-    ``os.wait4`` gives the child's own rusage (including the children it reaped), so the peak
-    RSS is that process tree's largest resident set, without counting this script.
+    Peak RSS is the larger of the summed RSS of the process tree sampled every ``RSS_SAMPLE_S``
+    (analyze's range processes, pyshark's tshark all count) and ``os.wait4``'s largest single
+    resident set in the tree (which catches a peak between samples), never counting this script.
     """
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=stdout, stderr=err, cwd=cwd)
+        sampler = TreeRss(proc.pid)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
+        tree_kib = sampler.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         tail = err.read()[-2000:].decode(errors="replace")
-    return wall, usage.ru_maxrss / 1024, proc.returncode, tail  # ru_maxrss is KiB on Linux
+    return wall, max(usage.ru_maxrss, tree_kib) / 1024, proc.returncode, tail  # both KiB on Linux
 
 
 def best_of(repeat: int, cmd: list[str], **kw) -> tuple[float, float, int, str]:
@@ -158,11 +205,12 @@ def warm(path: Path) -> None:
 # --- tools --------------------------------------------------------------------------------------
 
 def analyze_command(override: str | None) -> list[str] | None:
-    """The analyzer's command line, or None when it is not installed/runnable yet."""
+    """The analyzer's command line, or None when it is not installed/runnable yet.  By default the
+    interpreter running this script (so ``/usr/bin/python3 benchmarks/run.py`` measures Debian's)."""
     candidates = [shlex.split(override)] if override else []
+    candidates.append([sys.executable, "-m", "analyzer"])
     if shutil.which("mtls-analyzer"):
         candidates.append(["mtls-analyzer"])
-    candidates.append([sys.executable, "-m", "analyzer"])
     for cmd in candidates:
         probe = subprocess.run(cmd + ["analyze", "--help"], cwd=REPO, capture_output=True, text=True)
         if probe.returncode == 0:
@@ -170,13 +218,16 @@ def analyze_command(override: str | None) -> list[str] | None:
     return None
 
 
-def run_analyze(cmd: list[str], path: Path, label: str, packets: int, repeat: int) -> Result:
-    full = cmd + ["analyze", str(path), "--view", "pairs", "--format", "csv", "-o", os.devnull]
-    log("analyze " + label)
+def run_analyze(cmd: list[str], path: Path, label: str, packets: int, repeat: int, jobs: int = 0) -> Result:
+    """``jobs`` 0: the default (one process per CPU for a file this size); 1: one process."""
+    name = "analyze" if not jobs else f"analyze --jobs {jobs}"
+    full = cmd + ["analyze", str(path), "--view", "pairs", "--format", "csv", "-o", os.devnull, "--jobs", str(jobs)]
+    log(f"{name} {label}")
     wall, rss, rc, err = best_of(repeat, full, cwd=REPO)
     if rc:
-        return Result("analyze", label, packets, ok=False, note=f"exit {rc}: {last_line(err)}")
-    return Result("analyze", label, packets, wall, rss)
+        return Result(name, label, packets, ok=False, note=f"exit {rc}: {last_line(err)}")
+    processes = re.search(r"\((\d+) processes\)", err)
+    return Result(name, label, packets, wall, rss, note=f"{processes.group(1)} processes" if processes else "")
 
 
 def run_tshark(path: Path, packets: int, repeat: int) -> Result:
@@ -354,7 +405,10 @@ def report(results: list[Result], meta: dict, correctness: str) -> str:
               f"sll2 = Linux cooked v2, sll = v1 (for nDPI); pyshark reads the first {PYSHARK_SLICE:,} "
               f"packets of the sll2 file",
               f"- each figure is the fastest of {meta['repeat']} run(s), files in the page cache; "
-              "peak RSS is the process's (for pyshark: the larger of Python and its tshark)",
+              "peak RSS is the process tree's (analyze's range processes, pyshark's tshark: summed)",
+              "- analyze runs with its default `--jobs` (one process per CPU for a file this size: "
+              "byte ranges stitched into the one-pass rows); `--jobs 1` is one process; ndpiReader and "
+              "tshark read one pcap file on one thread",
               f"- load average before the run: {meta['load']} (other work on the machine skews timings)"]
     if meta.get("gen"):
         lines.append(f"- generator: {meta['gen']}")
@@ -362,7 +416,7 @@ def report(results: list[Result], meta: dict, correctness: str) -> str:
               "|---|---|---:|---:|---:|---:|---:|"]
     for r in results:
         a = analyze_for(r)
-        ratio = a.pps / r.pps if (a and a.pps and r.pps and r.name != "analyze") else None
+        ratio = a.pps / r.pps if (a and a.pps and r.pps and not r.name.startswith("analyze")) else None
         name = r.name + (f" ({r.note})" if r.note else "")
         lines.append(f"| {name} | {r.file} | {r.packets:,} | {fmt(r.wall_s if r.ok else None, '.2f')} | "
                      f"{fmt(r.pps, ',.0f')} | {fmt(r.rss_mib if r.ok else None, '.0f')} | {fmt(ratio, '.2f')} |")
@@ -427,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     if cmd:
         results.append(run_analyze(cmd, sll2, "sll2", packets, args.repeat))
         results.append(run_analyze(cmd, sll, "sll", packets, args.repeat))
+        results.append(run_analyze(cmd, sll2, "sll2", packets, args.repeat, jobs=1))
+        results.append(run_analyze(cmd, sll, "sll", packets, args.repeat, jobs=1))
         correctness = check_truth(cmd, sll2, workdir)
     if not args.skip_tshark:
         results.append(run_tshark(sll2, packets, args.repeat))

@@ -11,6 +11,10 @@ Rules:
   3. Damage is not an exception once frames have been produced: a truncated or corrupt tail stops the
      read and is reported in ``CaptureInfo.warnings``; only a file we cannot read at all raises
      ``CaptureFormatError``.
+  4. A byte range (``start``/``stop``, for ``analyzer.parallel``) reads the file's header, jumps to the
+     first record at or after ``start`` -- found by a chain of ``RESYNC_CHAIN`` well-formed record
+     headers -- and stops before the first record at or after ``stop``.  A resync is a guess; the
+     caller checks it against the previous range's ``end_offset`` and ``section``.
 """
 
 from __future__ import annotations
@@ -27,9 +31,14 @@ from typing import BinaryIO, Iterator
 
 from ..errors import CaptureFormatError
 
+MAX_FILE = 1 << 62  # "no stop"
 WINDOW = 4 * 1024 * 1024  # bytes read per window; the largest block may extend it once
 GZIP_STEP = 16 * 1024  # decompressed bytes per read from a gzip stream
 MAX_BLOCK = 256 * 1024 * 1024  # a block longer than this is corruption, not data
+RESYNC_CHAIN = 16  # consecutive well-formed record headers that mark a record boundary
+RESYNC_SPAN = 4 * 1024 * 1024  # how far past ``start`` a boundary is looked for
+MAX_WIRE = 1 << 20  # a pcap record claiming a longer packet is not a record header (resync only)
+RESYNC_TS_S = 10 * 365 * 86400  # nor one timestamped this far from the first packet (merged captures span years)
 
 PCAP_MAGIC = {  # magic bytes -> (byte order, fraction scale), libpcap file format
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
@@ -77,6 +86,9 @@ class CaptureInfo:
     bytes_read: int = 0
     warnings: list[str] = field(default_factory=list)
     truncated: bool = False  # the file ended or broke mid-block
+    start_offset: int = 0  # file offset of the first record read (a byte range's resync point)
+    section: tuple = ()  # pcapng: byte order and interfaces of the section being read, at the end
+    start_section: tuple = ()  # the same, where a byte range started
 
 
 Frame = tuple  # (ts: float, linktype: int, off: int, caplen: int, wirelen: int, iface: int)
@@ -128,6 +140,11 @@ class _Window:
             self.seekable = f.seekable()
         except (OSError, ValueError):
             self.seekable = False
+
+    def jump(self, offset: int) -> None:
+        """Continue reading at file ``offset`` (a seekable file only)."""
+        self.f.seek(offset)
+        self.consumed, self.pos, self.end, self.eof = offset, 0, 0, False
 
     def need(self, n: int) -> bool:
         """Make ``buf[pos:pos+n]`` available; False when the stream ends first."""
@@ -247,7 +264,8 @@ class CaptureReader:
     ...     for buf, frames in r.iter_batches(): ...
     """
 
-    def __init__(self, source: str | os.PathLike | BinaryIO):
+    def __init__(self, source: str | os.PathLike | BinaryIO, start: int = 0, stop: int | None = None):
+        self.start, self.stop = start, stop  # a byte range of a plain file (Rule 4)
         self.stream, name, gz = open_source(source)
         self.info = CaptureInfo(path=name, compressed=gz)
         self._win = _Window(self.stream)
@@ -282,7 +300,7 @@ class CaptureReader:
         except _Damage as exc:
             self._warn(str(exc))
         finally:
-            self.info.bytes_read = self._win.consumed + self._win.pos
+            self.info.bytes_read = self._win.consumed + self._win.pos  # where reading stopped
 
     def _warn(self, msg: str) -> None:
         self.info.truncated = True
@@ -299,12 +317,17 @@ class CaptureReader:
         self.info.interfaces.append(Interface(linktype, snaplen))
         w.pos = 24
         rec = struct.Struct(bo + "IIII").unpack_from
+        if self.start > 24:
+            sec0 = rec(w.buf, 24)[0] if w.need(40) else 0
+            self._resync(1, self._pcap_record(rec, max(snaplen, 0x40000), 1e6 if scale > 1e-9 else 1e9, sec0))
+        stop = MAX_FILE if self.stop is None else self.stop
         while True:
             frames: list = []  # flat, see FrameBatch
             add = frames.extend
             buf, pos, end = w.buf, w.pos, w.end
+            lim = stop - w.consumed
             damage = ""
-            while pos + 16 <= end:
+            while pos + 16 <= end and pos < lim:
                 sec, frac, caplen, wirelen = rec(buf, pos)
                 if caplen > MAX_BLOCK:
                     damage = f"corrupt record header (caplen {caplen})"
@@ -317,6 +340,8 @@ class CaptureReader:
             yield from self._emit(buf, frames)
             if damage:
                 raise _Damage(damage)
+            if pos >= lim:
+                return
             if not w.need(16):
                 if w.pos < w.end:
                     raise _Damage(w.damage or "capture ends inside a record header")
@@ -326,6 +351,77 @@ class CaptureReader:
             caplen = rec(w.buf, w.pos)[2]
             if caplen <= MAX_BLOCK and not w.need(16 + caplen):
                 raise _Damage(w.damage or "capture ends inside a packet")
+
+    # -- byte ranges (Rule 4) ----------------------------------------------------------------------
+    def _resync(self, step: int, valid) -> None:
+        """Jump to the first offset >= ``start`` (a multiple of ``step``) where ``RESYNC_CHAIN`` records
+        in a row pass ``valid(buf, pos, end) -> next pos | -1``, or where the file ends after fewer."""
+        w = self._win
+        start = self.start + (-self.start) % step
+        w.jump(start)
+        w.need(RESYNC_SPAN + 2 * RESYNC_CHAIN * 0x10000)
+        buf, end = w.buf, w.end
+        if end <= RESYNC_SPAN and w.eof:
+            w.pos = end  # no record starts here if none is found before the file ends
+        for p in range(0, min(end, RESYNC_SPAN), step):
+            q, n = p, 0
+            while n < RESYNC_CHAIN and q != end:
+                q = valid(buf, q, end)
+                if q < 0:
+                    break
+                n += 1
+            if q >= 0 and (n == RESYNC_CHAIN or (q == end and w.eof)):
+                w.pos = p
+                break
+        else:
+            if w.pos != end:
+                raise CaptureFormatError(f"{self.info.path}: no record boundary found after offset {self.start}")
+        self.info.start_offset = w.consumed + w.pos
+
+    @staticmethod
+    def _pcap_record(rec, max_cap: int, frac_limit: float, sec0: int):
+        def valid(buf, q: int, end: int) -> int:
+            if q + 16 > end:
+                return -1
+            sec, frac, caplen, wirelen = rec(buf, q)
+            if (caplen > max_cap or caplen > wirelen or wirelen > MAX_WIRE or frac >= frac_limit
+                    or abs(sec - sec0) > RESYNC_TS_S or q + 16 + caplen > end):
+                return -1
+            return q + 16 + caplen
+        return valid
+
+    @staticmethod
+    def _pcapng_block(u32, n_ifaces: int):
+        known = {0x0A0D0D0A, BT_IDB, BT_OPB, BT_SPB, 4, BT_ISB, BT_EPB, 0x0000000A, 0x00000BAD, 0x40000BAD}
+
+        def valid(buf, q: int, end: int) -> int:
+            if q + 12 > end:
+                return -1
+            btype, blen = u32(buf, q)[0], u32(buf, q + 4)[0]
+            if (btype not in known or blen < 12 or blen % 4 or blen > MAX_BLOCK or q + blen > end
+                    or u32(buf, q + blen - 4)[0] != blen):
+                return -1
+            if btype == BT_EPB and (blen < 32 or u32(buf, q + 8)[0] >= n_ifaces or 32 + u32(buf, q + 20)[0] > blen):
+                return -1
+            return q + blen
+        return valid
+
+    def _pcapng_head(self) -> tuple[str, list[Interface]]:
+        """The first section's byte order and the interfaces described before its first other block
+        (read from offset 0: the window has not moved yet)."""
+        w = self._win
+        ifaces: list[Interface] = []
+        bo = "<" if bytes(w.buf[8:12]) == b"\x4d\x3c\x2b\x1a" else ">"
+        u32 = _U32[bo]
+        pos = 0
+        while w.need(pos + 12):
+            btype, blen = u32(w.buf, pos)[0], u32(w.buf, pos + 4)[0]
+            if (pos and btype != BT_IDB) or blen < 12 or not w.need(pos + blen):
+                break
+            if btype == BT_IDB:
+                ifaces.append(_idb(w.buf, pos, blen, bo))
+            pos += blen
+        return bo, ifaces
 
     def _emit(self, buf, flat: list) -> Iterator[tuple[bytes, FrameBatch]]:
         if flat:
@@ -341,13 +437,22 @@ class CaptureReader:
         units: list[tuple[float, int]] = []  # (seconds per tick, link type) per interface, for the hot path
         base = 0  # index of this section's first interface in info.interfaces
         first = True
+        if self.start > 0:
+            bo, ifaces = self._pcapng_head()
+            units = [(i.ts_unit, i.linktype) for i in ifaces]
+            self.info.interfaces += ifaces
+            self._resync(4, self._pcapng_block(_U32[bo], len(ifaces)))  # blocks are 32-bit aligned
+            self.info.start_section = _section(bo, ifaces)
+            first = False
+        stop = MAX_FILE if self.stop is None else self.stop
         while True:
             frames: list = []  # flat, see FrameBatch
             add = frames.extend
             buf, pos, end = w.buf, w.pos, w.end
+            lim = stop - w.consumed
             damage = ""
             epb, u32 = _EPB[bo], _U32[bo]
-            while pos + 12 <= end:
+            while pos + 12 <= end and pos < lim:
                 if pos + 28 <= end:
                     # Hot path: an Enhanced Packet Block, its header and fields in one call.
                     btype, blen, iid, hi, lo, caplen, wirelen = epb(buf, pos)
@@ -397,9 +502,7 @@ class CaptureReader:
                     caplen = min(wirelen, blen - 16, ifaces[0].snaplen or wirelen)
                     add((0.0, ifaces[0].linktype, pos + 12, caplen, wirelen, base))
                 elif btype == BT_IDB:
-                    linktype, _res, snaplen = struct.unpack_from(bo + "HHI", buf, pos + 8)
-                    itf = Interface(linktype, snaplen)
-                    _idb_options(itf, buf, pos + 16, pos + blen - 4, bo)
+                    itf = _idb(buf, pos, blen, bo)
                     ifaces.append(itf)
                     units.append((itf.ts_unit, itf.linktype))
                     self.info.interfaces.append(itf)
@@ -410,9 +513,12 @@ class CaptureReader:
                         ifaces[iid].drops = struct.unpack(bo + "Q", drops[:8])[0]
                 pos += blen
             w.pos = pos
+            self.info.section = _section(bo, ifaces)
             yield from self._emit(buf, frames)
             if damage:
                 raise _Damage(damage)
+            if pos >= lim:
+                return
             if not w.need(12):
                 if w.pos < w.end or w.damage:
                     raise _Damage(w.damage or "capture ends inside a block header")
@@ -423,6 +529,17 @@ class CaptureReader:
             blen = struct.unpack_from(bo + "I", head, 4)[0]
             if 12 <= blen <= MAX_BLOCK and not w.need(blen):
                 raise _Damage(w.damage or "capture ends inside a block")
+
+
+def _section(bo: str, ifaces: list[Interface]) -> tuple:
+    return bo, tuple((i.linktype, i.snaplen, i.ts_unit, i.name) for i in ifaces)
+
+
+def _idb(buf, pos: int, blen: int, bo: str) -> Interface:
+    linktype, _res, snaplen = struct.unpack_from(bo + "HHI", buf, pos + 8)
+    itf = Interface(linktype, snaplen)
+    _idb_options(itf, buf, pos + 16, pos + blen - 4, bo)
+    return itf
 
 
 def _iter_options(buf: bytes, pos: int, end: int, bo: str) -> Iterator[tuple[int, bytes]]:

@@ -35,6 +35,20 @@ CLOSED_IDLE_S = 30.0  # a closed flow with no packet for this long is finished
 IDLE_S = 600.0  # any flow with no packet for this long is finished
 
 _PORTS = struct.Struct("!HH")
+SEQ_MASK = 0xFFFFFFFF
+SEQ_HALF = 0x80000000
+
+
+def follow_seq(nxt: int | None, seq: int, wire_len: int) -> tuple[int | None, bool]:
+    """Sequence numbers followed without the bytes: (next expected seq, was this a forward jump)."""
+    end = (seq + wire_len) & SEQ_MASK
+    if nxt is None or seq == nxt:
+        return end, False
+    if (seq - nxt) & SEQ_MASK < SEQ_HALF:  # bytes in between were never captured (yet)
+        return end, True
+    if (end - nxt) & SEQ_MASK < SEQ_HALF:  # overlaps the end: a partial retransmission
+        return end, False
+    return nxt, False
 
 
 def flow_key(src: bytes, dst: bytes, sport: int, dport: int) -> bytes:
@@ -58,7 +72,7 @@ class Flow:
     __slots__ = (
         "fid", "addrs", "ports", "first_ts", "last_ts", "packets", "bytes", "syn_dir", "synack_dir",
         "isn", "fin", "rst", "loopback", "truncated", "streams", "wants", "inspector", "capture",
-        "nxt", "jumps",
+        "nxt", "jumps", "opener", "track",
     )
 
     def __init__(self, fid: int, src: bytes, dst: bytes, sport: int, dport: int, ts: float, inspector, capture: str):
@@ -81,20 +95,61 @@ class Flow:
         self.capture = capture
         self.nxt: list[int | None] = [None, None]  # next expected seq once payload is no longer read
         self.jumps = 0  # forward sequence jumps after that: lost (or reordered) segments
+        self.opener = 0  # TCP flags of the first packet; -1 when the flow took over a reused tuple
+        self.track: Track | None = None  # set in a later byte range (``analyzer.parallel``)
 
     def seq_jump(self, d: int, seq: int, wire_len: int) -> None:
         """A segment that does not continue where the last one ended (payload no longer inspected)."""
-        nxt = self.nxt[d]
-        end = (seq + wire_len) & 0xFFFFFFFF
-        if nxt is None:
-            self.nxt[d] = end
-            return
-        ahead = (seq - nxt) & 0xFFFFFFFF
-        if ahead < 0x80000000:  # a forward jump: bytes in between were never captured (yet)
+        self.nxt[d], jumped = follow_seq(self.nxt[d], seq, wire_len)
+        if jumped:
             self.jumps += 1
-            self.nxt[d] = end
-        elif ((end - nxt) & 0xFFFFFFFF) < 0x80000000:  # overlaps the end: a partial retransmission
-            self.nxt[d] = end
+            if self.track is not None:
+                self.track.after[d] += 1
+
+    def deliver(self, d: int, seq: int, data: bytes, wire_len: int) -> None:
+        """One segment's payload for the inspector, in order (only while it wants this direction)."""
+        track = self.track
+        if track is not None:
+            track.follow(d, seq, wire_len)
+        stream = self.streams[d]
+        chunk = stream.add(seq, data, wire_len)
+        if chunk:
+            self.wants[d] = self.inspector.feed(d, chunk)
+        if stream.stopped:
+            self.wants[d] = False
+        if not self.wants[d]:
+            if track is not None:
+                track.handover[d] = self.packets[d]
+            if stream.base is not None:
+                # From here on only sequence numbers are followed, to count later holes cheaply.
+                self.nxt[d] = (stream.base + stream.nxt) & SEQ_MASK if not stream.stopped else None
+
+    def absorb(self, later: "Flow") -> None:
+        """Add ``later`` -- this connection as a later byte range of the file saw it, from its own first
+        packet (``analyzer.parallel``) -- to this flow: counts add up, flags and times accumulate.  Its
+        payload is not looked at here, nor the holes its inspection met (``analyzer.parallel`` counts
+        those from its ``track``)."""
+        s = 0 if (later.addrs[0], later.ports[0]) == (self.addrs[0], self.ports[0]) else 1
+        for d in (0, 1):
+            e = d ^ s
+            self.packets[e] += later.packets[d]
+            self.bytes[e] += later.bytes[d]
+            self.fin[e] = self.fin[e] or later.fin[d]
+            self.rst[e] = self.rst[e] or later.rst[d]
+            if self.isn[e] is None:
+                self.isn[e] = later.isn[d]
+            if not self.wants[e]:  # go on following sequence numbers where ``later`` left off
+                track = later.track
+                nxt = later.nxt[d] if track is None or track.handover[d] is not None else track.nxt[d]
+                if nxt is not None:
+                    self.nxt[e] = nxt
+        if self.syn_dir is None and later.syn_dir is not None:
+            self.syn_dir = later.syn_dir ^ s
+        if self.synack_dir is None and later.synack_dir is not None:
+            self.synack_dir = later.synack_dir ^ s
+        self.last_ts = max(self.last_ts, later.last_ts)
+        self.loopback = self.loopback or later.loopback
+        self.truncated += later.truncated
 
     @property
     def closed(self) -> bool:
@@ -124,6 +179,31 @@ class Flow:
         return 0, "first-packet"
 
 
+class Track:
+    """A flow first seen in a later byte range of the file (``analyzer.parallel``): what an earlier
+    range's flow, its inspection over, would have counted had it followed these segments itself.
+
+    Per direction: the first payload segment's seq, sequence numbers followed from there while this
+    flow's own inspection runs (``nxt``, ``jumps``), the packet count when that inspection stopped
+    (``handover``), and the jumps counted after it (``after``).
+    """
+
+    __slots__ = ("first", "nxt", "jumps", "handover", "after")
+
+    def __init__(self) -> None:
+        self.first: list[int | None] = [None, None]
+        self.nxt: list[int | None] = [None, None]
+        self.jumps = [0, 0]
+        self.handover: list[int | None] = [None, None]
+        self.after = [0, 0]
+
+    def follow(self, d: int, seq: int, wire_len: int) -> None:
+        if self.first[d] is None:
+            self.first[d] = seq
+        self.nxt[d], jumped = follow_seq(self.nxt[d], seq, wire_len)
+        self.jumps[d] += jumped
+
+
 class FlowTable:
     """Feed it batches of frames; it calls ``on_finish(flow)`` for every flow, once, in finish order."""
 
@@ -143,6 +223,7 @@ class FlowTable:
         self.not_tcp: Counter[tuple[bytes, bytes, int]] = Counter()  # (src, dst, proto) -> packets
         self.not_tcp_loopback: set[tuple[bytes, bytes, int]] = set()
         self.capture = ""
+        self.track = False  # give new flows a ``Track`` (a later byte range)
         self._since_evict = 0
         self._now = 0.0
 
@@ -205,7 +286,7 @@ class FlowTable:
                 key = flow_key(src, dst, sport, dport)
             hit = get(key)
             if hit is None or (flags & TH_SYN and hit[0].is_reuse(hit[1], flags, seq)):
-                hit = self._new_flow(hit, key, ts)
+                hit = self._new_flow(hit, key, ts, flags)
             flow, d = hit
             flow.last_ts = ts
             flow.packets[d] += 1
@@ -218,11 +299,11 @@ class FlowTable:
                 if clen < wlen:
                     flow.truncated += 1
                 if flow.wants[d]:
-                    self._deliver(flow, d, seq, buf[poff:poff + clen], wlen)
+                    flow.deliver(d, seq, buf[poff:poff + clen], wlen)
                 elif seq != flow.nxt[d]:
                     flow.seq_jump(d, seq, wlen)
                 else:
-                    flow.nxt[d] = (seq + wlen) & 0xFFFFFFFF
+                    flow.nxt[d] = (seq + wlen) & SEQ_MASK
         n = len(frames)
         self.packets += n
         self._since_evict += n
@@ -237,13 +318,16 @@ class FlowTable:
         if r[3] or loop_iface:
             self.not_tcp_loopback.add(key)
 
-    def _new_flow(self, old, key: bytes, ts: float) -> tuple[Flow, int]:
+    def _new_flow(self, old, key: bytes, ts: float, flags: int) -> tuple[Flow, int]:
         if old is not None:  # a new SYN on a closed tuple: a new connection (port reuse)
             self._finish(old[0])
         n = (len(key) - 4) // 2  # address length: 4 or 16
         src, dst = key[:n], key[n:2 * n]
         sport, dport = _PORTS.unpack_from(key, 2 * n)
         flow = Flow(self.next_fid, src, dst, sport, dport, ts, self.new_inspector(sport, dport), self.capture)
+        flow.opener = flags if old is None else -1
+        if self.track:
+            flow.track = Track()
         self.next_fid += 1
         self.flows[key] = (flow, 0)
         self.flows[flow_key(dst, src, dport, sport)] = (flow, 1)
@@ -263,17 +347,6 @@ class FlowTable:
             flow.fin[d] = True
         if flags & TH_RST:
             flow.rst[d] = True
-
-    def _deliver(self, flow: Flow, d: int, seq: int, data: bytes, wire_len: int) -> None:
-        stream = flow.streams[d]
-        chunk = stream.add(seq, data, wire_len)
-        if chunk:
-            flow.wants[d] = flow.inspector.feed(d, chunk)
-        if stream.stopped:
-            flow.wants[d] = False
-        if not flow.wants[d] and stream.base is not None:
-            # From here on only sequence numbers are followed, to count later holes cheaply.
-            flow.nxt[d] = (stream.base + stream.nxt) & 0xFFFFFFFF if not stream.stopped else None
 
     def _finish(self, flow: Flow) -> None:
         a, b = flow.addrs

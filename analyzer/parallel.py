@@ -1,0 +1,419 @@
+"""One capture file read by several processes at once: a byte range each, flows stitched at the seams.
+
+Role: ``analyze(jobs=N)`` on a plain capture file.  The file is cut into N byte ranges; each range is
+read (``CaptureReader(start, stop)``), decoded and inspected by its own process through the same
+``api._run`` and ``FlowTable`` as one pass, and the parent joins the pieces of connections that cross a
+cut.  Python runs one core per process, so this is how a 2-core sidecar or laptop reads at twice the
+rate (``benchmarks/README.md``).
+
+Rules:
+  1. The result is the one-pass result.  A later range sees a crossing connection from the middle; its
+     piece (the first flow on its tuple in that range that one pass would have put into the earlier
+     flow: ``Flow.opener``, ``Flow.is_reuse``) is added to the earlier flow (``Flow.absorb``), which
+     keeps its flow id and its payload inspection.  When that
+     inspection still wanted bytes at the cut, the parent reads them from the later range for that flow
+     only (``_rescan``), up to its last packet there, so verdicts rest on the same bytes as in one pass.
+  2. Any doubt means one pass (``analyze_file`` returns None): a range whose resync does not meet the
+     previous range's end offset and pcapng section, damage before the last range, interfaces that
+     change mid-file, or more than ``MAX_CANDIDATES`` mid-stream pieces in a range (memory).
+  3. Where one pass depends on when its table last looked for idle flows (``EVICT_EVERY`` packets), a
+     range uses the idle limits themselves (``_continues``).  ``gaps`` (sequence holes) is counted
+     from the same segments, but a hole that a piece's own inspection met can count once more or less.
+  4. Memory per process is one pass's over its range, plus the stripped mid-stream pieces it returns
+     (no payload state: ``_strip``) and its flows still live at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .capture.decode import IPPROTO_TCP, decode_frame
+from .capture.reader import CaptureInfo, CaptureReader, open_source
+from .errors import CaptureFormatError
+from .flows.table import CLOSED_IDLE_S, IDLE_S, TH_ACK, TH_SYN, Flow, FlowTable, flow_key, follow_seq
+
+log = logging.getLogger(__name__)
+
+MIN_BYTES = 64 * 1024 * 1024  # smaller files are read in one pass: starting processes costs ~0.1 s
+MAX_JOBS = 8
+MAX_CANDIDATES = 200_000  # mid-stream pieces a range may hand back before it gives up (Rule 2)
+
+
+@dataclass
+class Part:
+    """What reading one byte range produced (pickled back from its process)."""
+
+    info: CaptureInfo
+    rows: list[dict] = field(default_factory=list)  # flows finished inside the range, classified
+    pieces: list[Flow] = field(default_factory=list)  # finished mid-stream pieces, stripped (Rule 1)
+    live: list[Flow] = field(default_factory=list)  # flows still live at the range's end, whole
+    fids: int = 0  # flows created in the range (local ids 0..fids-1)
+    packets: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    not_tcp: Counter = field(default_factory=Counter)
+    not_tcp_loopback: set = field(default_factory=set)
+    overflow: bool = False
+
+
+def plan(source, jobs: int | None) -> list[int]:
+    """Cut offsets ``[0, c1, ..., None]`` for ``source``, or [] when it is read in one pass."""
+    if jobs == 1 or not isinstance(source, (str, os.PathLike)) or os.fspath(source) == "-":
+        return []
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return []  # the ranges' processes are forked (no re-import, no pickled arguments but the range)
+    try:
+        size = os.path.getsize(source)
+        stream, _, gz = open_source(source)
+        stream.close()
+    except (OSError, CaptureFormatError):
+        return []  # the one-pass reader reports it
+    if gz or not os.path.isfile(source):
+        return []
+    if jobs is None:
+        jobs = min(_cpus(), MAX_JOBS) if size >= MIN_BYTES else 1
+    jobs = max(1, min(jobs, MAX_JOBS, size // 4096))
+    return [size * k // jobs for k in range(jobs)] + [None] if jobs > 1 else []  # type: ignore[list-item]
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # what this process may use (a container's cpuset)
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def analyze_file(path, cuts: list, ports: frozenset[int], first_fid: int, progress) -> Part | None:
+    """Read ``path`` in ``len(cuts) - 1`` processes and stitch; None when it must be read in one pass.
+
+    This process reads the first range while forked processes read the others.  Each of them, done,
+    waits for the tuples still live at its cut (known once the ranges before it are stitched) and sends
+    back only the pieces on those tuples: the rest can continue nothing.
+    """
+    ctx = multiprocessing.get_context("fork")
+    ranges = list(zip(cuts, cuts[1:]))
+    conns, procs = [], []
+    try:
+        for a, b in ranges[1:]:
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_range_process, args=(theirs, path, a, b, ports), daemon=True)
+            proc.start()
+            theirs.close()
+            conns.append(mine)
+            procs.append(proc)
+        stitch = Stitcher(ports, first_fid)
+        try:
+            stitch.add(read_range(path, *ranges[0], ports, False, progress))
+        except CaptureFormatError:
+            return None
+        for conn in conns:
+            conn.send(stitch.carried_keys())
+            part = conn.recv()
+            if isinstance(part, str):
+                log.info("%s: a byte range failed (%s); reading it in one pass", path, part)
+                return None
+            if not stitch.add(part):  # a seam that does not hold
+                return None
+        return stitch.result()
+    except (EOFError, OSError):  # a range's process died
+        return None
+    finally:
+        for conn in conns:
+            conn.close()
+        for proc in procs:
+            proc.kill()
+            proc.join()
+
+
+def _range_process(conn, path, start: int, stop: int | None, ports: frozenset[int]) -> None:
+    """A forked process: read one later range, then send it back with only the pieces that may join."""
+    try:
+        part = read_range(path, start, stop, ports, True)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which reads the file in one pass
+        conn.recv()
+        conn.send(f"{type(exc).__name__}: {exc}")
+        return
+    keys = conn.recv()
+    part.pieces = [p for p in part.pieces if _keys(p)[0] in keys]
+    conn.send(part)
+
+
+def read_range(path, start: int, stop: int | None, ports: frozenset[int], later: bool, progress=None) -> Part:
+    """One process's work: its range through ``api._run``.  Flows still live at its end are handed back
+    whole, unless the range ends the file: then they are finished here, and only mid-stream pieces go
+    back (stripped, like any finished piece)."""
+    from .api import _run
+    from .classify import SERVER_PORTS, Context, new_inspector
+
+    finished: list[Flow] = []
+    fresh: list[Flow] = []  # pieces finished in this batch, stripped once classified
+    first_ts: list[float] = []  # when this range starts (its first flow), for ``_may_continue``
+
+    def on_finish(flow: Flow) -> None:
+        finished.append(flow)
+        if later and _may_continue(flow, first_ts[0] if first_ts else flow.first_ts):
+            fresh.append(flow)
+
+    with CaptureReader(path, start, stop) as reader:
+        part = Part(reader.info)
+        table = FlowTable(new_inspector, on_finish)
+        table.capture = os.path.basename(reader.info.path)
+        table.track = later
+
+        def on_batch(_table, _ctx) -> None:
+            if not first_ts and table.flows:
+                first_ts.append(min(f.first_ts for f, _ in table.flows.values()))
+            part.pieces += map(_strip, fresh)
+            fresh.clear()
+            if len(part.pieces) > MAX_CANDIDATES:
+                part.overflow = True
+                raise _Overflow
+
+        try:
+            _run(reader, table, finished, part.rows, Context(decode_as=ports), SERVER_PORTS | ports, progress,
+                 on_batch=on_batch, finish=stop is None)
+        except _Overflow:
+            return Part(reader.info, overflow=True)
+    part.pieces += map(_strip, fresh)
+    part.live = list({id(f): f for f, _ in table.flows.values()}.values())
+    part.fids, part.packets, part.skipped = table.next_fid, table.packets, table.skipped
+    part.not_tcp, part.not_tcp_loopback = table.not_tcp, table.not_tcp_loopback
+    return part
+
+
+class _Overflow(Exception):
+    pass
+
+
+def _may_continue(flow: Flow, range_ts: float) -> bool:
+    """Could this flow be the rest of a connection an earlier range saw?  Not if it took over a tuple
+    inside this range (``opener`` -1); if a bare SYN opened it, only while one pass would still hold
+    an earlier flow on its tuple (a retransmitted SYN: ``IDLE_S``)."""
+    return flow.opener >= 0 and (not _bare_syn(flow) or flow.first_ts - range_ts <= IDLE_S)
+
+
+def _bare_syn(flow: Flow) -> bool:
+    return bool(flow.opener & TH_SYN and not flow.opener & TH_ACK)
+
+
+def _strip(flow: Flow) -> Flow:
+    """A finished piece keeps its counts and ``track``, not its payload state (its row is made)."""
+    flow.streams = flow.inspector = None  # type: ignore[assignment]
+    return flow
+
+
+def _keys(flow: Flow) -> tuple[bytes, bytes]:
+    (a, b), (pa, pb) = flow.addrs, flow.ports
+    return flow_key(a, b, pa, pb), flow_key(b, a, pb, pa)
+
+
+class Stitcher:
+    """The ranges' parts, in file order, joined into the rows of one pass (Rules 1-3).
+
+    ``add(part)`` takes the next range (False when its seam does not hold: Rule 2); ``carried`` are the
+    flows live at the last cut, under both their keys; ``result()`` finishes them and returns the whole.
+    """
+
+    def __init__(self, ports: frozenset[int], first_fid: int):
+        from .classify import SERVER_PORTS
+
+        self.ports, self.server_ports = ports, SERVER_PORTS | ports
+        self.parts: list[Part] = []
+        self.rows: list[dict] = []
+        self.finished: list[Flow] = []
+        self.carried: dict[bytes, Flow] = {}
+        self.next_fid = first_fid
+
+    def carried_keys(self) -> set[bytes]:
+        return set(self.carried)
+
+    def add(self, part: Part) -> bool:
+        if self.parts and not self._seam_holds(self.parts[-1], part):
+            return False
+        joined, ended = self._join(part) if self.parts else ({}, set())
+        self.parts.append(part)
+        ids = {}
+        for fid in range(part.fids):
+            if fid not in joined:
+                ids[fid] = self.next_fid
+                self.next_fid += 1
+        for row in part.rows:
+            if row["flow_id"] in ids:
+                row["flow_id"] = ids[row["flow_id"]]
+                self.rows.append(row)
+        still: dict[bytes, Flow] = {}
+        for flow in part.live:
+            if flow.fid in joined:
+                flow = joined[flow.fid]
+            else:
+                flow.fid = ids[flow.fid]
+            for key in _keys(flow):
+                still[key] = flow
+        live_fids = {f.fid for f in still.values()}
+        continued = {f.fid for f in joined.values()}
+        for flow in {id(f): f for f in self.carried.values()}.values():
+            if flow.fid in live_fids:
+                continue  # continued, and still live at this range's end
+            if flow.fid in continued or flow.fid in ended or any(key in still for key in _keys(flow)):
+                self.finished.append(flow)  # continued and ended in this range, or its tuple was reused
+            else:
+                for key in _keys(flow):
+                    still[key] = flow  # quiet through this range: still live
+        self.carried = still
+        return True
+
+    def _seam_holds(self, prev: Part, part: Part) -> bool:
+        """Rule 2: this range started where the previous one stopped, in the same pcapng section."""
+        return not (prev.info.truncated or part.overflow or part.info.start_offset != prev.info.bytes_read
+                    or (part.info.format == "pcapng" and part.info.start_section != prev.info.section)
+                    or len(part.info.interfaces) != len(self.parts[0].info.interfaces))
+
+    def _join(self, part: Part) -> tuple[dict[int, Flow], set[int]]:
+        """Which of ``part``'s pieces continue a carried flow (local fid -> that flow); those carried
+        flows whose tuple a piece took without continuing them.  Joined pieces are absorbed."""
+        joined: dict[int, Flow] = {}
+        ended: set[int] = set()
+        pieces = sorted(part.pieces + [f for f in part.live if f.opener >= 0], key=lambda f: f.fid)
+        wanted: list[tuple[Flow, Flow]] = []
+        taken: set[int] = set()
+        for piece in pieces:
+            old = self.carried.get(_keys(piece)[0])
+            if old is None or old.fid in ended or old.fid in taken:
+                continue
+            if not _continues(old, piece):
+                ended.add(old.fid)
+                continue
+            joined[piece.fid] = old
+            taken.add(old.fid)
+            if _take_over_holes(old, piece):
+                wanted.append((old, piece))
+        if wanted:
+            _rescan(part.info.path, part.info.start_offset, part.info.bytes_read, wanted)
+        for piece in pieces:
+            if piece.fid in joined:
+                joined[piece.fid].absorb(piece)
+        return joined, ended
+
+    def result(self) -> Part:
+        from .api import _classify_all, context_for
+
+        last = self.parts[-1]
+        out = Part(last.info, rows=self.rows, packets=sum(p.packets for p in self.parts))
+        out.info.frames = sum(p.info.frames for p in self.parts)  # interfaces: the last range's drops
+        for p in self.parts:
+            out.skipped.update(p.skipped)
+            out.not_tcp.update(p.not_tcp)
+            out.not_tcp_loopback |= p.not_tcp_loopback
+        finished = self.finished + list({id(f): f for f in self.carried.values()}.values())
+        for flow in finished:
+            for s in flow.streams:
+                s.finish()
+        ctx = context_for(out.info.interfaces, self.ports)
+        _classify_all(sorted(finished, key=lambda f: f.fid), out.rows, ctx, self.server_ports)
+        out.rows.sort(key=lambda r: r["flow_id"])
+        return out
+
+
+def _continues(old: Flow, piece: Flow) -> bool:
+    """Would one pass have put ``piece``'s packets into ``old``?  Not after the table would have
+    finished ``old`` for being quiet (``FlowTable.evict``), nor for a new connection on its tuple."""
+    quiet = piece.first_ts - old.last_ts
+    if quiet > IDLE_S or (old.closed and quiet > CLOSED_IDLE_S):
+        return False
+    return not (_bare_syn(piece) and old.is_reuse(_turn(old, piece), piece.opener, piece.isn[0]))
+
+
+def _turn(old: Flow, piece: Flow) -> int:
+    """0 when ``piece``'s direction 0 is ``old``'s direction 0, else 1."""
+    return 0 if (piece.addrs[0], piece.ports[0]) == (old.addrs[0], old.ports[0]) else 1
+
+
+def _take_over_holes(old: Flow, piece: Flow) -> bool:
+    """Count, into ``old``, the holes one pass would have counted in ``piece``'s segments, for each
+    direction where ``old`` had stopped inspecting: the jump from where ``old`` ended to the piece's
+    first segment, and the piece's own (``Track``).  True when a direction needs ``_rescan``."""
+    s, track = _turn(old, piece), piece.track
+    rescan = False
+    for d in (0, 1):
+        e = d ^ s
+        if old.wants[e]:
+            rescan = rescan or piece.bytes[d] > 0
+            continue
+        if old.nxt[e] is not None and track.first[d] is not None:
+            old.jumps += follow_seq(old.nxt[e], track.first[d], 0)[1]
+        old.jumps += track.jumps[d] + track.after[d]
+    return rescan
+
+
+def _rescan(path, start: int, stop: int, wanted: list[tuple[Flow, Flow]]) -> None:
+    """Feed earlier flows that still wanted payload at the cut the segments their later pieces carried,
+    read again from this range for those tuples only, as one pass would have: inspected while wanted,
+    then followed by sequence number.
+
+    A direction is done as soon as the flow wants no more and follows sequence numbers exactly where the
+    piece's ``Track`` did at that packet (replayed alongside as ``_Replay``): the holes the track and the
+    piece counted after it are then the ones one pass would count.  Otherwise the whole piece is replayed.
+    """
+    todo: dict[bytes, tuple[Flow, int, list]] = {}
+    for old, piece in wanted:
+        s = _turn(old, piece)
+        replays: list = [None, None]  # per direction of ``old``
+        for d in (0, 1):
+            if old.wants[d ^ s] and piece.bytes[d]:
+                replays[d ^ s] = _Replay(piece, d)
+        k0, k1 = _keys(old)
+        todo[k0], todo[k1] = (old, 0, replays), (old, 1, replays)
+    left = len(wanted)
+    with CaptureReader(path, start, stop) as reader:
+        for buf, frames in reader.iter_batches():
+            for _ts, linktype, off, caplen, wirelen, _iface in frames:
+                r = decode_frame(buf, off, caplen, wirelen, linktype)
+                if r.__class__ is int or r[0] != IPPROTO_TCP:
+                    continue
+                _, src, dst, sport, dport, seq, _ack, flags, poff, clen, wlen, _loop = r
+                hit = todo.get(flow_key(src, dst, sport, dport))
+                if hit is None or hit[2][hit[1]] is None:
+                    continue
+                old, d, replays = hit
+                if flags & TH_SYN and not flags & TH_ACK and seq != old.isn[d]:
+                    replays[0] = replays[1] = None  # a new connection on this tuple: the piece has ended
+                elif replays[d].step(old, d, seq, buf[poff:poff + clen], wlen):
+                    replays[d] = None
+                if replays[0] is None and replays[1] is None:
+                    for key in _keys(old):
+                        todo.pop(key, None)
+                    left -= 1
+                    if not left:
+                        return
+
+
+class _Replay:
+    """One direction of a piece replayed into the earlier flow, with the piece's ``Track`` alongside."""
+
+    __slots__ = ("seen", "packets", "handover", "nxt", "jumps", "track_jumps", "after")
+
+    def __init__(self, piece: Flow, d: int):
+        track = piece.track
+        self.seen, self.packets, self.handover = 0, piece.packets[d], track.handover[d]
+        self.nxt, self.jumps = None, 0  # the track as it stood at the packet replayed last
+        self.track_jumps, self.after = track.jumps[d], track.after[d]
+
+    def step(self, old: Flow, d: int, seq: int, data: bytes, wire_len: int) -> bool:
+        """Replay one packet; True when this direction is done."""
+        self.seen += 1
+        tracking = self.handover is None or self.seen <= self.handover
+        if wire_len:
+            if tracking:
+                self.nxt, jumped = follow_seq(self.nxt, seq, wire_len)
+                self.jumps += jumped
+            if old.wants[d]:
+                old.deliver(d, seq, data, wire_len)
+            else:
+                old.seq_jump(d, seq, wire_len)
+        if not old.wants[d] and tracking and old.nxt[d] == self.nxt:
+            old.jumps += self.track_jumps - self.jumps + self.after
+            return True
+        return self.seen >= self.packets
