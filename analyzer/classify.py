@@ -133,11 +133,13 @@ class FlowInspector:
                 return self.appdata[d] < APPDATA_ENOUGH and self.fed[d] < PARSE_LIMIT
         if len(head) < HEAD_KEEP:
             # Not TLS from the first byte.  Only a protocol that can turn into TLS later (STARTTLS,
-            # CONNECT, SOCKS, binary we do not know) is worth reading on; plain HTTP and h2c are not,
-            # and an HTTP head or the h2c preface is whole at its blank line.
-            if len(head) >= HEAD_MIN or b"\r\n\r\n" in head:
+            # CONNECT, SOCKS, binary we do not know) is worth reading on; plain HTTP and h2c are not.
+            # A request head or the h2c preface is whole at its blank line; a response is not judged
+            # before HEAD_MIN bytes (a 200 to a CONNECT is followed by the tunnel's TLS).
+            whole = len(head) >= HEAD_MIN
+            if whole or b"\r\n\r\n" in head:
                 first = bytes(head[:HEAD_MIN])
-                found = protocols.identify(first, "orig") or protocols.identify(first, "resp")
+                found = protocols.identify(first, "orig") or (whole and protocols.identify(first, "resp"))
                 if found and found[0] in protocols.NO_UPGRADE and not head.startswith(b"CONNECT "):
                     return False
             return True

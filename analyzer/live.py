@@ -12,7 +12,8 @@ Rules:
      sleep; nothing spins.
   2. dumpcap is preferred over tshark: it does not dissect, so its memory stays flat on long runs (tshark's
      grows with its dissection state, pyshark#141/#607); ``ring_mb``/``ring_files`` bound the disk.
-     Flows that end are finalised and released by the flow table as in ``analyze``.
+     Flows that end are finalised and released by the flow table as in ``analyze``.  The tshark engine's
+     own ``tshark -r -`` is replaced every ``RESTART_PACKETS`` packets (``engines.tshark.TsharkPipe``).
   3. One reader: ``Follower`` is the growing file (and its ring successors) as a non-seekable stream, so
      ``capture.reader.CaptureReader`` hands out each batch as soon as its bytes are written, and
      ``api._run`` drives the same ``FlowTable`` as ``analyze`` (its ``on_batch`` hook lets us announce
@@ -385,9 +386,18 @@ class _NativeLive:
 
 
 class _TsharkLive:
-    """``tshark -l -r -`` fed from the ``Follower``: the tshark engine, live."""
+    """The tshark engine, live: the ``Follower``'s bytes through ``engines.tshark.TsharkPipe`` into one
+    ``Aggregator``.
 
-    def __init__(self, decode_as, on_flow: Callable[[dict], None] | None):
+    Memory stays flat on long runs: the pipe replaces tshark every ``RESTART_PACKETS`` packets or
+    ``RESTART_BYTES`` bytes (tshark's own state grows with every frame, pyshark#141/#607), open streams
+    carry over the restart as one flow, and the Aggregator keeps no finished rows (each is reported once
+    here; the final report re-analyses the files) and finishes closed-and-quiet or idle streams every
+    ``EVICT_S`` of capture time, releasing them.  ``restarts`` says how often tshark was replaced.
+    """
+
+    def __init__(self, decode_as, on_flow: Callable[[dict], None] | None,
+                 restart_packets: int | None = None, restart_bytes: int | None = None):
         from .api import parse_decode_as
         from .engines import tshark as engine
 
@@ -396,26 +406,21 @@ class _TsharkLive:
         self.info = None
         tshark = engine.find_tshark()
         self.agg = engine.Aggregator("live", parse_decode_as(decode_as), on_row=self._finished,
-                                     on_verdict=self._verdict)
+                                     on_verdict=self._verdict, keep_rows=False, evict_s=EVICT_S)
         cmd = engine.command(tshark, "-", decode_as)
         cmd.insert(1, "-l")  # flush after each packet: a pipe is not a terminal
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=False)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.lock = threading.Lock()
-        self.reader.start()
+        self.pipe = engine.TsharkPipe(self.agg, cmd, max_packets=restart_packets, max_bytes=restart_bytes)
 
     @property
     def packets(self) -> int:
         return self.agg.packets
 
+    @property
+    def restarts(self) -> int:
+        return self.pipe.restarts
+
     def idle(self) -> None:
         pass
-
-    def _read(self) -> None:
-        for raw in self.proc.stdout:  # type: ignore[union-attr]
-            with self.lock:
-                self.agg.feed(raw.decode("utf-8", "backslashreplace"))
 
     def _verdict(self, row: dict) -> None:
         self.summary.add(row, final=False)
@@ -423,9 +428,9 @@ class _TsharkLive:
             self.on_flow(row)
 
     def _finished(self, row: dict) -> None:
+        # Called by the Aggregator before it forgets the flow's id (``announced``).
         first = row["flow_id"] not in self.agg.announced
         self.summary.add(row, final=True)
-        self.agg.announced.discard(row["flow_id"])
         if first and self.on_flow is not None:
             self.on_flow(row)
 
@@ -435,22 +440,15 @@ class _TsharkLive:
                 data = stream.read(1 << 20)
                 if not data:
                     break
-                try:
-                    self.proc.stdin.write(data)  # type: ignore[union-attr]
-                    self.proc.stdin.flush()  # type: ignore[union-attr]
-                except (BrokenPipeError, OSError):
-                    pass
+                self.pipe.feed(data)
                 supervise()
         finally:
             stream.close()
-            try:
-                self.proc.stdin.close()  # type: ignore[union-attr]
-            except OSError:
-                pass
-        self.reader.join(timeout=120)
-        self.proc.wait(timeout=30)
-        with self.lock:
+            self.pipe.close()
+        with self.pipe.lock:
             self.agg.finish()
+        if self.pipe.restarts:
+            log.info("live: tshark was restarted %d times to bound its memory", self.pipe.restarts)
 
 
 # -- the run ---------------------------------------------------------------------------------------

@@ -4,12 +4,17 @@ Needs root and the lab (network namespaces).  Takes the machine's lab lock (``te
 brings the lab up, and in pod POD runs ``mtls-analyzer capture --seconds S`` while the lab's own traffic
 drivers run (``analyzer.lab.control.capture``) plus an extra load of RATE short HTTP connections per second
 from the node namespace to the pod's proxy admin port (kubelet-probe style, so thousands of flows start and
-end).  Every SAMPLE seconds it reads ``VmRSS`` of the analyzer process and of dumpcap from /proc.
+end).  Every SAMPLE seconds it reads ``VmRSS`` of the analyzer process and the sum over all its
+descendants from /proc: dumpcap, and with ``--engine tshark`` whichever ``tshark -r -`` is running then
+(it is replaced every ``RESTART_PACKETS`` packets, and two overlap for a moment at a restart).
 
     sudo python benchmarks/live_rss.py --seconds 150 --rate 50            # the numbers in README.md
     sudo python benchmarks/live_rss.py --seconds 150 --rate 50 --ring-mb 2 --ring-files 3
+    cd tests && python ../benchmarks/live_rss.py --seconds 120 --rate 50 --sample 10 --engine tshark
 
-Prints one line per sample and a JSON summary (growth after warm-up, flows, packets).
+Prints one line per sample and a JSON summary: for the analyzer and the children, the RSS at warm-up,
+the highest after it, the growth (highest minus warm-up) and the least-squares slope after warm-up
+(KiB/s: about 0 when flat, a sawtooth of restarts included); flows, packets, tshark processes seen.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,6 +72,38 @@ def children(pid: int) -> list[int]:
         return []
 
 
+def descendants(pid: int) -> list[int]:
+    """Children, their children, ...: every capture-side process (restarted tsharks included)."""
+    out, todo = [], children(pid)
+    while todo:
+        kid = todo.pop()
+        out.append(kid)
+        todo += children(kid)
+    return out
+
+
+def comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def trend(samples: list[dict], key: str) -> dict:
+    """RSS at warm-up, lowest and highest after it, growth, and the least-squares slope (KiB/s) of ``key``.
+
+    A restarted tshark makes the children's RSS a sawtooth: read its range, and the slope over a run of
+    several restarts (over one, the phase of the sawtooth dominates it)."""
+    base = samples[0][key]
+    high = max(s[key] for s in samples)
+    slope = 0.0
+    if len(samples) >= 3:
+        slope = statistics.linear_regression([s["t"] for s in samples], [s[key] for s in samples]).slope
+    return {"kib_at_warmup": base, "kib_min_after_warmup": min(s[key] for s in samples),
+            "kib_max_after_warmup": high, "growth_kib": high - base, "kib_last": samples[-1][key],
+            "slope_kib_per_s": round(slope, 1)}
+
+
 def measure(state: Path, model, workdir: Path, seconds: float = 150, rate: float = 50, pod: str = "voting",
             sample_s: float = 3.0, warmup_s: float | None = None, extra: tuple[str, ...] = ()) -> dict:
     """Run the capture in ``pod`` for ``seconds`` under load; sample RSS.  Returns the samples and a summary."""
@@ -96,12 +134,19 @@ def measure(state: Path, model, workdir: Path, seconds: float = 150, rate: float
                              str(rate), str(traffic_s)], stdout=subprocess.PIPE, text=True)
     t0 = time.monotonic()
     samples: list[dict] = []
+    seen: dict[int, str] = {}  # every capture-side process seen: pid -> name
     while proc.poll() is None and time.monotonic() - t0 < seconds - 1:
-        kids = children(proc.pid)
+        kids = descendants(proc.pid)
+        for k in kids:
+            seen.setdefault(k, comm(k))
+        rss = {k: rss_kib(k) for k in kids}
         samples.append({"t": round(time.monotonic() - t0, 1), "analyzer_kib": rss_kib(proc.pid),
-                        "dumpcap_kib": sum(rss_kib(k) for k in kids)})
+                        "children_kib": sum(rss.values()),
+                        "children": {f"{seen[k]}:{k}": v for k, v in rss.items()}})
         print(f"t={samples[-1]['t']:6.1f}s analyzer={samples[-1]['analyzer_kib'] / 1024:7.1f} MiB "
-              f"dumpcap={samples[-1]['dumpcap_kib'] / 1024:6.1f} MiB", file=sys.stderr, flush=True)
+              f"children={samples[-1]['children_kib'] / 1024:6.1f} MiB "
+              f"({', '.join(f'{n} {v / 1024:.1f}' for n, v in samples[-1]['children'].items())})",
+              file=sys.stderr, flush=True)
         time.sleep(sample_s)
     stdout, stderr = proc.communicate(timeout=seconds + 120)
     load_out, _ = load.communicate(timeout=60)
@@ -109,6 +154,7 @@ def measure(state: Path, model, workdir: Path, seconds: float = 150, rate: float
     warm = warmup_s if warmup_s is not None else seconds / 3
     after = [s for s in samples if s["t"] >= warm] or samples
     base = after[0]["analyzer_kib"]
+    analyzer, kids = trend(after, "analyzer_kib"), trend(after, "children_kib")
     m = re.search(r"(\d+) packets, (\d+) flows", stderr)
     return {
         "seconds": seconds, "rate": rate, "pod": pod, "extra": list(extra), "returncode": proc.returncode,
@@ -116,10 +162,16 @@ def measure(state: Path, model, workdir: Path, seconds: float = 150, rate: float
         "load": json.loads(load_out.strip().splitlines()[-1]) if load_out.strip() else {},
         "drivers": getattr(drivers.get("result"), "drivers", None),
         "warmup_s": warm,
+        "analyzer_kib_at_start": samples[0]["analyzer_kib"] if samples else None,
         "analyzer_kib_at_warmup": base,
-        "analyzer_kib_max_after_warmup": max(s["analyzer_kib"] for s in after),
-        "analyzer_growth_kib": max(s["analyzer_kib"] for s in after) - base,
-        "dumpcap_kib": [min(s["dumpcap_kib"] for s in after), max(s["dumpcap_kib"] for s in after)],
+        "analyzer_kib_max_after_warmup": analyzer["kib_max_after_warmup"],
+        "analyzer_growth_kib": analyzer["growth_kib"],
+        "analyzer": analyzer,
+        "children_kib_at_start": samples[0]["children_kib"] if samples else None,
+        "children": kids,
+        # [lowest, highest] after warm-up; the name predates the tshark engine (dumpcap was the only child)
+        "dumpcap_kib": [min(s["children_kib"] for s in after), max(s["children_kib"] for s in after)],
+        "processes_seen": sorted(f"{name}:{pid}" for pid, name in seen.items()),
         "samples": samples, "stderr_tail": stderr.strip().splitlines()[-2:],
     }
 
@@ -133,7 +185,9 @@ def main() -> None:
     ap.add_argument("--ring-mb", type=int)
     ap.add_argument("--ring-files", type=int)
     ap.add_argument("--engine", choices=("native", "tshark"), default="native",
-                    help="tshark: the capture's children are dumpcap and a long-lived tshark -r -")
+                    help="tshark: the capture's children are dumpcap and a tshark -r - replaced every "
+                         "RESTART_PACKETS packets")
+    ap.add_argument("--warmup", type=float, help="seconds before growth is measured (default: a third of the run)")
     args = ap.parse_args()
     from labutil import lab_unavailable, running_lab
 
@@ -147,7 +201,8 @@ def main() -> None:
         state = Path(tmp) / "lab"
         state.mkdir()
         with running_lab(state) as model:
-            res = measure(state, model, Path(tmp), args.seconds, args.rate, args.pod, args.sample, extra=extra)
+            res = measure(state, model, Path(tmp), args.seconds, args.rate, args.pod, args.sample, args.warmup,
+                          extra=extra)
     res.pop("samples")
     print(json.dumps(res, indent=1))
 

@@ -16,6 +16,9 @@ Rules:
      pyshark, when installed, only helps to locate tshark and read its version.
   4. Standard library only (the sidecar .pyz may ship this module); tshark missing or older than
      ``MIN_VERSION`` raises ``BackendUnavailable``.  Bad traffic is data, never an exception.
+  5. Long live streams (``TsharkPipe``): tshark's own memory grows with every frame it reads (pyshark#141,
+     #607), so a fresh tshark takes over every ``RESTART_PACKETS`` packets / ``RESTART_BYTES`` bytes, and
+     the ``Aggregator`` carries open streams across the restart (``new_generation``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import logging
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import threading
@@ -112,6 +116,12 @@ VALID_RECORD_TYPES = frozenset({20, 21, 22, 23, 24})  # RFC 8446 5.1, RFC 6520
 CLOSED_IDLE_S = 30.0  # as flows/table.py: a closed stream quiet this long is finished
 IDLE_S = 600.0
 EVICT_EVERY = 1 << 16  # packets between scans for finished streams
+# A live tshark is replaced after this many packets or bytes (TsharkPipe).  In the lab (benchmarks/
+# live_rss.py: ~550 packets/s, 50 new connections/s) tshark starts at ~145 MiB and grows ~1 KiB per
+# frame, so 20k packets cap it at ~+20 MiB.  A restart costs ~0.3 s of CPU (loading the dissectors):
+# every ~36 s there, every 2 s at 10k packets/s.  The byte bound is for bulk traffic (full-size frames).
+RESTART_PACKETS = 20_000
+RESTART_BYTES = 32 << 20
 MIN_PAYLOAD_TO_JUDGE = 8  # as classify.py: fewer unrecognised bytes are no evidence either way
 SAMPLE_HEX = 1024  # hex digits of payload kept per direction (512 bytes)
 PROTO_NAMES = {"1": "icmp", "17": "udp", "58": "icmpv6", "132": "sctp"}
@@ -276,19 +286,43 @@ def _layers_after_tcp(protocols: str) -> list[str]:
 class Aggregator:
     """tshark field lines -> finished flow rows.  ``feed(line)`` per packet, ``finish()`` at the end.
 
-    Rows come out in ``self.rows`` in finish order; ``on_row`` (if given) is called for each one, and
-    ``on_verdict`` once per stream as soon as its verdict is settled (a hello or cleartext seen), for
-    ``capture --follow``.
+    Rows come out in ``self.rows`` in finish order (unless ``keep_rows`` is False: live capture needs each
+    row only once, and its final report re-analyses the files); ``on_row`` (if given) is called for each
+    one, and ``on_verdict`` once per stream as soon as its verdict is settled (a hello or cleartext seen),
+    for ``capture --follow``.  Closed-and-quiet and idle streams are finished every ``EVICT_EVERY``
+    packets and, with ``evict_s``, every ``evict_s`` seconds of capture time (a quiet pod takes hours to
+    send 65536 packets); finishing a stream releases everything kept for it.
+
+    Restarts (``new_generation``, called by ``TsharkPipe`` between two tshark processes): tcp.stream ids
+    start again at 0 in the new tshark, so open streams move to ``carried``, keyed by their two
+    (address, port) ends, and the first new tcp.stream with the same ends continues the same flow (one
+    row, counts summed).  A bare SYN on those ends is a new connection instead (the carried one is
+    finished), unless the carried stream is nothing but that sender's SYN (a retransmission).  A verdict
+    settled before the restart stays (a hello or a cleartext protocol is never forgotten).
+
+    Limitation: the new tshark sees a carried connection mid-stream, without what the old one knew of it
+    (the bytes of a record it was reassembling, the TLS version, the sequence numbers, the FTP control
+    connection that named an ftp-data one).  A flow still undecided at the restart (e.g. a ClientHello
+    split across it) is judged from what follows, as a capture starting there would be; and what comes
+    from that knowledge -- ``tls_records``, ``app_data_records``, ``gaps``, through them the handshake
+    outcome, and a reason quoting them -- can differ from one tshark pass for a connection crossing a
+    restart.  Flows, verdicts, evidence, SNI, packet and byte counts did not differ on the bundled
+    captures or the corpus with a restart every 30 packets (tests/test_live_tshark_memory.py).
     """
 
     def __init__(self, capture: str, decode_ports: frozenset[int] = frozenset(), next_fid: int = 0,
-                 on_row=None, on_verdict=None):
+                 on_row=None, on_verdict=None, keep_rows: bool = True, evict_s: float | None = None):
         self.capture = capture
         self.decode_ports = decode_ports
         self.server_ports = SERVER_PORTS | decode_ports
         self.next_fid = next_fid
-        self.streams: dict[str, _Stream] = {}
+        self.streams: dict[str, _Stream] = {}  # tcp.stream id (of the current tshark) -> open stream
+        self.carried: dict[tuple, _Stream] = {}  # open streams of an earlier tshark, by _ends()
+        self.generation = 0  # tshark processes before the current one
         self.rows: list[dict] = []
+        self.keep_rows = keep_rows
+        self.evict_s = evict_s
+        self._evict_at = 0.0  # capture time of the next time-based eviction
         self.packets = 0
         self.skipped: Counter[str] = Counter()
         self.not_tcp: Counter[tuple[str, str, str]] = Counter()
@@ -328,6 +362,8 @@ class Aggregator:
         sport, dport = int(_last(f[F["sport"]])), int(_last(f[F["dport"]]))
         flags = int(_last(f[F["flags"]]) or "0", 16)
         st = self.streams.get(sid)
+        if st is None and self.carried:
+            st = self._carry(sid, src, dst, sport, dport, flags)
         if st is None:  # a new tcp.stream (tshark itself starts a new one when a closed tuple is reused)
             st = self.streams[sid] = _Stream(self.next_fid, sid, src, dst, sport, dport, ts)
             self.next_fid += 1
@@ -355,6 +391,10 @@ class Aggregator:
         if self._since_evict >= EVICT_EVERY:
             self._since_evict = 0
             self.evict(ts)
+        elif self.evict_s is not None and ts >= self._evict_at:
+            # Never ahead of the wall clock: a packet stamped in the future must not finish live flows.
+            self._evict_at = ts + self.evict_s
+            self.evict(min(ts, time.time()))
 
     @staticmethod
     def _addresses(f: list[str]) -> tuple[str, str]:
@@ -467,7 +507,8 @@ class Aggregator:
 
     # -- flow lifecycle ------------------------------------------------------------------------------
     def evict(self, now: float) -> None:
-        done = [s for s in self.streams.values()
+        """Finish streams closed and quiet for ``CLOSED_IDLE_S``, or quiet for ``IDLE_S`` (capture time)."""
+        done = [s for streams in (self.streams, self.carried) for s in streams.values()
                 if now - s.last_ts > IDLE_S or (s.closed and now - s.last_ts > CLOSED_IDLE_S)]
         for st in done:
             self._finish(st)
@@ -475,16 +516,48 @@ class Aggregator:
     def _finish(self, st: _Stream) -> None:
         if self.streams.get(st.sid) is st:
             del self.streams[st.sid]
+        elif self.carried.get(_ends(st.addrs, st.ports)) is st:
+            del self.carried[_ends(st.addrs, st.ports)]
         row = self._row(st)
-        self.rows.append(row)
+        if self.keep_rows:
+            self.rows.append(row)
         if self.on_row is not None:
             self.on_row(row)
+        self.announced.discard(st.fid)  # released with the stream: bounded by open streams
 
     def finish(self) -> list[dict]:
-        for st in sorted(self.streams.values(), key=lambda s: s.fid):
+        for st in sorted([*self.streams.values(), *self.carried.values()], key=lambda s: s.fid):
             self._finish(st)
         self.rows.sort(key=lambda r: r["flow_id"])
         return self.rows
+
+    def new_generation(self) -> None:
+        """A fresh tshark starts numbering tcp.stream from 0: carry the open streams over by their ends."""
+        for st in list(self.streams.values()):  # oldest first: a reused tuple's newer stream wins
+            key = _ends(st.addrs, st.ports)
+            older = self.carried.get(key)
+            if older is not None:
+                del self.carried[key]
+                self._finish(older)
+            self.carried[key] = st
+        self.streams = {}
+        self.generation += 1
+
+    def _carry(self, sid: str, src: str, dst: str, sport: int, dport: int, flags: int) -> _Stream | None:
+        """The carried stream that a new tcp.stream continues, or None (a new connection)."""
+        key = _ends((src, dst), (sport, dport))
+        st = self.carried.get(key)
+        if st is None:
+            return None
+        if flags & (TH_SYN | TH_ACK) == TH_SYN:
+            d = 0 if (src, sport) == (st.addrs[0], st.ports[0]) else 1
+            if not (st.syn_dir == d and st.synack_dir is None and not st.packets[1 - d] and not st.bytes[d]):
+                self._finish(st)  # a new connection on the same ends (RFC 9293 3.4: a new ISN)
+                return None
+        del self.carried[key]
+        st.sid = sid
+        self.streams[sid] = st
+        return st
 
     def not_tcp_rows(self) -> list[dict]:
         return [{"src_ip": s, "dst_ip": d, "protocol": p, "packets": n,
@@ -657,6 +730,12 @@ class Aggregator:
                    reason=f"Wireshark: no TLS record (tls_tcp heuristic on) and no protocol; {side} sent {sample}")
 
 
+def _ends(addrs: tuple[str, str], ports: tuple[int, int]) -> tuple:
+    """A connection's two (address, port) ends, the same in either direction."""
+    a, b = (addrs[0], ports[0]), (addrs[1], ports[1])
+    return (a, b) if a <= b else (b, a)
+
+
 def _unhex(hexdata: str) -> bytes:
     try:
         return bytes.fromhex(hexdata.replace(":", ""))
@@ -758,6 +837,217 @@ def _pump(src: BinaryIO, dst) -> None:
         try:
             dst.close()
         except OSError:
+            pass
+
+
+# -- a long stream through restarted tsharks --------------------------------------------------------
+PCAPNG_SHB = 0x0A0D0D0A  # Section Header Block (pcapng spec, draft-ietf-opsawg-pcapng 4.1); a palindrome
+PCAPNG_IDB = 0x00000001  # Interface Description Block (4.2)
+PCAPNG_PACKET_BLOCKS = frozenset({0x2, 0x3, 0x6})  # Packet (obsolete, appendix A), Simple (4.4), Enhanced (4.3)
+PCAPNG_BOM = 0x1A2B3C4D  # byte-order magic of the SHB
+PCAP_MAGICS = frozenset({0xA1B2C3D4, 0xA1B23C4D})  # classic pcap, microsecond and nanosecond
+PCAP_HEADER, PCAP_RECORD = 24, 16  # classic pcap file header, record header
+MAX_BLOCK = 16 << 20  # a longer block or record is corruption, not a packet (tshark's limit is 256 KiB)
+
+
+class BlockSplitter:
+    """A pcapng (or classic pcap) byte stream, in chunks of any size -> whole blocks.
+
+    ``feed(data)`` returns ``[(block_bytes, is_packet), ...]`` for every block the data completed; the
+    rest waits for the next chunk.  ``header`` is what a fresh reader must see first to read the blocks
+    that follow: for pcapng the current section's SHB and every IDB since it (a new SHB starts a new
+    section: each ring file begins with its own SHB and IDBs), for classic pcap the file header.  Classic
+    pcap is one file: a second file header in the stream is not recognised (live capture writes pcapng).
+
+    Rule: a stream that is neither (or a block length that cannot be right) sets ``broken``; from then on
+    ``feed`` hands the bytes through as one non-packet block, and ``header`` is empty (no restart).
+    """
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.header = b""
+        self.broken = False
+        self._fmt = ""  # "pcapng" | "pcap" once the first bytes are known
+        self._endian = "<"
+
+    def feed(self, data: bytes) -> list[tuple[bytes, bool]]:
+        if self.broken:
+            return [(bytes(data), False)] if data else []
+        buf = self.buf
+        buf += data
+        out: list[tuple[bytes, bool]] = []
+        pos, n = 0, len(buf)
+        while True:
+            if not self._fmt:
+                if n - pos < 4:
+                    break
+                if not self._start(buf, pos):
+                    return self._give_up(out, pos)
+            if self._fmt == "pcap":
+                if not self.header:
+                    if n - pos < PCAP_HEADER:
+                        break
+                    self.header = bytes(buf[pos:pos + PCAP_HEADER])
+                    out.append((self.header, False))
+                    pos += PCAP_HEADER
+                    continue
+                if n - pos < PCAP_RECORD:
+                    break
+                size = PCAP_RECORD + struct.unpack_from(self._endian + "I", buf, pos + 8)[0]
+                btype = 0x6  # a record is a packet
+            else:
+                if n - pos < 12:
+                    break
+                btype = struct.unpack_from(self._endian + "I", buf, pos)[0]
+                if btype == PCAPNG_SHB:
+                    bom = struct.unpack_from("<I", buf, pos + 8)[0]
+                    if bom not in (PCAPNG_BOM, 0x4D3C2B1A):
+                        return self._give_up(out, pos)
+                    self._endian = "<" if bom == PCAPNG_BOM else ">"
+                size = struct.unpack_from(self._endian + "I", buf, pos + 4)[0]
+                if size < 12 or size % 4:
+                    return self._give_up(out, pos)
+            if size > MAX_BLOCK:
+                return self._give_up(out, pos)
+            if n - pos < size:
+                break
+            block = bytes(buf[pos:pos + size])
+            pos += size
+            if self._fmt == "pcapng":
+                if btype == PCAPNG_SHB:
+                    self.header = block
+                elif btype == PCAPNG_IDB:
+                    self.header += block
+            out.append((block, btype in PCAPNG_PACKET_BLOCKS))
+        del buf[:pos]
+        return out
+
+    def _start(self, buf: bytearray, pos: int) -> bool:
+        magic = struct.unpack_from("<I", buf, pos)[0]
+        if magic == PCAPNG_SHB:
+            self._fmt = "pcapng"
+        elif magic in PCAP_MAGICS or struct.unpack_from(">I", buf, pos)[0] in PCAP_MAGICS:
+            self._fmt, self._endian = "pcap", "<" if magic in PCAP_MAGICS else ">"
+        return bool(self._fmt)
+
+    def _give_up(self, out: list[tuple[bytes, bool]], pos: int) -> list[tuple[bytes, bool]]:
+        log.warning("not a pcapng/pcap block stream at byte %d of a chunk; tshark gets it as is, without restarts", pos)
+        self.broken, self.header = True, b""
+        out.append((bytes(self.buf[pos:]), False))
+        self.buf = bytearray()
+        return out
+
+
+class TsharkPipe:
+    """A long capture byte stream through a chain of ``tshark -r -`` processes into one ``Aggregator``.
+
+    tshark keeps state for every frame of the file it reads, so on a live capture its memory grows for as
+    long as it runs (pyshark#141, #607).  Here, before the first packet after ``max_packets`` packets or
+    ``max_bytes`` bytes (defaults ``RESTART_PACKETS``, ``RESTART_BYTES``), at a block boundary
+    (``BlockSplitter``), the running tshark's stdin is closed -- it reads to the end and exits -- and a
+    fresh tshark is started and fed the saved header blocks, then the packets that follow.  ``restarts``
+    counts them.
+
+    Rules:
+      1. Lines reach the Aggregator in packet order: each tshark's reader thread first waits for the one
+         before it to end, then calls ``Aggregator.new_generation()`` (streams carry over by their ends).
+      2. Every Aggregator call is made under ``lock`` (the caller finishes the Aggregator under it too).
+      3. A tshark that dies early loses packets until the next restart (logged), never the run.
+    """
+
+    def __init__(self, agg: Aggregator, cmd: list[str], lock: threading.Lock | None = None,
+                 max_packets: int | None = None, max_bytes: int | None = None):
+        self.agg, self.cmd = agg, cmd
+        self.lock = lock or threading.Lock()
+        self.max_packets = max_packets or RESTART_PACKETS
+        self.max_bytes = max_bytes or RESTART_BYTES
+        self.splitter = BlockSplitter()
+        self.restarts = 0
+        self.proc: subprocess.Popen | None = None
+        self.reader: threading.Thread | None = None
+        self._packets = self._bytes = 0  # fed to the current tshark
+        self._start(b"")
+
+    def feed(self, data: bytes) -> None:
+        """Hand over the next bytes of the capture (any chunking); restarts tshark when it is due."""
+        run: list[bytes] = []
+        for block, is_packet in self.splitter.feed(data):
+            if is_packet:
+                if (self._packets >= self.max_packets or self._bytes >= self.max_bytes) and self.splitter.header:
+                    self._write(b"".join(run))
+                    run = []
+                    self._restart()
+                self._packets += 1
+            self._bytes += len(block)
+            run.append(block)
+        if run:
+            self._write(b"".join(run))
+
+    def close(self, timeout: float = 120.0) -> None:
+        """End of the stream: the last tshark reads what is left and exits; waits for its last line."""
+        self._write(bytes(self.splitter.buf))  # a cut last block: tshark reports it as tshark does for a file
+        self._close_stdin()
+        assert self.reader is not None
+        self.reader.join(timeout)
+        if self.reader.is_alive():
+            log.warning("tshark did not finish within %.0f s; stopped it", timeout)
+            self.proc.kill()  # type: ignore[union-attr]
+            self.reader.join(10)
+
+    def _restart(self) -> None:
+        log.info("tshark: restarting after %d packets, %d bytes (restart %d), to bound its memory",
+                 self._packets, self._bytes, self.restarts + 1)
+        self._close_stdin()
+        self.restarts += 1
+        self._start(self.splitter.header)
+
+    def _start(self, header: bytes) -> None:
+        log.debug("running %s", " ".join(self.cmd))
+        proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        reader = threading.Thread(target=self._read, args=(proc, self.reader), daemon=True,
+                                  name=f"tshark-{self.restarts}")
+        self.proc, self.reader = proc, reader
+        self._packets = self._bytes = 0
+        self._dead_logged = False
+        reader.start()
+        if header:
+            self._write(header)
+            self._bytes += len(header)
+
+    def _read(self, proc: subprocess.Popen, before: threading.Thread | None) -> None:
+        if before is not None:
+            before.join()
+            with self.lock:
+                self.agg.new_generation()
+        done = False
+        try:
+            for raw in proc.stdout:  # type: ignore[union-attr]
+                line = raw.decode("utf-8", "backslashreplace")
+                with self.lock:
+                    self.agg.feed(line)
+            done = True
+        finally:
+            if not done:
+                proc.kill()  # the loop above failed: do not leave tshark blocked on a full pipe
+            proc.stdout.close()  # type: ignore[union-attr]
+            proc.wait()
+
+    def _write(self, data: bytes) -> None:
+        if not data:
+            return
+        try:
+            self.proc.stdin.write(data)  # type: ignore[union-attr]
+            self.proc.stdin.flush()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError, ValueError):
+            if not self._dead_logged:
+                self._dead_logged = True
+                log.warning("tshark exited early (restart %d); packets are lost until the next restart",
+                            self.restarts)
+
+    def _close_stdin(self) -> None:
+        try:
+            self.proc.stdin.close()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError):
             pass
 
 
