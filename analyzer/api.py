@@ -10,9 +10,11 @@ warning and everything before it is still reported.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import time
+from contextlib import contextmanager
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Sequence
@@ -208,6 +210,29 @@ def _run(reader, table: FlowTable, finished: list, rows: list, ctx: Context, ser
     ``finish=False`` leaves the flows still live at the end in the table (a byte range's end).
     Returns the context the flows were classified with (it learns the snaplen from the interfaces).
     """
+    with _fewer_gc_passes():
+        return _run_batches(reader, table, finished, rows, ctx, server_ports, progress, on_batch, finish)
+
+
+GC_THRESHOLD = 50_000  # allocations between young-generation passes of the cyclic GC during a run
+
+
+@contextmanager
+def _fewer_gc_passes():
+    """The flow table's objects form no reference cycles (reference counting frees them), but with
+    CPython's default threshold of 700 allocations the cyclic GC's generational passes walk every live
+    flow again and again: ~0.6 s per million packets on the benchmark (18 %; ``benchmarks/README.md``).
+    The threshold is raised for the run and restored after; cycles are still collected."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], GC_THRESHOLD), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
+def _run_batches(reader, table: FlowTable, finished: list, rows: list, ctx: Context, server_ports, progress,
+                 on_batch, finish: bool) -> Context:
     seen_ifaces = 0
     last = time.perf_counter()
     for buf, frames in reader.iter_batches():

@@ -81,7 +81,7 @@ class FlowInspector:
     second parser (``resync``), so records of any size are counted past the head.
     """
 
-    __slots__ = ("parsers", "events", "errors", "heads", "fed", "appdata", "records", "resync")
+    __slots__ = ("parsers", "events", "errors", "heads", "fed", "appdata", "records", "resync", "plain")
 
     def __init__(self) -> None:
         # Created on a direction's first bytes (feed): many directions never carry any.  None after
@@ -94,6 +94,7 @@ class FlowInspector:
         self.appdata = [0, 0]
         self.records = [0, 0]
         self.resync: list[tuple[int, TLSParser] | None | bool] = [None, None]  # (offset, parser); False: none
+        self.plain = False  # a direction opened with a cleartext request that never turns into TLS
 
     def feed(self, d: int, data: bytes) -> bool:
         head = self.heads[d]
@@ -136,11 +137,17 @@ class FlowInspector:
             # CONNECT, SOCKS, binary we do not know) is worth reading on; plain HTTP and h2c are not.
             # A request head or the h2c preface is whole at its blank line; a response is not judged
             # before HEAD_MIN bytes (a 200 to a CONNECT is followed by the tunnel's TLS).
+            # Once one side is such a request, the other's first HEAD_MIN bytes are enough (an h2c
+            # server's binary frames are never identified, and would be read to HEAD_KEEP).
             whole = len(head) >= HEAD_MIN
+            if whole and self.plain:
+                return False
             if whole or b"\r\n\r\n" in head:
                 first = bytes(head[:HEAD_MIN])
-                found = protocols.identify(first, "orig") or (whole and protocols.identify(first, "resp"))
+                request = protocols.identify(first, "orig")
+                found = request or (whole and protocols.identify(first, "resp"))
                 if found and found[0] in protocols.NO_UPGRADE and not head.startswith(b"CONNECT "):
+                    self.plain = self.plain or request is not None
                     return False
             return True
         return self._follow_records(d, bytes(head), rest)

@@ -6,6 +6,7 @@ Exit codes: 0 success; 2 bad input or usage (one ``Error:`` line on stderr, no t
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from . import __version__
 from .api import analyze as run_analysis
 from .commands.common import InputError, emit
 from .errors import AnalyzerError
-from .report.export import EXPORT_FORMATS
+from .report.schema import EXPORT_FORMATS
 from .report.render import FORMATS, render
 from .report.schema import EDGE_NAMES, FLOW_NAMES, PAIR_NAMES
 
@@ -34,7 +35,35 @@ def output_options(f=None, *, formats=FORMATS):
     return add(f) if f is not None else add
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Subcommands imported when they run or are listed, so ``analyze`` does not pay for the lab, the
+    reports or the drill-down (~0.1 s of imports per run).  ``lazy``: name -> "module:attribute"; a
+    module missing from a stripped build (the lab in the sidecar .pyz) is no command."""
+
+    def __init__(self, *args, lazy: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(n for n in {*self.commands, *self.lazy} if self.get_command(ctx, n) is not None)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in self.lazy:
+            module, attr = self.lazy[name].split(":")
+            try:
+                command = getattr(importlib.import_module(module, __package__), attr)
+            except ModuleNotFoundError as exc:
+                if not (exc.name or "").startswith(f"{__package__}.lab"):
+                    raise
+                return None
+            self.add_command(command, name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             lazy={"lab": ".lab.cli:lab", "compare": ".commands.compare:compare", "show": ".commands.show:show",
+                   "capture": ".commands.capture:capture", "report": ".commands.report:report",
+                   "diff": ".commands.diff:diff"})
 @click.version_option(__version__, prog_name="mtls-analyzer")
 @click.option("-v", "--verbose", count=True, help="More diagnostics on stderr.")
 def cli(verbose: int) -> None:
@@ -140,29 +169,6 @@ def _export(rows, view: str, fmt: str, output) -> None:
 
 def _progress(path: str, packets: int, flows: int) -> None:
     click.echo(f"\r\033[K{path}: {packets} packets, {flows} flows", err=True, nl=False)
-
-
-def _add_lab() -> None:
-    try:
-        from .lab.cli import lab
-    except ModuleNotFoundError as exc:  # the lab is not part of a stripped build (the sidecar .pyz)
-        if exc.name not in ("analyzer.lab", "analyzer.lab.cli"):
-            raise
-        return
-    cli.add_command(lab)
-
-
-_add_lab()
-from .commands.compare import compare  # noqa: E402  (issue 5: commands/ keeps cli.py short)
-cli.add_command(compare)
-from .commands.show import show  # noqa: E402
-cli.add_command(show)
-from .commands.capture import capture  # noqa: E402
-cli.add_command(capture)
-from .commands.report import report  # noqa: E402  (issue 6)
-cli.add_command(report)
-from .commands.diff import diff  # noqa: E402  (issue 6)
-cli.add_command(diff)
 
 
 def run_group(group: click.Group) -> None:

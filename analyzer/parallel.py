@@ -26,7 +26,6 @@ Rules:
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -63,7 +62,7 @@ def plan(source, jobs: int | None) -> list[int]:
     """Cut offsets ``[0, c1, ..., None]`` for ``source``, or [] when it is read in one pass."""
     if jobs == 1 or not isinstance(source, (str, os.PathLike)) or os.fspath(source) == "-":
         return []
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if not hasattr(os, "fork"):
         return []  # the ranges' processes are forked (no re-import, no pickled arguments but the range)
     try:
         size = os.path.getsize(source)
@@ -93,6 +92,8 @@ def analyze_file(path, cuts: list, ports: frozenset[int], first_fid: int, progre
     waits for the tuples still live at its cut (known once the ranges before it are stitched) and sends
     back only the pieces on those tuples: the rest can continue nothing.
     """
+    import multiprocessing  # only here: ~10 ms of imports that one-pass runs do not need
+
     ctx = multiprocessing.get_context("fork")
     ranges = list(zip(cuts, cuts[1:]))
     conns, procs = [], []

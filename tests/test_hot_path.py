@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +119,26 @@ def test_a_failed_parser_is_freed_without_the_cyclic_gc():
         assert ref() is None  # no parser <-> traceback cycle keeps it alive
     finally:
         gc.enable()
+
+
+def test_a_run_raises_the_gc_threshold_and_restores_it(tmp_path, monkeypatch):
+    """``api._run`` makes the cyclic GC's young passes rarer while it reads (they re-walked every live
+    flow), and gives the caller's thresholds back afterwards, also when the read hits damage."""
+    from analyzer import analyze, api
+
+    seen = []
+    original = api.FlowTable.process
+
+    def spy(self, buf, frames):
+        seen.append(gc.get_threshold()[0])
+        return original(self, buf, frames)
+
+    monkeypatch.setattr(api.FlowTable, "process", spy)
+    before = gc.get_threshold()
+    analyze(Path(__file__).resolve().parents[1] / "captures" / "demo-transparent.pcapng", jobs=1)
+    assert seen and all(t >= api.GC_THRESHOLD for t in seen)
+    assert gc.get_threshold() == before
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(g.pcap_header(1) + b"\xff" * 40)  # a corrupt record header: a warning
+    assert analyze(bad, jobs=1).stats["warnings"]
+    assert gc.get_threshold() == before

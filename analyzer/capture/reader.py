@@ -326,16 +326,17 @@ class CaptureReader:
             add = frames.extend
             buf, pos, end = w.buf, w.pos, w.end
             lim = stop - w.consumed
+            last = min(end - 16, lim - 1)  # the last offset a record header may start at in this batch
             damage = ""
-            while pos + 16 <= end and pos < lim:
+            while pos <= last:
                 sec, frac, caplen, wirelen = rec(buf, pos)
-                if caplen > MAX_BLOCK:
-                    damage = f"corrupt record header (caplen {caplen})"
-                    break
-                if pos + 16 + caplen > end:
+                nxt = pos + 16 + caplen
+                if nxt > end:  # the record runs past the window (a corrupt length always does)
+                    if caplen > MAX_BLOCK:
+                        damage = f"corrupt record header (caplen {caplen})"
                     break
                 add((sec + frac * scale, linktype, pos + 16, caplen, wirelen, 0))
-                pos += 16 + caplen
+                pos = nxt
             w.pos = pos
             yield from self._emit(buf, frames)
             if damage:
@@ -450,9 +451,10 @@ class CaptureReader:
             add = frames.extend
             buf, pos, end = w.buf, w.pos, w.end
             lim = stop - w.consumed
+            last = min(end - 12, lim - 1)
             damage = ""
             epb, u32 = _EPB[bo], _U32[bo]
-            while pos + 12 <= end and pos < lim:
+            while pos <= last:
                 if pos + 28 <= end:
                     # Hot path: an Enhanced Packet Block, its header and fields in one call.
                     btype, blen, iid, hi, lo, caplen, wirelen = epb(buf, pos)

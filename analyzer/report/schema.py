@@ -135,3 +135,4 @@ EDGE_COLUMNS: tuple[Column, ...] = (
     Column("notes", "string", "attribution notes: ambiguous or reused IPs, pod list without specs"),
 )
 EDGE_NAMES = tuple(c.name for c in EDGE_COLUMNS)
+EXPORT_FORMATS = ("parquet", "jsonl")  # file formats of a view besides the text ones (report.export)
