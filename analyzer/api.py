@@ -171,8 +171,11 @@ def analyze(
     infos = []
     t0 = time.perf_counter()
     for src in sources:  # type: ignore[union-attr]
-        split = parallel.plan(src, jobs)
-        if split and (part := parallel.analyze_file(src, split, ctx_ports, len(rows), progress)) is not None:
+        split, part = parallel.plan(src, jobs), None
+        if split:
+            with _fewer_gc_passes():  # receiving and stitching the ranges allocate as much as reading
+                part = parallel.analyze_file(src, split, ctx_ports, len(rows), progress)
+        if part is not None:
             infos.append(part.info)
             rows += part.rows
             stats["packets"] += part.packets
