@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.live import ring_files_of
 from labutil import capinfos_packets, lab_fixture, wait_for_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,13 +272,9 @@ def test_capture_stops_by_packet_count_with_a_ring_buffer(lab, tmp_path):
                   "-q", "--format", "csv", "--view", "flows")
     deadline_files = []
     for _ in range(400):
-        from analyzer.live import ring_files_of
-
         deadline_files = ring_files_of(out)
         if deadline_files or proc.poll() is not None:
             break
-        import time
-
         time.sleep(0.05)
     assert deadline_files, proc.communicate()
     _traffic(state, tmp_path, "voting", seconds=2)

@@ -20,9 +20,8 @@ from analyzer import analyze, parallel
 from analyzer.capture.reader import CaptureReader
 from analyzer.cli import cli
 from click.testing import CliRunner
-from pcapgen import (T0_NS, Endpoint, Frame, encap, merge, pcap_bytes, pcap_record, shift, simple_pcapng,
-                     tcp_flow)
-from tlsbytes import app_data, handshake_record, server_hello, client_hello, ccs, tls13_exchange
+from pcapgen import T0_NS, Endpoint, Frame, encap, merge, pcap_bytes, shift, simple_pcapng, tcp_flow
+from tlsbytes import app_data, tls13_exchange
 
 REPO = Path(__file__).resolve().parents[1]
 CAPTURES = sorted((REPO / "captures").glob("*.pcap*"))

@@ -24,7 +24,7 @@ from typing import IO, Iterable, Iterator, Sequence
 from ..errors import AnalyzerError, BackendUnavailable
 from .audit import REPORT_SCHEMA, REPORT_SCHEMA_VERSION
 from .render import iso
-from .schema import EDGE_COLUMNS, EXPORT_FORMATS, FLOW_COLUMNS, PAIR_COLUMNS, TIME_COLUMNS, Column
+from .schema import EDGE_COLUMNS, FLOW_COLUMNS, PAIR_COLUMNS, TIME_COLUMNS, Column
 
 VIEW_COLUMNS: dict[str, tuple[Column, ...]] = {"flows": FLOW_COLUMNS, "pairs": PAIR_COLUMNS, "edges": EDGE_COLUMNS}
 PYARROW_HINT = "python3 -m pip install 'mtls-analyzer[report]' (or just pyarrow)"
