@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 MIN_BYTES = 64 * 1024 * 1024  # smaller files are read in one pass: starting processes costs ~0.1 s
 MAX_JOBS = 8
 FIRST_SHARE = 0.9  # the first range's size relative to the others' (its process also stitches: ~0.15 s)
-MAX_CANDIDATES = 200_000  # mid-stream pieces a range may hand back before it gives up (Rule 2)
+MAX_CANDIDATES = 200_000
+SYN_RETRY_S = 130.0  # Linux gives up on a SYN after 127 s (tcp_syn_retries 6); other stacks sooner  # mid-stream pieces a range may hand back before it gives up (Rule 2)
 
 
 @dataclass
@@ -197,9 +198,9 @@ class _Overflow(Exception):
 
 def _may_continue(flow: Flow, range_ts: float) -> bool:
     """Could this flow be the rest of a connection an earlier range saw?  Not if it took over a tuple
-    inside this range (``opener`` -1); if a bare SYN opened it, only while one pass would still hold
-    an earlier flow on its tuple (a retransmitted SYN: ``IDLE_S``)."""
-    return flow.opener >= 0 and (not _bare_syn(flow) or flow.first_ts - range_ts <= IDLE_S)
+    inside this range (``opener`` -1).  If a bare SYN opened it, only as a retransmission of a SYN sent
+    before the cut (``Flow.is_reuse``), which comes within ``SYN_RETRY_S`` of it."""
+    return flow.opener >= 0 and (not _bare_syn(flow) or flow.first_ts - range_ts <= SYN_RETRY_S)
 
 
 def _bare_syn(flow: Flow) -> bool:

@@ -76,6 +76,19 @@ def test_new_syn_after_close_on_the_same_tuple_is_a_new_flow(analyze, scenario, 
     assert first["last_ts"] < second["first_ts"]
 
 
+@pytest.mark.parametrize("first_opening", ["syn", "none"])
+def test_new_syn_on_a_tuple_whose_close_was_not_captured_is_a_new_flow(analyze, write_capture, first_opening):
+    """A TLS connection whose FIN/RST the capture missed (or that was aborted silently), then a SYN with a
+    new ISN on the same tuple and cleartext HTTP.  A SYN only ever opens a connection, so this is a
+    second flow, judged on its own bytes -- folded into the first, its plaintext would be reported as TLS."""
+    first = g.tcp_flow(g.tls13(), opening=first_opening, close=None)
+    second = g.tcp_flow([("c", g.HTTP_REQUEST), ("s", g.HTTP_RESPONSE)], isn_c=g.ISN_C + 5_000_000,
+                        isn_s=g.ISN_S + 7_000_000, t0_ns=g.T0_NS + 10 * 10**9)
+    flows = sorted(rows(analyze(write_capture(g.ether_pcap(first + second))).flows), key=lambda f: f["first_ts"])
+    assert [(f["verdict"], f["syn_seen"]) for f in flows] == [("tls", first_opening == "syn"), ("plaintext", True)]
+    assert "GET /metrics" in flows[1]["reason"]
+
+
 def test_retransmitted_syn_is_not_a_new_flow(one_flow, write_capture):
     pkts = g.base_flow()
     pkts = [pkts[0]] + pkts             # the SYN twice, same ISN

@@ -156,12 +156,17 @@ class Flow:
         return self.rst[0] or self.rst[1] or (self.fin[0] and self.fin[1])
 
     def is_reuse(self, d: int, flags: int, seq: int) -> bool:
-        """A SYN (no ACK) with a new ISN after FIN or RST: the tuple is reused by a new connection."""
-        return (
-            not flags & TH_ACK
-            and (self.rst[0] or self.rst[1] or self.fin[0] or self.fin[1])
-            and seq != self.isn[d]
-        )
+        """Does this SYN (no ACK) open a new connection on the tuple?  A SYN only ever opens one: yes,
+        unless it repeats the ISN this side already sent (a retransmission), or the flow has carried no
+        payload and not closed (a simultaneous open).  After FIN or RST this is port reuse; without them
+        the capture missed the close (or the peer aborted silently) -- folding the new connection into
+        the old flow would hide its bytes behind the old verdict."""
+        if flags & TH_ACK:
+            return False
+        isn = self.isn[d]
+        if isn is not None:
+            return seq != isn
+        return bool(self.bytes[0] or self.bytes[1] or self.closed)
 
     def client_dir(self, server_ports: frozenset[int]) -> tuple[int, str]:
         """Which direction is the client, and on what basis (syn|synack|hello|port|first-packet)."""
@@ -319,7 +324,7 @@ class FlowTable:
             self.not_tcp_loopback.add(key)
 
     def _new_flow(self, old, key: bytes, ts: float, flags: int) -> tuple[Flow, int]:
-        if old is not None:  # a new SYN on a closed tuple: a new connection (port reuse)
+        if old is not None:  # a SYN that opens a new connection on the tuple (Flow.is_reuse)
             self._finish(old[0])
         n = (len(key) - 4) // 2  # address length: 4 or 16
         src, dst = key[:n], key[n:2 * n]
