@@ -10,17 +10,18 @@ Rules:
   1. The result is the one-pass result.  A later range sees a crossing connection from the middle; its
      piece (the first flow on its tuple in that range that one pass would have put into the earlier
      flow: ``Flow.opener``, ``Flow.is_reuse``) is added to the earlier flow (``Flow.absorb``), which
-     keeps its flow id and its payload inspection.  When that
-     inspection still wanted bytes at the cut, the parent reads them from the later range for that flow
-     only (``_rescan``), up to its last packet there, so verdicts rest on the same bytes as in one pass.
+     keeps its flow id and its payload inspection.  When that inspection still wanted bytes at the cut,
+     the parent reads them from the later range for that flow only (``_rescan``), so verdicts rest on
+     the same bytes as in one pass; the holes the piece met are taken over from its ``Track``.
   2. Any doubt means one pass (``analyze_file`` returns None): a range whose resync does not meet the
      previous range's end offset and pcapng section, damage before the last range, interfaces that
-     change mid-file, or more than ``MAX_CANDIDATES`` mid-stream pieces in a range (memory).
+     change mid-file, a range's process that fails, or more than ``MAX_CANDIDATES`` pieces in a range.
   3. Where one pass depends on when its table last looked for idle flows (``EVICT_EVERY`` packets), a
      range uses the idle limits themselves (``_continues``).  ``gaps`` (sequence holes) is counted
      from the same segments, but a hole that a piece's own inspection met can count once more or less.
-  4. Memory per process is one pass's over its range, plus the stripped mid-stream pieces it returns
-     (no payload state: ``_strip``) and its flows still live at the end.
+  4. Memory per process is one pass's over its range, plus the pieces it may hand back, stripped of
+     payload state (``_strip``): flows first seen mid-stream, and those a bare SYN opened within
+     ``SYN_RETRY_S`` of its start; then only those on tuples still live at its cut are sent.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ log = logging.getLogger(__name__)
 MIN_BYTES = 64 * 1024 * 1024  # smaller files are read in one pass: starting processes costs ~0.1 s
 MAX_JOBS = 8
 FIRST_SHARE = 0.9  # the first range's size relative to the others' (its process also stitches: ~0.15 s)
-MAX_CANDIDATES = 200_000
-SYN_RETRY_S = 130.0  # Linux gives up on a SYN after 127 s (tcp_syn_retries 6); other stacks sooner  # mid-stream pieces a range may hand back before it gives up (Rule 2)
+MAX_CANDIDATES = 200_000  # pieces a range may hold before it gives up (Rule 2: memory)
+SYN_RETRY_S = 130.0  # Linux gives up on a SYN after 127 s (tcp_syn_retries 6); other stacks sooner
 
 
 @dataclass
