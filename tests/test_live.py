@@ -140,8 +140,6 @@ def test_tap_line():
 
 
 def test_ring_files_are_found_in_order(tmp_path):
-    from analyzer.live import ring_files_of
-
     for name in ("x_00002_20260101000001.pcapng", "x_00001_20260101000000.pcapng", "y_00001_1.pcapng", "x.pcapng"):
         (tmp_path / name).write_bytes(b"")
     assert [p.name for p in ring_files_of(tmp_path / "x.pcapng")] == [
@@ -280,8 +278,6 @@ def test_capture_stops_by_packet_count_with_a_ring_buffer(lab, tmp_path):
     _traffic(state, tmp_path, "voting", seconds=2)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
-    from analyzer.live import ring_files_of
-
     files = ring_files_of(out)
     assert files and sum(capinfos_packets(p) for p in files) == 200
     assert stdout.startswith("capture,flow_id,")
