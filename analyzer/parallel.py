@@ -352,19 +352,14 @@ def _continues(old: Flow, piece: Flow) -> bool:
     quiet = piece.first_ts - old.last_ts
     if quiet > IDLE_S or (old.closed and quiet > CLOSED_IDLE_S):
         return False
-    return not (_bare_syn(piece) and old.is_reuse(_turn(old, piece), piece.opener, piece.isn[0]))
-
-
-def _turn(old: Flow, piece: Flow) -> int:
-    """0 when ``piece``'s direction 0 is ``old``'s direction 0, else 1."""
-    return 0 if (piece.addrs[0], piece.ports[0]) == (old.addrs[0], old.ports[0]) else 1
+    return not (_bare_syn(piece) and old.is_reuse(old.turn(piece), piece.opener, piece.isn[0]))
 
 
 def _take_over_holes(old: Flow, piece: Flow) -> bool:
     """Count, into ``old``, the holes one pass would have counted in ``piece``'s segments, for each
     direction where ``old`` had stopped inspecting: the jump from where ``old`` ended to the piece's
     first segment, and the piece's own (``Track``).  True when a direction needs ``_rescan``."""
-    s, track = _turn(old, piece), piece.track
+    s, track = old.turn(piece), piece.track
     rescan = False
     for d in (0, 1):
         e = d ^ s
@@ -388,7 +383,7 @@ def _rescan(path, start: int, stop: int, wanted: list[tuple[Flow, Flow]]) -> Non
     """
     todo: dict[bytes, tuple[Flow, int, list]] = {}
     for old, piece in wanted:
-        s = _turn(old, piece)
+        s = old.turn(piece)
         replays: list = [None, None]  # per direction of ``old``
         for d in (0, 1):
             if old.wants[d ^ s] and piece.bytes[d]:

@@ -14,7 +14,7 @@ Rules:
   4. A byte range (``start``/``stop``, for ``analyzer.parallel``) reads the file's header, jumps to the
      first record at or after ``start`` -- found by a chain of ``RESYNC_CHAIN`` well-formed record
      headers -- and stops before the first record at or after ``stop``.  A resync is a guess; the
-     caller checks it against the previous range's ``end_offset`` and ``section``.
+     caller checks ``start_offset`` against the previous range's ``bytes_read`` and ``section``.
 """
 
 from __future__ import annotations

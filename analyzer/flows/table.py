@@ -124,12 +124,16 @@ class Flow:
                 # From here on only sequence numbers are followed, to count later holes cheaply.
                 self.nxt[d] = (stream.base + stream.nxt) & SEQ_MASK if not stream.stopped else None
 
+    def turn(self, other: "Flow") -> int:
+        """0 when ``other`` (the same tuple) has this flow's direction 0 as its own direction 0, else 1."""
+        return 0 if (other.addrs[0], other.ports[0]) == (self.addrs[0], self.ports[0]) else 1
+
     def absorb(self, later: "Flow") -> None:
         """Add ``later`` -- this connection as a later byte range of the file saw it, from its own first
         packet (``analyzer.parallel``) -- to this flow: counts add up, flags and times accumulate.  Its
         payload is not looked at here, nor the holes its inspection met (``analyzer.parallel`` counts
         those from its ``track``)."""
-        s = 0 if (later.addrs[0], later.ports[0]) == (self.addrs[0], self.ports[0]) else 1
+        s = self.turn(later)
         for d in (0, 1):
             e = d ^ s
             self.packets[e] += later.packets[d]
