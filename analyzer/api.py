@@ -1,7 +1,9 @@
 """``analyze()``: the one place that wires the stages together.
 
 capture bytes -> ``CaptureReader`` batches -> ``FlowTable`` (decode, flows, reassembly) ->
-``FlowInspector`` (TLS parsers) -> ``classify`` rows -> host pairs -> ``Report``.
+``FlowInspector`` (TLS parsers) -> ``classify`` rows -> host pairs -> ``Report``.  ``_run`` drives one
+reader through one table; ``parallel.read_range`` sets that up for one byte range of a capture (the
+whole of it for one pass), ``parallel.analyze_file`` for several at once.
 
 Rules: the stages are standard library; pandas is imported only when a DataFrame property of the
 ``Report`` is read.  A capture that cannot be read raises ``CaptureFormatError``; a damaged tail is a
@@ -20,8 +22,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Sequence
 
 from . import parallel
-from .capture.reader import CaptureReader
-from .classify import SERVER_PORTS, Context, address_localhost_reason, classify, ip_text, new_inspector
+from .classify import Context, address_localhost_reason, classify, ip_text
 from .errors import AnalyzerError
 from .flows.table import Flow, FlowTable
 from .report.pairs import aggregate_pairs
@@ -165,7 +166,6 @@ def analyze(
     if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "read"):
         sources = [sources]  # type: ignore[list-item]
     ctx_ports = parse_decode_as(decode_as)
-    server_ports = SERVER_PORTS | ctx_ports
     rows: list[dict] = []
     stats: dict = {"packets": 0, "frames_unsupported": Counter(), "not_tcp": [], "warnings": [], "processes": 1}
     infos = []
@@ -176,26 +176,15 @@ def analyze(
             with _fewer_gc_passes():  # receiving and stitching the ranges allocate as much as reading
                 part = parallel.analyze_file(src, split, ctx_ports, len(rows), progress)
         if part is not None:
-            infos.append(part.info)
-            rows += part.rows
-            stats["packets"] += part.packets
-            stats["frames_unsupported"].update(part.skipped)
-            stats["not_tcp"] += _not_tcp_rows(part.not_tcp, part.not_tcp_loopback, os.path.basename(part.info.path))
-            stats["warnings"] += part.info.warnings
             stats["processes"] = max(stats["processes"], len(split) - 1)
-            continue
-        with CaptureReader(src) as reader:
-            infos.append(reader.info)
-            ctx = Context(decode_as=ctx_ports)
-            finished: list[Flow] = []
-            table = FlowTable(new_inspector, finished.append)
-            table.capture = os.path.basename(reader.info.path)
-            table.next_fid = len(rows)
-            _run(reader, table, finished, rows, ctx, server_ports, progress)
-            stats["packets"] += table.packets
-            stats["frames_unsupported"].update(table.skipped)
-            stats["not_tcp"] += _not_tcp_rows(table.not_tcp, table.not_tcp_loopback, table.capture)
-            stats["warnings"] += reader.info.warnings
+        else:  # one pass: the whole capture as one range
+            part = parallel.read_range(src, 0, None, ctx_ports, False, progress, first_fid=len(rows))
+        infos.append(part.info)
+        rows += part.rows
+        stats["packets"] += part.packets
+        stats["frames_unsupported"].update(part.skipped)
+        stats["not_tcp"] += _not_tcp_rows(part.not_tcp, part.not_tcp_loopback, os.path.basename(part.info.path))
+        stats["warnings"] += part.info.warnings
     rows.sort(key=lambda r: r["flow_id"])
     stats["flows"] = len(rows)
     stats["excluded_localhost"] = sum(1 for r in rows if r["localhost"])
@@ -206,15 +195,14 @@ def analyze(
 
 
 def _run(reader, table: FlowTable, finished: list, rows: list, ctx: Context, server_ports, progress,
-         on_batch: Callable[[FlowTable, Context], None] | None = None, finish: bool = True) -> Context:
+         on_batch: Callable[[FlowTable, Context], None] | None = None, finish: bool = True) -> None:
     """Stream the capture through the table; classify flows as they finish so their state is freed.
 
     ``on_batch(table, ctx)`` runs after each batch, its finished flows already in ``rows`` (live capture).
     ``finish=False`` leaves the flows still live at the end in the table (a byte range's end).
-    Returns the context the flows were classified with (it learns the snaplen from the interfaces).
     """
     with _fewer_gc_passes():
-        return _run_batches(reader, table, finished, rows, ctx, server_ports, progress, on_batch, finish)
+        _run_batches(reader, table, finished, rows, ctx, server_ports, progress, on_batch, finish)
 
 
 GC_THRESHOLD = 50_000  # allocations between young-generation passes of the cyclic GC during a run
@@ -235,7 +223,7 @@ def _fewer_gc_passes():
 
 
 def _run_batches(reader, table: FlowTable, finished: list, rows: list, ctx: Context, server_ports, progress,
-                 on_batch, finish: bool) -> Context:
+                 on_batch, finish: bool) -> None:
     seen_ifaces = 0
     last = time.perf_counter()
     for buf, frames in reader.iter_batches():
@@ -255,7 +243,6 @@ def _run_batches(reader, table: FlowTable, finished: list, rows: list, ctx: Cont
     if finish:
         table.finish_all()
     _classify_all(finished, rows, ctx, server_ports)
-    return ctx
 
 
 def context_for(interfaces, decode_as: frozenset[int]) -> Context:

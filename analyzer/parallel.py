@@ -150,10 +150,12 @@ def _range_process(conn, path, start: int, stop: int | None, ports: frozenset[in
     conn.send(part)
 
 
-def read_range(path, start: int, stop: int | None, ports: frozenset[int], later: bool, progress=None) -> Part:
+def read_range(source, start: int, stop: int | None, ports: frozenset[int], later: bool, progress=None,
+               first_fid: int = 0) -> Part:
     """One process's work: its range through ``api._run``.  Flows still live at its end are handed back
     whole, unless the range ends the file: then they are finished here, and only mid-stream pieces go
-    back (stripped, like any finished piece)."""
+    back (stripped, like any finished piece).  ``api.analyze`` reads a capture in one pass as the one
+    range ``(0, None)`` of any source (a file, ``-``, a stream), its flow ids from ``first_fid``."""
     from .api import _run
     from .classify import SERVER_PORTS, Context, new_inspector
 
@@ -166,10 +168,11 @@ def read_range(path, start: int, stop: int | None, ports: frozenset[int], later:
         if later and _may_continue(flow, first_ts[0] if first_ts else flow.first_ts):
             fresh.append(flow)
 
-    with CaptureReader(path, start, stop) as reader:
+    with CaptureReader(source, start, stop) as reader:
         part = Part(reader.info)
         table = FlowTable(new_inspector, on_finish)
         table.capture = os.path.basename(reader.info.path)
+        table.next_fid = first_fid
         table.track = later
 
         def on_batch(_table, _ctx) -> None:
