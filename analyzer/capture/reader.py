@@ -51,6 +51,7 @@ PCAPNG_BOM = 0x1A2B3C4D
 GZIP_MAGIC = b"\x1f\x8b"
 
 # pcapng block types (draft-ietf-opsawg-pcapng)
+BT_SHB = 0x0A0D0D0A  # Section Header Block: PCAPNG_SHB as a number, the same in either byte order
 BT_IDB = 0x00000001  # Interface Description Block
 BT_OPB = 0x00000002  # obsolete Packet Block
 BT_SPB = 0x00000003  # Simple Packet Block
@@ -393,7 +394,7 @@ class CaptureReader:
 
     @staticmethod
     def _pcapng_block(u32, n_ifaces: int):
-        known = {0x0A0D0D0A, BT_IDB, BT_OPB, BT_SPB, 4, BT_ISB, BT_EPB, 0x0000000A, 0x00000BAD, 0x40000BAD}
+        known = {BT_SHB, BT_IDB, BT_OPB, BT_SPB, 4, BT_ISB, BT_EPB, 0x0000000A, 0x00000BAD, 0x40000BAD}
 
         def valid(buf, q: int, end: int) -> int:
             if q + 12 > end:
@@ -466,7 +467,7 @@ class CaptureReader:
                         continue
                 # Any other block, or an EPB that failed a check: the general path names the damage.
                 btype = u32(buf, pos)[0]
-                if btype == 0x0A0D0D0A:  # a new section; its byte order may differ (palindromic type)
+                if btype == BT_SHB:  # a new section; its byte order may differ (palindromic type)
                     bom = bytes(buf[pos + 8:pos + 12])
                     bo = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">" if bom == b"\x1a\x2b\x3c\x4d" else ""
                     if not bo:

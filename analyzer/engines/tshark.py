@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
 from .. import protocols
+from ..capture.reader import BT_EPB, BT_IDB, BT_OPB, BT_SHB, BT_SPB, PCAP_MAGIC, PCAPNG_BOM, PCAPNG_SHB
 from ..classify import L5D_TRANSPORT_ALPN, SERVER_PORTS, apply_port_hint, parse_identity
 from ..errors import AnalyzerError, BackendUnavailable
 from ..report.schema import FLOW_NAMES
@@ -841,11 +842,7 @@ def _pump(src: BinaryIO, dst) -> None:
 
 
 # -- a long stream through restarted tsharks --------------------------------------------------------
-PCAPNG_SHB = 0x0A0D0D0A  # Section Header Block (pcapng spec, draft-ietf-opsawg-pcapng 4.1); a palindrome
-PCAPNG_IDB = 0x00000001  # Interface Description Block (4.2)
-PCAPNG_PACKET_BLOCKS = frozenset({0x2, 0x3, 0x6})  # Packet (obsolete, appendix A), Simple (4.4), Enhanced (4.3)
-PCAPNG_BOM = 0x1A2B3C4D  # byte-order magic of the SHB
-PCAP_MAGICS = frozenset({0xA1B2C3D4, 0xA1B23C4D})  # classic pcap, microsecond and nanosecond
+PACKET_BLOCKS = frozenset({BT_OPB, BT_SPB, BT_EPB})  # the pcapng blocks that carry a packet
 PCAP_HEADER, PCAP_RECORD = 24, 16  # classic pcap file header, record header
 MAX_BLOCK = 16 << 20  # a longer block or record is corruption, not a packet (tshark's limit is 256 KiB)
 
@@ -899,7 +896,7 @@ class BlockSplitter:
                 if n - pos < 12:
                     break
                 btype = struct.unpack_from(self._endian + "I", buf, pos)[0]
-                if btype == PCAPNG_SHB:
+                if btype == BT_SHB:
                     bom = struct.unpack_from("<I", buf, pos + 8)[0]
                     if bom not in (PCAPNG_BOM, 0x4D3C2B1A):
                         return self._give_up(out, pos)
@@ -914,20 +911,20 @@ class BlockSplitter:
             block = bytes(buf[pos:pos + size])
             pos += size
             if self._fmt == "pcapng":
-                if btype == PCAPNG_SHB:
+                if btype == BT_SHB:
                     self.header = block
-                elif btype == PCAPNG_IDB:
+                elif btype == BT_IDB:
                     self.header += block
-            out.append((block, btype in PCAPNG_PACKET_BLOCKS))
+            out.append((block, btype in PACKET_BLOCKS))
         del buf[:pos]
         return out
 
     def _start(self, buf: bytearray, pos: int) -> bool:
-        magic = struct.unpack_from("<I", buf, pos)[0]
+        magic = bytes(buf[pos:pos + 4])
         if magic == PCAPNG_SHB:
             self._fmt = "pcapng"
-        elif magic in PCAP_MAGICS or struct.unpack_from(">I", buf, pos)[0] in PCAP_MAGICS:
-            self._fmt, self._endian = "pcap", "<" if magic in PCAP_MAGICS else ">"
+        elif magic in PCAP_MAGIC:
+            self._fmt, self._endian = "pcap", PCAP_MAGIC[magic][0]
         return bool(self._fmt)
 
     def _give_up(self, out: list[tuple[bytes, bool]], pos: int) -> list[tuple[bytes, bool]]:
