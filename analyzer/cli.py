@@ -90,7 +90,7 @@ def pods_options(f):
     return f
 
 
-@cli.command()
+@cli.command(short_help="Classify every TCP flow of CAPTURE files as TLS, plaintext or unknown.")
 @click.argument("captures", nargs=-1, required=True)
 @click.option("--view", type=click.Choice(tuple(VIEWS)), default=None,
               help="flows: one row per TCP flow; pairs: one row per host pair; edges: one row per pod "

@@ -47,7 +47,7 @@ def cli() -> None:
     """Prove from packets whether a pod's traffic is mutual TLS, from your laptop (a kubectl plugin)."""
 
 
-@cli.command()
+@cli.command(short_help="Capture in a pod with its linkerd-debug sidecar and print its edges.")
 @click.argument("target")
 @click.option("-n", "--namespace", metavar="NS", help="Namespace of TARGET (default: the context's).")
 @click.option("--context", metavar="CTX", help="kubeconfig context.")

@@ -15,7 +15,7 @@ from ..report.schema import FLOW_NAMES, PAIR_NAMES
 VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES}
 
 
-@click.command()
+@click.command(short_help="Capture live traffic and classify its flows while capturing.")
 @click.option("-i", "--interface", default="any", show_default=True, help="Interface to capture on.")
 @click.option("-f", "--bpf", metavar="FILTER", help="Capture filter (libpcap syntax), e.g. 'tcp'.")
 @click.option("--seconds", type=click.FloatRange(min=1, max=7 * 24 * 3600), help="Stop after this many seconds.")

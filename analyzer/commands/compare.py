@@ -46,7 +46,7 @@ def echo_compare(captures, decode_as, include_localhost: bool, fmt: str, output:
     return 0 if not rows else 1
 
 
-@click.command()
+@click.command(short_help="List the flows where the native and tshark engines disagree.")
 @click.argument("captures", nargs=-1, required=True)
 @click.option("--decode-as", "decode_as", multiple=True, metavar="tcp.port==P,tls",
               help="Passed to both engines (tshark: -d).")

@@ -13,7 +13,7 @@ from ..errors import AnalyzerError
 from ..report.render import FORMATS, render
 
 
-@click.command()
+@click.command(short_help="List the pairs whose status changed between two report JSON files.")
 @click.argument("old", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--worse-only", is_flag=True, help="Only pairs that got worse (or appeared with a bad status).")

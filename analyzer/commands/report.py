@@ -32,7 +32,7 @@ def _resources():
     return RESOURCES
 
 
-@click.command()
+@click.command(short_help="Write an HTML/JSON audit report for CAPTURE files.")
 @click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--pods", "pods_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="`kubectl get pods -A -o json` output (hashed into the report).")

@@ -12,7 +12,7 @@ from ..errors import AnalyzerError
 from ..report.render import render
 
 
-@click.command()
+@click.command(short_help="Show one flow: its packets, its handshake, its verdict.")
 @click.argument("capture", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--flow", "flow_id", type=click.IntRange(min=0), required=True,
               help="The flow's id (FLOW_ID of `analyze --view flows --include-localhost`).")

@@ -39,12 +39,12 @@ def lab_command(func):
     return wrapper
 
 
-@click.group(name="lab")
+@click.group(name="lab", short_help="A mesh lab on this machine: pods in network namespaces with mTLS sidecars.")
 def lab() -> None:
     """A mesh lab on this machine: pods in network namespaces, Linkerd-like mTLS sidecars, real captures."""
 
 
-@lab.command()
+@lab.command(short_help="Start the lab: namespaces, certificates, pod list, proxies and apps.")
 @click.option("--mode", type=click.Choice(MODES), default="transparent", show_default=True,
               help="transparent: mTLS on the app port, no ALPN. transport-header: mTLS to 4143 with ALPN "
                    "transport.l5d.io/v1.")
@@ -60,7 +60,7 @@ def up(state: Path, mode: str, lifetime: float) -> None:
         click.echo(f"  {pod.namespace + '/' + pod.name:52} {pod.ip:12} {'meshed' if pod.meshed else 'unmeshed'}")
 
 
-@lab.command()
+@lab.command(short_help="Capture with tshark -i any in a pod's (or the node's) namespace while traffic flows.")
 @click.option("--pod", help="Capture inside this pod's namespace (key, deployment or pod name).")
 @click.option("--node", is_flag=True, help="Capture on the node's bridge instead of inside a pod.")
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="How long traffic runs.")
@@ -89,7 +89,7 @@ def capture(state: Path, pod: str | None, node: bool, seconds: float, output: Pa
         click.echo(f"  wrote {path}")
 
 
-@lab.command()
+@lab.command(short_help="Stop the lab's processes and delete its namespaces and links.")
 @lab_command
 def down(state: Path) -> None:
     """Kill the lab's processes and delete its namespaces and links (idempotent)."""
@@ -98,7 +98,7 @@ def down(state: Path) -> None:
                f"stopped, {len(result['links'])} stray links removed")
 
 
-@lab.command()
+@lab.command(short_help="Show the lab's namespaces, pods, IPs and processes.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @lab_command
 def status(state: Path, as_json: bool) -> None:
