@@ -171,13 +171,25 @@ def _progress(path: str, packets: int, flows: int) -> None:
     click.echo(f"\r\033[K{path}: {packets} packets, {flows} flows", err=True, nl=False)
 
 
-def run_group(group: click.Group) -> None:
-    """Run a click group as a console script: Ctrl-C is one line and exit 130, never a traceback."""
+def run_group(group: click.Group, args: list[str] | None = None) -> None:
+    """Run a click group as a console script: Ctrl-C is one line and exit 130, never a traceback.
+
+    Click's standalone mode turns Ctrl-C into ``Abort`` ("Aborted!", exit 1, which here means "the
+    engines disagree"), so the group runs in non-standalone mode and the exits are mapped here."""
     try:
-        group(standalone_mode=True)
-    except KeyboardInterrupt:
+        code = group.main(args=args, standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (| head): nothing more to say
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def main() -> None:
