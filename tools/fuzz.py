@@ -22,7 +22,9 @@ written to ``--keep`` (default ``tests/data/fuzz/``) as ``<target>-<kind>-<sha1>
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
+import io
 import json
 import os
 import random
@@ -39,7 +41,8 @@ sys.path.insert(0, str(ROOT))
 from analyzer import analyze  # noqa: E402  (after the path set-up above)
 from analyzer.errors import AnalyzerError  # noqa: E402
 from analyzer.kube.pods import parse_pods  # noqa: E402
-from analyzer.report.render import render  # noqa: E402
+from analyzer.report.export import export_view  # noqa: E402
+from analyzer.report.render import FORMATS, render  # noqa: E402
 from analyzer.report.schema import FLOW_NAMES, PAIR_NAMES  # noqa: E402
 from analyzer.tls import NEED_DATA, TLSParser, TLSParseError  # noqa: E402
 
@@ -87,14 +90,17 @@ def mutate(data: bytes, rng: random.Random, other: bytes) -> bytes:
 
 
 def run_capture(data: bytes, scratch: Path) -> None:
+    """``analyze`` the bytes (gzip-compressed for one case in eight), then write every view in every format."""
     path = scratch / "case.pcapng"
-    path.write_bytes(data)
+    path.write_bytes(gzip.compress(data, 1) if data[:1] and data[-1] % 8 == 0 else data)
     try:
         report = analyze(str(path), jobs=1)
     except AnalyzerError:
         return
-    render(report.flow_rows, FLOW_NAMES, "table", "flows")
-    render(report.pair_rows, PAIR_NAMES, "table", "pairs")
+    for view, rows, names in (("flows", report.flow_rows, FLOW_NAMES), ("pairs", report.pair_rows, PAIR_NAMES)):
+        for fmt in FORMATS:
+            render(rows, names, fmt, view)
+        export_view(rows, view, "jsonl", None, io.StringIO())
     report.summary()
 
 
