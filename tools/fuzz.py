@@ -89,6 +89,31 @@ def mutate(data: bytes, rng: random.Random, other: bytes) -> bytes:
     return bytes(buf)
 
 
+def mutate_json(data: bytes, rng: random.Random) -> bytes:
+    """Replace one node of a JSON document by a value of another type (what a hand-edited or hostile pod
+    list holds: labels as a list, a probe as a string, a port as text, a huge or nested value)."""
+    doc = json.loads(data)
+    nodes = []
+
+    def walk(node, depth=0):
+        if depth > 12:
+            return
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            nodes.append((node, key))
+            walk(value, depth + 1)
+
+    walk(doc)
+    if not nodes:
+        return data
+    for _ in range(rng.randint(1, 3)):
+        parent, key = rng.choice(nodes)
+        parent[key] = rng.choice([None, True, 0, -1, 2**64, 1.5, "", "x" * 70000, "\x1b]0;t\x07", [], {},
+                                  ["a"], {"a": "b"}, "2026-13-45T99:99:99Z", "10.0.0.1", "::1", "not an ip",
+                                  [[[[[[]]]]]]])
+    return json.dumps(doc).encode()
+
+
 def run_capture(data: bytes, scratch: Path) -> None:
     """``analyze`` the bytes (gzip-compressed for one case in eight), then write every view in every format."""
     path = scratch / "case.pcapng"
@@ -192,7 +217,11 @@ def campaign(args) -> int:
             seeds = seeds_for(target)
             cases = args.cases // len(args.target)
             for _ in range(cases):
-                data = mutate(rng.choice(seeds), rng, rng.choice(seeds))
+                seed = rng.choice(seeds)
+                if target == "pods" and rng.random() < 0.7:
+                    data = mutate_json(seed, rng)
+                else:
+                    data = mutate(seed, rng, rng.choice(seeds))
                 found = run_case(target, data, scratch, args.hang_s)
                 if found is None and rss_mib() > args.max_rss_mib:
                     found = ("memory", f"RSS {rss_mib():.0f} MiB")
