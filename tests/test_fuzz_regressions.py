@@ -36,7 +36,7 @@ def test_short_campaign_finds_nothing(target, tmp_path):
     rng = random.Random(20261206)
     seeds = FUZZ.seeds_for(target)
     for _ in range(150):
-        data = FUZZ.mutate(rng.choice(seeds), rng, rng.choice(seeds))
+        data = FUZZ.next_case(target, seeds, rng)
         assert FUZZ.run_case(target, data, tmp_path, hang_s=10.0) is None, data[:64]
 
 

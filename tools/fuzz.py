@@ -114,6 +114,14 @@ def mutate_json(data: bytes, rng: random.Random) -> bytes:
     return json.dumps(doc).encode()
 
 
+def next_case(target: str, seeds: list[bytes], rng: random.Random) -> bytes:
+    """One mutated input for ``target``: pod lists are mutated structurally most of the time."""
+    seed = rng.choice(seeds)
+    if target == "pods" and rng.random() < 0.7:
+        return mutate_json(seed, rng)
+    return mutate(seed, rng, rng.choice(seeds))
+
+
 def run_capture(data: bytes, scratch: Path) -> None:
     """``analyze`` the bytes (gzip-compressed for one case in eight), then write every view in every format."""
     path = scratch / "case.pcapng"
@@ -217,11 +225,7 @@ def campaign(args) -> int:
             seeds = seeds_for(target)
             cases = args.cases // len(args.target)
             for _ in range(cases):
-                seed = rng.choice(seeds)
-                if target == "pods" and rng.random() < 0.7:
-                    data = mutate_json(seed, rng)
-                else:
-                    data = mutate(seed, rng, rng.choice(seeds))
+                data = next_case(target, seeds, rng)
                 found = run_case(target, data, scratch, args.hang_s)
                 if found is None and rss_mib() > args.max_rss_mib:
                     found = ("memory", f"RSS {rss_mib():.0f} MiB")
