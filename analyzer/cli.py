@@ -15,9 +15,10 @@ import click
 
 from . import __version__
 from .api import analyze as run_analysis
-from .commands.common import InputError, emit
+from .commands.common import InputError, emit, warn
 from .errors import AnalyzerError
 from .report.schema import EXPORT_FORMATS
+from .report.escape import text
 from .report.render import FORMATS, render
 from .report.schema import EDGE_NAMES, FLOW_NAMES, PAIR_NAMES
 
@@ -144,14 +145,14 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
     else:
         emit(text, output)
     for warning in report.stats["warnings"]:
-        click.echo(f"Warning: {warning}", err=True)
+        warn(f"Warning: {warning}")
     if not quiet:
-        click.echo(report.summary(), err=True)
+        warn(report.summary())
         if pods is not None:
-            click.echo(edges_summary(edges), err=True)
+            warn(edges_summary(edges))
     failures = gate_failures(edges, fail_on)
     for line in failures:
-        click.echo(line, err=True)
+        warn(line)
     if failures:
         sys.exit(3)
 
@@ -168,7 +169,7 @@ def _export(rows, view: str, fmt: str, output) -> None:
 
 
 def _progress(path: str, packets: int, flows: int) -> None:
-    click.echo(f"\r\033[K{path}: {packets} packets, {flows} flows", err=True, nl=False)
+    click.echo(f"\r\033[K{text(path)}: {packets} packets, {flows} flows", err=True, nl=False)
 
 
 def run_group(group: click.Group) -> None:

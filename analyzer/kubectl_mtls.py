@@ -21,6 +21,7 @@ import click
 from . import __version__
 from .api import analyze as run_analysis
 from .cli import InputError, emit, output_options
+from .commands.common import warn
 from .errors import AnalyzerError, BackendUnavailable
 from .kube import kubectl
 from .kube.pods import DEBUG_ANNOTATION, DEBUG_CONTAINER, Pod, merge_pod_lists, parse_pods_json, select_pods
@@ -74,7 +75,7 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
     """
     def say(text: str) -> None:
         if not quiet:
-            click.echo(text, err=True)
+            warn(text)
 
     try:
         before_text = kubectl.get_pods_text(context, all_namespaces=True)
@@ -126,13 +127,13 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
     say(summary(edges))
     failures = gate_failures(edges, fail_on)
     for line in failures:
-        click.echo(line, err=True)
+        warn(line)
     if failures:
         sys.exit(3)
 
 
 def _relay(label: str, line: str) -> None:
-    click.echo(f"{label}: {line}", err=True)
+    warn(f"{label}: {line}")
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import InputError
+from .common import InputError, warn
 
 from ..errors import AnalyzerError
 
@@ -86,15 +86,15 @@ def report(captures, pods_file, use_kubectl, context, output, json_path, resourc
         except OSError as exc:
             raise InputError(f"{target}: cannot write: {exc.strerror or exc}") from None
     for warning in result.stats["warnings"]:
-        click.echo(f"Warning: {warning}", err=True)
+        warn(f"Warning: {warning}")
     policy = doc["policy"]
     if not quiet:
         s = doc["summary"]
         per = ", ".join(f"{k} {v}" for k, v in s["edge_statuses"].items())
-        click.echo(f"{s['edges']} edges ({per}) from {s['flows']} flows; policy: {policy['result']}; wrote "
-                   + " and ".join(str(p) for p in (output, json_path) if p is not None), err=True)
+        warn(f"{s['edges']} edges ({per}) from {s['flows']} flows; policy: {policy['result']}; wrote "
+             + " and ".join(str(p) for p in (output, json_path) if p is not None))
     failed = [g for g in policy["gates"] if g["applied"] and not g["passed"]]
     for gate in failed:
-        click.echo(f"--fail-on {gate['gate']}: {len(gate['edges'])} edges: {', '.join(gate['edges'])}", err=True)
+        warn(f"--fail-on {gate['gate']}: {len(gate['edges'])} edges: {', '.join(gate['edges'])}")
     if failed:
         sys.exit(3)
