@@ -15,7 +15,7 @@ import click
 
 from . import __version__
 from .api import analyze as run_analysis
-from .commands.common import InputError, emit, warn
+from .commands.common import TRUST_UNKNOWN_CLIENTS_HELP, InputError, emit, warn
 from .errors import AnalyzerError
 from .report.schema import EXPORT_FORMATS
 from .report.escape import text
@@ -79,6 +79,7 @@ def pods_options(f):
     f = click.option("--fail-on", "fail_on", multiple=True, type=click.Choice(GATES),
                      help="Exit 3 (after the table) if any edge has unexpected plaintext / any plaintext / "
                           "unverified flows. Repeatable.")(f)
+    f = click.option("--trust-unknown-clients", is_flag=True, help=TRUST_UNKNOWN_CLIENTS_HELP)(f)
     f = click.option("--resource", type=click.Choice(RESOURCES), default="pod", show_default=True,
                      help="Edges per pod, per owning workload (deployment, statefulset, ...) or per namespace.")(f)
     f = click.option("-A", "--all-namespaces", is_flag=True, help="With --kubectl: pods of every namespace (the default).")(f)
@@ -87,7 +88,7 @@ def pods_options(f):
     f = click.option("--kubectl", "use_kubectl", is_flag=True,
                      help="Fetch the pod list with `kubectl get pods -o json`.")(f)
     f = click.option("--pods", "pods_file", type=click.Path(dir_okay=False, path_type=Path),
-                     help="`kubectl get pods -A -o json` (or -o wide) output: IP -> pod, meshed, identity.")(f)
+                     help="`kubectl get pods -A -o json` (or -o yaml, -o wide) output: IP -> pod, meshed, identity.")(f)
     return f
 
 
@@ -110,7 +111,7 @@ def pods_options(f):
               help="Processes per capture file (native engine; byte ranges, flows joined at the cuts). "
                    "0: one per CPU for a plain file of 64 MiB or more, else 1.")
 def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, pods_file, use_kubectl, context,
-            namespace, all_namespaces, resource, fail_on, engine, jobs):
+            namespace, all_namespaces, resource, trust_unknown_clients, fail_on, engine, jobs):
     """Analyse CAPTURE files (pcap/pcapng, gzip ok; '-' reads standard input)."""
     from .kube.kubectl import load_pod_list
     from .report.edges import edge_rows, gate_failures, summary as edges_summary
@@ -137,7 +138,7 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
         raise InputError(str(exc)) from None
     if progress:
         click.echo("\r\033[K", err=True, nl=False)
-    edges = edge_rows(report.flow_rows, pods, resource) if pods is not None else []
+    edges = edge_rows(report.flow_rows, pods, resource, trust_unknown_clients=trust_unknown_clients) if pods is not None else []
     rows = {"flows": report.flow_rows, "pairs": report.pair_rows, "edges": edges}[view]
     text = "" if fmt in EXPORT_FORMATS else render(rows, VIEWS[view], fmt, view)
     if fmt in EXPORT_FORMATS:  # parquet, jsonl (issue 6)

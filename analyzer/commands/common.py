@@ -13,6 +13,11 @@ import click
 from ..report.escape import text
 
 
+TRUST_UNKNOWN_CLIENTS_HELP = ("Count TLS with the destination's identity as secured even when the client is not a known "
+                              "meshed pod (flat-network multicluster); by default such flows are unverified "
+                              "(client_unknown).")
+
+
 class InputError(click.ClickException):
     """An ``AnalyzerError`` at the edge: one ``Error:`` line, exit code 2, no traceback."""
 
