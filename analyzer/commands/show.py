@@ -50,7 +50,7 @@ def show(capture, flow_id, export, decode_as, max_packets, all_layers):
         click.echo("")
         click.echo(f"== frame {number}: Wireshark dissection")
         for line in text.rstrip().splitlines():
-            say(line)
+            say(line.expandtabs(4))  # Wireshark indents with tabs
     if export:
         click.echo("")
         say(f"exported {exported} packets to {export}")
