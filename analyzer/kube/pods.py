@@ -437,13 +437,14 @@ def _end_of_terminal(status: _Node, where: str, created: float | None) -> float:
 
 def _pod_from_json(obj: dict, where: str, trust_domain: str) -> Pod:
     item = _Node(obj, where)
-    meta, spec, status = item.obj("metadata"), item.obj("spec"), item.obj("status")
-    if not meta.text("name"):
+    meta = item.obj("metadata")
+    name = meta.text("name")
+    if not name:
         raise PodsFormatError(f"{where}: no metadata.name")
-    name, ns = meta.text("name"), meta.text("namespace") or "default"
-    where = f"{where} ({ns}/{name})"
-    for node in (meta, spec, status):
-        node.where = where
+    meta.where = f"{where} ({name})"
+    ns = meta.text("namespace") or "default"
+    where = item.where = meta.where = f"{where} ({ns}/{name})"
+    spec, status = item.obj("spec"), item.obj("status")
     labels = meta.text_map("labels")
     annotations = meta.text_map("annotations")
     containers, inits = spec.objs("containers"), spec.objs("initContainers")
@@ -567,6 +568,40 @@ def parse_pods_json(text: str, source: str = "pods", trust_domain: str = DEFAULT
     return _index_from_doc(doc, source, trust_domain, "a JSON")
 
 
+def _yaml_loader(yaml):
+    """A safe YAML loader that keeps timestamps as strings and fails on deep nesting with RecursionError.
+
+    libyaml's parser is a loop and fast, but its C composer recurses without a limit (a deeply nested
+    file would crash the interpreter), so nodes are composed by PyYAML's Python composer, which stops at
+    the recursion limit.  Without libyaml, the pure-Python SafeLoader does both.
+    """
+    from yaml.composer import Composer
+    from yaml.constructor import SafeConstructor
+    from yaml.resolver import Resolver
+
+    try:
+        from yaml.cyaml import CParser
+    except ImportError:
+        base: tuple = (yaml.SafeLoader,)
+    else:
+        base = (Composer, CParser, SafeConstructor, Resolver)
+
+    class Loader(*base):  # type: ignore[misc]
+        yaml_implicit_resolvers = {first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+                                   for first, resolvers in Resolver.yaml_implicit_resolvers.items()}
+
+        def __init__(self, stream) -> None:
+            if base[0] is yaml.SafeLoader:
+                yaml.SafeLoader.__init__(self, stream)
+                return
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+    return Loader
+
+
 def parse_pods_yaml(text: str, source: str = "pods", trust_domain: str = DEFAULT_TRUST_DOMAIN) -> PodIndex:
     """``kubectl get pods [-A] -o yaml`` output -> :class:`PodIndex` (needs PyYAML).
 
@@ -578,12 +613,8 @@ def parse_pods_yaml(text: str, source: str = "pods", trust_domain: str = DEFAULT
         raise PodsFormatError(f"{source}: reading YAML needs PyYAML (pip install pyyaml); "
                               "or give `kubectl get pods -A -o json` output") from None
 
-    class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-        yaml_implicit_resolvers = {first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
-                                   for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-
     try:
-        doc = yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+        doc = yaml.load(text, Loader=_yaml_loader(yaml))  # noqa: S506 - safe constructors only
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
