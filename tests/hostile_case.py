@@ -56,6 +56,7 @@ HOSTILE: dict[str, bytes] = {
     "invalid_utf8": b"a\xff\xfe\xc3(b",
 }
 LONG = "p" * 65536  # a 64 KiB name
+INTERFACE = "eth0<svg onload=alert(3)>\x1b[31m"  # the capture's interface name reaches the HTML report
 CONTROL_BYTES = frozenset(range(0x20)) - {0x0A} | {0x7F}  # what no text output may contain (LF ends lines)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -86,7 +87,7 @@ def flows() -> list:
 
 def capture_bytes() -> bytes:
     frames = pg.encap(pg.merge(*flows()), "ether")
-    return pg.pcapng_bytes([pg.Section([pg.Interface(pg.LINKTYPE_ETHERNET, name="eth0", tsresol=9)],
+    return pg.pcapng_bytes([pg.Section([pg.Interface(pg.LINKTYPE_ETHERNET, name=INTERFACE, tsresol=9)],
                                        [("epb", 0, f) for f in frames])])
 
 

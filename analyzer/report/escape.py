@@ -16,14 +16,16 @@ Rules:
      stderr lines.  JSON, JSONL and Parquet keep the exact value (JSON escapes it), since programs read them.
   3. CSV adds :func:`csv_cell`: a text cell starting with ``=``, ``+``, ``-``, ``@``, tab or CR gets a
      leading ``'`` (OWASP "CSV Injection"), which spreadsheets show as text, not a formula.
-  4. Markdown adds :func:`markdown_cell`: its inline syntax is backslash-escaped (CommonMark allows it
+  4. HTML adds ``html.escape`` (:func:`html_text`), and the report's CSP refuses inline code it did not hash.
+  5. Markdown adds :func:`markdown_cell`: its inline syntax is backslash-escaped (CommonMark allows it
      for any ASCII punctuation), so data never forms emphasis, code, a link, an autolink
      (``http\\://``, ``www\\.``, ``a\\@b``) or HTML.
-  5. Standard library only (the one-file ``.pyz`` uses it).
+  6. Standard library only (the one-file ``.pyz`` uses it).
 """
 
 from __future__ import annotations
 
+import html
 import re
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")  # OWASP CSV Injection: cells spreadsheets evaluate
@@ -64,6 +66,11 @@ def csv_cell(value):
         return value
     s = text(value)
     return "'" + s if s.startswith(FORMULA_PREFIXES) else s
+
+
+def html_text(value) -> str:
+    """Text for an HTML element or a quoted attribute (rule 4)."""
+    return html.escape(text(value))
 
 
 def markdown_cell(s: str) -> str:

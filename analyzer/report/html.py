@@ -9,7 +9,8 @@ Rules:
      Policy forbids the page from loading anything else, so even a hostile string in a capture cannot
      make it fetch.  No ``http(s)://`` appears in any ``src``/``href`` (a test scans for it).  The
      policy allows the page's own style and script by their SHA-256 and nothing else inline.
-  2. Every value from the document is escaped (``html.escape``); SNIs and reasons come from the wire.
+  2. Every value from the document is escaped (``escape.html_text``: control characters made visible,
+     then ``html.escape``); SNIs and reasons come from the wire.
   3. The page reads completely without script: the script only sorts, filters and highlights.
   4. It renders the document and decides nothing; standard library only.
 """
@@ -19,9 +20,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from html import escape
 from typing import Iterable, Sequence
 
+from .escape import html_text
 from .graph import legend, render_svg
 from .html_assets import CSS, JS
 from .schema import EDGE_COLUMNS, EDGE_STATUSES, FLOW_COLUMNS
@@ -58,7 +59,7 @@ DESCRIPTIONS = {c.name: c.description for c in EDGE_COLUMNS + FLOW_COLUMNS}
 
 # -- small helpers -----------------------------------------------------------------------------------------
 def _e(value) -> str:
-    return escape("" if value is None else str(value))
+    return html_text(value)
 
 
 def _bytes(n: int | None) -> str:
