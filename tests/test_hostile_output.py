@@ -103,7 +103,7 @@ def test_markdown_has_no_link_html_or_broken_row(run, view):
     lines = assert_inert(data).splitlines()
     assert len(lines) == len(rows[view]) + 2
     cells = len(VIEWS[view])
-    for line in lines:
+    for line in lines[2:]:  # the data rows (the header holds the schema's own column names)
         assert line.startswith("|") and line.endswith("|")
         assert unescaped(line, "|").count("|") == cells + 1  # a pipe in data does not make a cell
         assert unescaped(line, MD_SPECIAL.replace("|", "")) == []  # no <, [, !, @, & ... that Markdown acts on

@@ -52,7 +52,7 @@ def render(rows: Sequence[dict], columns: Sequence[str], fmt: str, view: str = "
     shown = TABLE_COLUMNS.get(view, columns) if fmt == "table" else columns
     cells = [[_text(_cell(c, r[c])) for c in shown] for r in rows]
     if fmt == "markdown":
-        head = "| " + " | ".join(map(markdown_cell, shown)) + " |\n|" + "|".join("---" for _ in shown) + "|\n"
+        head = "| " + " | ".join(shown) + " |\n|" + "|".join("---" for _ in shown) + "|\n"  # our own names
         return head + "".join("| " + " | ".join(markdown_cell(x) for x in row) + " |\n" for row in cells)
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(shown)]
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(shown, widths)).rstrip()]
