@@ -1,13 +1,14 @@
 """Pod lists -> who held an IP at a given time, whether it is meshed, and the identity it must present.
 
-Input is what ``kubectl get pods -A -o json`` prints (a ``List``/``PodList``, or one ``Pod``); as a
-fallback, the ``-o wide`` text table, which names pods and IPs but carries no containers, labels or
+Input is what ``kubectl get pods -A -o json`` or ``-o yaml`` prints (a ``List``/``PodList``, or one
+``Pod``); as a fallback, the ``-o wide`` text table, which names pods and IPs but carries no containers, labels or
 times, so mesh membership and identities stay unknown (``None``) rather than guessed.
 
 Rules:
   1. Never guess an owner for an IP.  Pod IPs are reused, so an IP maps to the pod that held it *at the
      flow's time*: from ``creationTimestamp`` until ``deletionTimestamp`` or, for a finished pod
-     (phase Succeeded/Failed), until its last container's ``finishedAt``.  Two holders at that time, or
+     (phase Succeeded/Failed), until its last container's ``finishedAt`` (without one, the last time
+     its status names).  The same pod listed twice is one pod, with a note.  Two holders at that time, or
      none the list knows of, is reported as ``ambiguous`` with the candidates - never resolved by picking.
   2. Node IPs (``status.hostIP``) and host-network pods are ``node`` peers (kubelet probes come from
      there); an IP nobody in the list holds is ``external``.
@@ -16,8 +17,10 @@ Rules:
   4. Expected identity = the proxy's ``LINKERD2_PROXY_IDENTITY_LOCAL_NAME`` after Kubernetes ``$(VAR)``
      expansion (``$(_pod_sa).$(_pod_ns)...``); without it,
      ``<serviceAccountName or default>.<ns>.serviceaccount.identity.<cp-ns>.<trust-domain>``.
-  5. Standard library only.  A malformed list raises :class:`PodsFormatError` naming the source and the
-     first problem, in one line.
+  5. Standard library only (PyYAML, imported for YAML only).  A malformed list raises
+     :class:`PodsFormatError` naming the source and the first problem, in one line: every field read
+     is type-checked (:class:`_Node`), so a wrong type names the item and the field, never a traceback.
+     A list without pods names the kinds it holds; Services and EndpointSlices beside pods are skipped.
 """
 
 from __future__ import annotations
@@ -411,23 +414,26 @@ def _owner(meta: _Node, labels: dict[str, str]) -> tuple[str, str]:
     return (kind.lower() or "pod"), name
 
 
-def _end_of_terminal(status: _Node, where: str, created: float | None) -> float:
+CONTAINER_STATUSES = ("containerStatuses", "initContainerStatuses")
+
+
+def _time_at(node: _Node, key: str) -> float | None:
+    """A timestamp field (a string, RFC 3339) as epoch seconds; None when absent."""
+    return _ts(node.get(key, str), f"{node.where}: {node.field(key)}")
+
+
+def _end_of_terminal(status: _Node, created: float | None) -> float:
     """When a finished pod let its IP go: its last container's ``finishedAt``; without one (evicted,
     never started, trimmed by the dump), the last time the status knows of; failing that, its creation
     (epoch 0 if unknown).  Linkerd's destination controller ignores terminal pods altogether."""
-    finished, known = [], [_ts(status.get("startTime", str), f"{where}: status.startTime")]
-    for key in ("containerStatuses", "initContainerStatuses"):
-        for s in status.objs(key):
-            for state_key in ("state", "lastState"):
-                state = s.obj(state_key)
-                for phase_key, stamp in (("terminated", "finishedAt"), ("terminated", "startedAt"),
-                                         ("running", "startedAt")):
-                    node = state.obj(phase_key)
-                    t = _ts(node.get(stamp, str), f"{where}: {node.field(stamp)}")
-                    (finished if stamp == "finishedAt" and state_key == "state" else known).append(t)
-    for cond in status.objs("conditions"):
-        for stamp in ("lastTransitionTime", "lastProbeTime"):
-            known.append(_ts(cond.get(stamp, str), f"{where}: {cond.field(stamp)}"))
+    containers = [s for key in CONTAINER_STATUSES for s in status.objs(key)]
+    finished = [_time_at(s.obj("state").obj("terminated"), "finishedAt") for s in containers]
+    known = [_time_at(status, "startTime")]
+    for s in containers:
+        for state in (s.obj("state"), s.obj("lastState")):
+            known += [_time_at(state.obj("terminated"), "startedAt"), _time_at(state.obj("terminated"), "finishedAt"),
+                      _time_at(state.obj("running"), "startedAt")]
+    known += [_time_at(c, key) for c in status.objs("conditions") for key in ("lastTransitionTime", "lastProbeTime")]
     for times in (finished, known, [created]):
         times = [t for t in times if t is not None]
         if times:
@@ -485,12 +491,11 @@ def _pod_from_json(obj: dict, where: str, trust_domain: str) -> Pod:
             ips.insert(0, ip)
     host_ip = _ip(status.text("hostIP"), f"{where}: status.hostIP") if status.text("hostIP") else ""
 
-    created = _ts(meta.get("creationTimestamp", str), f"{where}: metadata.creationTimestamp")
-    ended = _ts(meta.get("deletionTimestamp", str), f"{where}: metadata.deletionTimestamp")
+    created, ended = _time_at(meta, "creationTimestamp"), _time_at(meta, "deletionTimestamp")
     phase = status.text("phase")
     if phase in TERMINAL_PHASES:
         # A finished pod keeps status.podIP, but the IP went back to the pool when its sandbox stopped.
-        finished = _end_of_terminal(status, where, created)
+        finished = _end_of_terminal(status, created)
         ended = min(ended, finished) if ended is not None else finished
 
     skip_in, skip_out = _skip_from_init(inits, where)
