@@ -169,3 +169,15 @@ def test_show_prints_no_control_characters(case, cli, flow_id):
     assert out.returncode == 0, out.stderr.decode()[-2000:]
     text = assert_inert(out.stdout)
     assert "\\x1b" in text or "\\x7f" in text or "\\x9b" in text or "\\xc2" in text
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark not installed")
+@pytest.mark.parametrize("fmt", ["table", "csv", "markdown"])
+def test_compare_lists_the_disagreeing_values_escaped(case, cli, fmt):
+    """The engines disagree on these SNIs (tshark keeps ESC raw, cuts at NUL): the listing is still inert."""
+    capture, _ = case
+    out = cli("compare", capture, "--format", fmt)
+    assert out.returncode in (0, 1), out.stderr.decode()[-2000:]
+    text = assert_inert(out.stdout)
+    assert "\\x1b" in text and "\\x00" in text
+    assert_inert(out.stderr)
