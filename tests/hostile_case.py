@@ -35,6 +35,7 @@ import kube_builders as kb
 import pcapgen as pg
 import tlsbytes as tb
 from pcapgen import Endpoint
+from report_case import write_files
 
 HOSTILE: dict[str, bytes] = {
     "osc_title": b"\x1b]0;pwned\x07x",
@@ -104,8 +105,4 @@ def pods_json() -> str:
 
 def write_case(directory: Path) -> tuple[Path, Path]:
     """(hostile.pcapng, hostile.pods.json) in ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    capture, pods = directory / "hostile.pcapng", directory / "hostile.pods.json"
-    capture.write_bytes(capture_bytes())
-    pods.write_text(pods_json())
-    return capture, pods
+    return write_files(directory, "hostile", capture_bytes(), pods_json())
