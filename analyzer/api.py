@@ -91,13 +91,13 @@ class Report:
 
         return to_frame(self.pair_rows, PAIR_COLUMNS)
 
-    def edge_rows_by(self, resource: str = "pod", by_port: bool = False) -> list[dict]:
+    def edge_rows_by(self, resource: str = "pod", by_port: bool = False, trust_unknown_clients: bool = False) -> list[dict]:
         """Edges rolled up to ``pod`` / ``deployment`` / ``namespace`` (see ``analyzer.report.edges``)."""
         from .report.edges import edge_rows
 
         if self.pods is None:
             raise AnalyzerError("edges need a pod list: analyze(..., pods='pods.json')")
-        return edge_rows(self.flow_rows, self.pods, resource, by_port)  # type: ignore[arg-type]
+        return edge_rows(self.flow_rows, self.pods, resource, by_port, trust_unknown_clients)  # type: ignore[arg-type]
 
     @property
     def edge_rows(self) -> list[dict]:

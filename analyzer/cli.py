@@ -15,9 +15,10 @@ import click
 
 from . import __version__
 from .api import analyze as run_analysis
-from .commands.common import InputError, emit
+from .commands.common import TRUST_UNKNOWN_CLIENTS_HELP, InputError, emit, warn
 from .errors import AnalyzerError
 from .report.schema import EXPORT_FORMATS
+from .report.escape import text
 from .report.render import FORMATS, render
 from .report.schema import EDGE_NAMES, FLOW_NAMES, PAIR_NAMES
 
@@ -78,6 +79,7 @@ def pods_options(f):
     f = click.option("--fail-on", "fail_on", multiple=True, type=click.Choice(GATES),
                      help="Exit 3 (after the table) if any edge has unexpected plaintext / any plaintext / "
                           "unverified flows. Repeatable.")(f)
+    f = click.option("--trust-unknown-clients", is_flag=True, help=TRUST_UNKNOWN_CLIENTS_HELP)(f)
     f = click.option("--resource", type=click.Choice(RESOURCES), default="pod", show_default=True,
                      help="Edges per pod, per owning workload (deployment, statefulset, ...) or per namespace.")(f)
     f = click.option("-A", "--all-namespaces", is_flag=True, help="With --kubectl: pods of every namespace (the default).")(f)
@@ -86,7 +88,7 @@ def pods_options(f):
     f = click.option("--kubectl", "use_kubectl", is_flag=True,
                      help="Fetch the pod list with `kubectl get pods -o json`.")(f)
     f = click.option("--pods", "pods_file", type=click.Path(dir_okay=False, path_type=Path),
-                     help="`kubectl get pods -A -o json` (or -o wide) output: IP -> pod, meshed, identity.")(f)
+                     help="`kubectl get pods -A -o json` (or -o yaml, -o wide) output: IP -> pod, meshed, identity.")(f)
     return f
 
 
@@ -109,7 +111,7 @@ def pods_options(f):
               help="Processes per capture file (native engine; byte ranges, flows joined at the cuts). "
                    "0: one per CPU for a plain file of 64 MiB or more, else 1.")
 def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, pods_file, use_kubectl, context,
-            namespace, all_namespaces, resource, fail_on, engine, jobs):
+            namespace, all_namespaces, resource, trust_unknown_clients, fail_on, engine, jobs):
     """Analyse CAPTURE files (pcap/pcapng, gzip ok; '-' reads standard input)."""
     from .kube.kubectl import load_pod_list
     from .report.edges import edge_rows, gate_failures, summary as edges_summary
@@ -136,7 +138,7 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
         raise InputError(str(exc)) from None
     if progress:
         click.echo("\r\033[K", err=True, nl=False)
-    edges = edge_rows(report.flow_rows, pods, resource) if pods is not None else []
+    edges = edge_rows(report.flow_rows, pods, resource, trust_unknown_clients=trust_unknown_clients) if pods is not None else []
     rows = {"flows": report.flow_rows, "pairs": report.pair_rows, "edges": edges}[view]
     text = "" if fmt in EXPORT_FORMATS else render(rows, VIEWS[view], fmt, view)
     if fmt in EXPORT_FORMATS:  # parquet, jsonl (issue 6)
@@ -144,14 +146,14 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
     else:
         emit(text, output)
     for warning in report.stats["warnings"]:
-        click.echo(f"Warning: {warning}", err=True)
+        warn(f"Warning: {warning}")
     if not quiet:
-        click.echo(report.summary(), err=True)
+        warn(report.summary())
         if pods is not None:
-            click.echo(edges_summary(edges), err=True)
+            warn(edges_summary(edges))
     failures = gate_failures(edges, fail_on)
     for line in failures:
-        click.echo(line, err=True)
+        warn(line)
     if failures:
         sys.exit(3)
 
@@ -168,7 +170,7 @@ def _export(rows, view: str, fmt: str, output) -> None:
 
 
 def _progress(path: str, packets: int, flows: int) -> None:
-    click.echo(f"\r\033[K{path}: {packets} packets, {flows} flows", err=True, nl=False)
+    click.echo(f"\r\033[K{text(path)}: {packets} packets, {flows} flows", err=True, nl=False)
 
 
 def run_group(group: click.Group, args: list[str] | None = None) -> None:

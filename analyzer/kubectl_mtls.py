@@ -21,6 +21,7 @@ import click
 from . import __version__
 from .api import analyze as run_analysis
 from .cli import InputError, emit, output_options
+from .commands.common import TRUST_UNKNOWN_CLIENTS_HELP, warn
 from .errors import AnalyzerError, BackendUnavailable
 from .kube import kubectl
 from .kube.pods import DEBUG_ANNOTATION, DEBUG_CONTAINER, Pod, merge_pod_lists, parse_pods_json, select_pods
@@ -60,12 +61,13 @@ def cli() -> None:
 @click.option("--snaplen", type=click.IntRange(min=64), help="tshark -s: bytes kept per packet.")
 @click.option("--resource", type=click.Choice(RESOURCES), default="pod", show_default=True,
               help="Edges per pod, per owning workload or per namespace.")
+@click.option("--trust-unknown-clients", is_flag=True, help=TRUST_UNKNOWN_CLIENTS_HELP)
 @click.option("--fail-on", "fail_on", multiple=True, type=click.Choice(GATES),
               help="Exit 3 (after the table) if any edge has unexpected plaintext / any plaintext / unverified flows.")
 @output_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary lines on stderr.")
 def capture(target, namespace, context, seconds, all_pods, output_dir, container, interface, snaplen, resource,
-            fail_on, fmt, output, quiet):
+            trust_unknown_clients, fail_on, fmt, output, quiet):
     """Capture TARGET (deploy/NAME, sts/NAME, ds/NAME, pod/NAME or NAME) and print its edges.
 
     Runs `kubectl exec POD -c linkerd-debug -- tshark -i any -w -` for --seconds, saves
@@ -74,7 +76,7 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
     """
     def say(text: str) -> None:
         if not quiet:
-            click.echo(text, err=True)
+            warn(text)
 
     try:
         before_text = kubectl.get_pods_text(context, all_namespaces=True)
@@ -120,19 +122,19 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
         report = run_analysis([str(p) for p in paths], pods=index)
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
-    edges = edge_rows(report.flow_rows, index, resource)
+    edges = edge_rows(report.flow_rows, index, resource, trust_unknown_clients=trust_unknown_clients)
     emit(render(edges, EDGE_NAMES, fmt, "edges"), output)
     say(report.summary())
     say(summary(edges))
     failures = gate_failures(edges, fail_on)
     for line in failures:
-        click.echo(line, err=True)
+        warn(line)
     if failures:
         sys.exit(3)
 
 
 def _relay(label: str, line: str) -> None:
-    click.echo(f"{label}: {line}", err=True)
+    warn(f"{label}: {line}")
 
 
 def main() -> None:

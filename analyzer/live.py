@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import AnalyzerError, BackendUnavailable
+from .report.escape import text
 
 log = logging.getLogger(__name__)
 
@@ -612,7 +613,7 @@ def local_addresses() -> frozenset[str]:
 
 
 def tap_line(row: dict, local: frozenset[str] = frozenset()) -> str:
-    """One ``linkerd viz tap``-style line for a flow."""
+    """One ``linkerd viz tap``-style line for a flow, escaped (the SNI is the sender's choice)."""
     if row["server_ip"] in local and row["client_ip"] not in local:
         proxy = "in"
     elif row["client_ip"] in local and row["server_ip"] not in local:
@@ -629,7 +630,7 @@ def tap_line(row: dict, local: frozenset[str] = frozenset()) -> str:
     parts.append(f"evidence={row['evidence']}")
     if row["localhost"]:
         parts.append("localhost=true")
-    return " ".join(parts)
+    return text(" ".join(parts))
 
 
 def run_live(output: Path, interface: str, bpf: str | None, seconds: float | None, packets: int | None,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import AnalyzerError
+from .report.escape import text
 from .report.render import FORMATS, render
 from .report.schema import FLOW_NAMES, PAIR_NAMES
 
@@ -99,15 +100,15 @@ def run(argv: list[str] | None = None) -> int:
                 sys.stdout.write("\n")
             _emit(_report(report, args), args)
             if not args.quiet:
-                print(f"capture stopped by {result.stopped_by}: {', '.join(map(str, result.files))}", file=sys.stderr)
+                print(text(f"capture stopped by {result.stopped_by}: {', '.join(map(str, result.files))}"), file=sys.stderr)
     except AnalyzerError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        print(text(f"Error: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
     for warning in report.stats.get("warnings", ()):
-        print(f"Warning: {warning}", file=sys.stderr)
+        print(text(f"Warning: {warning}"), file=sys.stderr)
     if not args.quiet:
         print(report.summary(), file=sys.stderr)
     return 0

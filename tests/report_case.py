@@ -68,13 +68,18 @@ def pods_json() -> str:
     )
 
 
-def write_case(directory: Path) -> tuple[Path, Path]:
-    """(capture.pcapng, pods.json) in ``directory``."""
+def write_files(directory: Path, stem: str, capture_data: bytes, pods_text: str) -> tuple[Path, Path]:
+    """(STEM.pcapng, STEM.pods.json) written in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    capture, pods = directory / "mesh.pcapng", directory / "mesh.pods.json"
-    capture.write_bytes(capture_bytes())
-    pods.write_text(pods_json())
+    capture, pods = directory / f"{stem}.pcapng", directory / f"{stem}.pods.json"
+    capture.write_bytes(capture_data)
+    pods.write_text(pods_text)
     return capture, pods
+
+
+def write_case(directory: Path) -> tuple[Path, Path]:
+    """(mesh.pcapng, mesh.pods.json) in ``directory``."""
+    return write_files(directory, "mesh", capture_bytes(), pods_json())
 
 
 def synthetic_edges(namespaces: int = 6, per_namespace: int = 11, seed: int = 5) -> list[dict]:

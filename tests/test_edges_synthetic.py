@@ -166,9 +166,10 @@ def test_stale_sni_to_a_reused_ip_is_flagged(tmp_path):
     ])
     (row,) = rows
     assert row["dst"] == "emoji-new" and row["identity_mismatch"] and row["status"] == "unverified"
-    assert row["server"] == "web.emojivoto" and row["expected_server"] == "emoji.emojivoto"
-    assert row["msg"].startswith("sni_mismatch :8080 (SNI web.emojivoto is not emojivoto/emoji-new's identity "
-                                 "emoji.emojivoto (stale SNI to a reused pod IP? linkerd/linkerd2#6147)")
+    # A mismatch names both identities in full: neither side is shortened to look like the other.
+    assert row["server"] == IDENT("web", "emojivoto") and row["expected_server"] == IDENT("emoji", "emojivoto")
+    assert row["msg"].startswith(f"sni_mismatch :8080 (SNI {IDENT('web', 'emojivoto')} is not emojivoto/emoji-new's "
+                                 f"identity {IDENT('emoji', 'emojivoto')} (stale SNI to a reused pod IP? linkerd/linkerd2#6147)")
 
 
 def test_mesh_identity_to_an_unmeshed_pod_and_app_tls_to_a_meshed_one(tmp_path):
@@ -177,7 +178,9 @@ def test_mesh_identity_to_an_unmeshed_pod_and_app_tls_to_a_meshed_one(tmp_path):
         flow("10.42.0.41", "10.42.0.12", 8443, "tls13:voting.example.com", at_s=1),
     ], [VOTING, pod("db", "10.42.0.41", meshed=False)])
     stale = one_edge(rows, "voting", "db")
-    assert stale["identity_mismatch"] and stale["msg"].startswith("sni_mismatch :8080 (mesh identity db.emojivoto sent to emojivoto/db")
+    assert stale["identity_mismatch"] and stale["msg"].startswith(
+        f"sni_mismatch :8080 (mesh identity {IDENT('db', 'emojivoto')} sent to emojivoto/db")
+    assert stale["server"] == IDENT("db", "emojivoto")
     passthru = one_edge(rows, "db", "voting")
     assert passthru["identity_mismatch"] and passthru["status"] == "unverified"
     assert passthru["msg"] == "passthru :8443 (SNI voting.example.com: the application's own TLS, not mesh mTLS)"

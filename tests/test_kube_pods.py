@@ -257,13 +257,13 @@ def test_wide_text_without_namespace_column():
 
 # -- malformed input: one clear line -----------------------------------------------------------------------
 @pytest.mark.parametrize("text, message", [
-    ("{bad json", r"pods\.json: not valid JSON \(.* at line 1 column 2\); expected `kubectl get pods -A -o json` output"),
-    ("[1, 2]", r"expected a JSON object \(kind List or Pod\), got list"),
+    ("{bad json", r"pods\.json: not valid JSON \(.* at line 1 column 2\); expected `kubectl get pods -A -o json` \(or `-o yaml`\) output"),
+    ("[1, 2]", r"expected a JSON object \(kind List or Pod\), got a list"),
     ('{"kind": "Service"}', r"no 'items' list \(kind 'Service'\)"),
     ('{"items": [3]}', r"items\[0\] is not an object"),
     ('{"items": [{"metadata": {}}]}', r"items\[0\]: no metadata\.name"),
     ("", r"empty file"),
-    ("hello world\n", r"not `kubectl get pods -o json` or `-o wide` output"),
+    ("hello world\n", r"not `kubectl get pods -o json`, `-o yaml` or `-o wide` output"),
 ])
 def test_malformed_lists_raise_one_line(text, message):
     with pytest.raises(PodsFormatError, match=message) as info:

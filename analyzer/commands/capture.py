@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import InputError, emit
+from .common import InputError, emit, warn
 
 from ..errors import AnalyzerError
 from ..report.render import FORMATS, render
@@ -54,5 +54,5 @@ def capture(interface, bpf, seconds, packets, ring_mb, ring_files, write, follow
     emit(text, output)
     if not quiet:
         files = ", ".join(str(p) for p in result.files)
-        click.echo(f"capture stopped by {result.stopped_by}: {files}", err=True)
-        click.echo(report.summary(), err=True)
+        warn(f"capture stopped by {result.stopped_by}: {files}")
+        warn(report.summary())

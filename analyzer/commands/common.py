@@ -10,11 +10,31 @@ from pathlib import Path
 
 import click
 
+from ..report.escape import text
+
+
+TRUST_UNKNOWN_CLIENTS_HELP = ("Count TLS with the destination's identity as secured even when the client is not a known "
+                              "meshed pod (flat-network multicluster); by default such flows are unverified "
+                              "(client_unknown).")
+
 
 class InputError(click.ClickException):
     """An ``AnalyzerError`` at the edge: one ``Error:`` line, exit code 2, no traceback."""
 
     exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(text(message))
+
+
+def say(line: str, err: bool = False) -> None:
+    """One line for a person, escaped (names, SNIs and reasons in it come from the input)."""
+    click.echo(text(line), err=err)
+
+
+def warn(line: str) -> None:
+    """One line on stderr: a warning, a summary or a gate."""
+    say(line, err=True)
 
 
 def emit(text: str, output: Path | None) -> None:

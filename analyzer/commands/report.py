@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import InputError
+from .common import TRUST_UNKNOWN_CLIENTS_HELP, InputError, warn
 
 from ..errors import AnalyzerError
 
@@ -35,7 +35,7 @@ def _resources():
 @click.command(short_help="Write an HTML/JSON audit report for CAPTURE files.")
 @click.argument("captures", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--pods", "pods_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="`kubectl get pods -A -o json` output (hashed into the report).")
+              help="`kubectl get pods -A -o json` (or -o yaml) output (hashed into the report).")
 @click.option("--kubectl", "use_kubectl", is_flag=True, help="Fetch the pod list with kubectl instead (not hashed).")
 @click.option("--context", metavar="CTX", help="With --kubectl: the kubeconfig context.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
@@ -44,6 +44,7 @@ def _resources():
               help="Also write the report as JSON (layout: docs/report.schema.json) for `diff` and pipelines.")
 @click.option("--resource", type=click.Choice(_resources()), default="pod", show_default=True,
               help="Edges per pod, per owning workload, or per namespace (use deployment for audits you diff).")
+@click.option("--trust-unknown-clients", is_flag=True, help=TRUST_UNKNOWN_CLIENTS_HELP)
 @click.option("--fail-on", "fail_on", multiple=True, type=click.Choice(_gates()),
               help="The policy: exit 3 (after writing the report) if any edge has unexpected plaintext / any "
                    "plaintext / unverified flows. Repeatable; shown in the report either way.")
@@ -54,7 +55,8 @@ def _resources():
 @click.option("--json-schema", is_flag=True, expose_value=False, is_eager=True, callback=_print_schema,
               help="Print the JSON Schema of --json and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
-def report(captures, pods_file, use_kubectl, context, output, json_path, resource, fail_on, decode_as, engine, quiet):
+def report(captures, pods_file, use_kubectl, context, output, json_path, resource, trust_unknown_clients, fail_on,
+           decode_as, engine, quiet):
     """Write an audit report for CAPTURE files: the mesh graph, the edges with their evidence down to each
     flow, capture hashes and metadata, what could not be judged, and the policy result.
 
@@ -75,7 +77,7 @@ def report(captures, pods_file, use_kubectl, context, output, json_path, resourc
         pods = load_pod_list(pods_file, use_kubectl, context)
         result = analyze(paths, decode_as=decode_as, pods=pods, engine=engine)
         doc = build_audit(result, paths, pods_file, resource, fail_on, engine, decode_as,
-                          command=["mtls-analyzer", *sys.argv[1:]])
+                          command=["mtls-analyzer", *sys.argv[1:]], trust_unknown_clients=trust_unknown_clients)
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
     for target, write in ((output, write_html), (json_path, write_report_json)):
@@ -86,15 +88,15 @@ def report(captures, pods_file, use_kubectl, context, output, json_path, resourc
         except OSError as exc:
             raise InputError(f"{target}: cannot write: {exc.strerror or exc}") from None
     for warning in result.stats["warnings"]:
-        click.echo(f"Warning: {warning}", err=True)
+        warn(f"Warning: {warning}")
     policy = doc["policy"]
     if not quiet:
         s = doc["summary"]
         per = ", ".join(f"{k} {v}" for k, v in s["edge_statuses"].items())
-        click.echo(f"{s['edges']} edges ({per}) from {s['flows']} flows; policy: {policy['result']}; wrote "
-                   + " and ".join(str(p) for p in (output, json_path) if p is not None), err=True)
+        warn(f"{s['edges']} edges ({per}) from {s['flows']} flows; policy: {policy['result']}; wrote "
+             + " and ".join(str(p) for p in (output, json_path) if p is not None))
     failed = [g for g in policy["gates"] if g["applied"] and not g["passed"]]
     for gate in failed:
-        click.echo(f"--fail-on {gate['gate']}: {len(gate['edges'])} edges: {', '.join(gate['edges'])}", err=True)
+        warn(f"--fail-on {gate['gate']}: {len(gate['edges'])} edges: {', '.join(gate['edges'])}")
     if failed:
         sys.exit(3)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import InputError
+from .common import InputError, say
 
 from ..errors import AnalyzerError
 from ..report.render import render
@@ -33,14 +33,14 @@ def show(capture, flow_id, export, decode_as, max_packets, all_layers):
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
     r = dd.native
-    click.echo(f"flow {flow_id} of {capture.name}: {r['client_ip']}:{r['client_port']} -> {r['server_ip']}:"
-               f"{r['server_port']}  {r['verdict']}/{r['evidence']}  {r['reason']}")
-    click.echo(f"display filter: {dd.display_filter}")
+    say(f"flow {flow_id} of {capture.name}: {r['client_ip']}:{r['client_port']} -> {r['server_ip']}:"
+        f"{r['server_port']}  {r['verdict']}/{r['evidence']}  {r['reason']}")
+    say(f"display filter: {dd.display_filter}")
     click.echo("")
     click.echo("== evidence, native engine vs Wireshark (tshark engine)")
     click.echo(render(side_by_side(dd.native, dd.tshark), ("column", "native", "tshark", "same"), "table", "evidence"), nl=False)
-    click.echo(f"native reason: {dd.native['reason']}")
-    click.echo(f"tshark reason: {dd.tshark['reason'] if dd.tshark else '(tshark unavailable)'}")
+    say(f"native reason: {dd.native['reason']}")
+    say(f"tshark reason: {dd.tshark['reason'] if dd.tshark else '(tshark unavailable)'}")
     click.echo("")
     more = f" (first {max_packets})" if dd.truncated else ""
     click.echo(f"== packets{more}")
@@ -49,7 +49,8 @@ def show(capture, flow_id, export, decode_as, max_packets, all_layers):
     for number, text in dd.dissections:
         click.echo("")
         click.echo(f"== frame {number}: Wireshark dissection")
-        click.echo(text.rstrip())
+        for line in text.rstrip().splitlines():
+            say(line.expandtabs(4))  # Wireshark indents with tabs
     if export:
         click.echo("")
-        click.echo(f"exported {exported} packets to {export}")
+        say(f"exported {exported} packets to {export}")

@@ -146,7 +146,8 @@ def edge_key(src_ns: str, src: str, dst_ns: str, dst: str) -> str:
     return f"{left} -> {right}"
 
 
-def link_flows(flow_rows: Sequence[dict], edge_rows: Sequence[dict], pods, resource: str) -> tuple[list[dict], list[dict]]:
+def link_flows(flow_rows: Sequence[dict], edge_rows: Sequence[dict], pods, resource: str,
+               trust_unknown_clients: bool = False) -> tuple[list[dict], list[dict]]:
     """Number the edges (``e1``...) and tie each flow to its edge with the flow's own status.
 
     Returns (edges, flows): copies of the rows with ``EDGE_EXTRA_COLUMNS`` / ``FLOW_EXTRA_COLUMNS`` added.
@@ -162,7 +163,7 @@ def link_flows(flow_rows: Sequence[dict], edge_rows: Sequence[dict], pods, resou
     for flow in flow_rows:
         src = pods.resolve(flow["client_ip"], flow["first_ts"])
         dst = pods.resolve(flow["server_ip"], flow["first_ts"])
-        status = classify_flow(flow, src, dst)
+        status = classify_flow(flow, src, dst, trust_unknown_clients)
         (_, sns, sname), (_, dns, dname) = _end(src, resource), _end(dst, resource)
         edge = by_key[edge_key(sns, sname, dns, dname)]
         edge["flow_ids"].append(flow["flow_id"])
@@ -256,7 +257,7 @@ def _plain(row: dict, columns: Sequence[Column]) -> dict:
 def build_audit(report, captures: Sequence[str | os.PathLike], pods_path: str | os.PathLike | None = None,
                 resource: str = "pod", fail_on: Iterable[str] = (), engine: str = "native",
                 decode_as: Sequence[str] = (), command: Sequence[str] | None = None,
-                generated_at: datetime | None = None) -> dict:
+                generated_at: datetime | None = None, trust_unknown_clients: bool = False) -> dict:
     """The audit document for ``report`` (``analyzer.analyze(..., pods=...)``) of the files ``captures``.
 
     ``pods_path`` is the pod list file to hash (None when it came from kubectl).  Raises
@@ -269,7 +270,8 @@ def build_audit(report, captures: Sequence[str | os.PathLike], pods_path: str | 
         raise AnalyzerError("an audit report needs a pod list: analyze(..., pods='pods.json')")
     if resource not in RESOURCES:
         raise AnalyzerError(f"resource must be one of {RESOURCES}, not {resource!r}")
-    edges, flows = link_flows(report.flow_rows, report.edge_rows_by(resource), report.pods, resource)
+    edges, flows = link_flows(report.flow_rows, report.edge_rows_by(resource, trust_unknown_clients=trust_unknown_clients),
+                              report.pods, resource, trust_unknown_clients)
     facts = []
     for path in captures:
         try:

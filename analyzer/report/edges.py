@@ -12,7 +12,14 @@ Rules:
      one status for all flows is the edge's, and different ones make it ``mixed``.
   3. ``secured`` needs TLS with the destination's identity in the SNI, or (SNI not captured: mid-stream,
      short snaplen) TLS records between two meshed pods.  TLS with another SNI, an ambiguous IP or no
-     evidence is ``unverified``: encrypted perhaps, but not proven to be the mesh's mTLS.
+     evidence is ``unverified``: encrypted perhaps, but not proven to be the mesh's mTLS.  So is TLS
+     with the right SNI from a client that is not a known meshed pod (``client_unknown``: the server's
+     proxy may have refused it, and nothing on the wire names the client), unless the operator trusts
+     unknown clients (``trust_unknown_clients``: flat-network multicluster, where the clients are
+     meshed pods of another cluster's list).
+  3a. Identity words cannot contradict themselves: an observed SNI is shortened to ``sa.ns`` only when
+     it is exactly the destination's identity; any other SNI, and both identities in a mismatch, are
+     written in full (an SNI differing only in the trust domain must not read as equal).
   4. MSG uses Linkerd's reason words where one fits (``no_tls_from_remote``, ``port_skipped``,
      ``loopback``, ``passthru``, ``not_provided_by_service_discovery``) and plain words otherwise.
   5. Standard library only; rows are dicts keyed by ``schema.EDGE_NAMES``.  Nothing here reads files.
@@ -54,26 +61,42 @@ class FlowStatus:
 
 
 # -- one flow ------------------------------------------------------------------------------------------
-def classify_flow(flow: dict, src: Peer, dst: Peer) -> FlowStatus:
+def classify_flow(flow: dict, src: Peer, dst: Peer, trust_unknown_clients: bool = False) -> FlowStatus:
     """Status of one flow row (``schema.FLOW_COLUMNS``) between two resolved peers."""
     verdict = flow["verdict"]
     if verdict == "unknown":
         return FlowStatus(UNVERIFIED, "no_evidence", _first_clause(flow["reason"]))
     if verdict == "tls":
-        return _tls_status(flow, src, dst)
+        return _tls_status(flow, src, dst, trust_unknown_clients)
     return _plaintext_status(flow, src, dst)
 
 
-def _tls_status(flow: dict, src: Peer, dst: Peer) -> FlowStatus:
+def expected_identity(peer: Peer) -> str:
+    """The full identity a destination must present: its pod's, when that pod is meshed; else ""."""
+    return peer.pod.identity if peer.kind == "pod" and peer.pod is not None and peer.pod.meshed else ""
+
+
+def shown_sni(sni: str, dst: Peer) -> str:
+    """An observed SNI as the edge shows it: ``sa.ns`` when it is exactly the destination's identity,
+    else in full, so that two different identities never read alike (rule 3a)."""
+    return short_identity(sni) if sni and sni == expected_identity(dst) else sni
+
+
+def _tls_status(flow: dict, src: Peer, dst: Peer, trust_unknown_clients: bool) -> FlowStatus:
     sni = flow["sni"] or ""
     dst_pod = dst.pod if dst.kind == "pod" else None
-    expected = dst_pod.identity if dst_pod is not None and dst_pod.meshed else ""
+    expected = expected_identity(dst)
     if sni and expected:
         if sni == expected:
-            return FlowStatus(SECURED)
+            if src.meshed is True:
+                return FlowStatus(SECURED)
+            detail = f"the client {_describe(src)} is not a known meshed pod"
+            if trust_unknown_clients:
+                return FlowStatus(SECURED, "client_unknown", detail + "; trusted by the operator")
+            return FlowStatus(UNVERIFIED, "client_unknown", detail)
         if IDENTITY_MARK in sni:
             return FlowStatus(UNVERIFIED, "sni_mismatch",
-                              f"SNI {short_identity(sni)} is not {dst_pod.ref}'s identity {short_identity(expected)} "  # type: ignore[union-attr]
+                              f"SNI {sni} is not {dst_pod.ref}'s identity {expected} "  # type: ignore[union-attr]
                               "(stale SNI to a reused pod IP? linkerd/linkerd2#6147)", True)
         return FlowStatus(UNVERIFIED, "passthru", f"SNI {sni}: the application's own TLS, not mesh mTLS", True)
     if "ambiguous" in (src.kind, dst.kind):
@@ -84,7 +107,7 @@ def _tls_status(flow: dict, src: Peer, dst: Peer) -> FlowStatus:
                 return FlowStatus(SECURED, "identity_not_checked", "the pod list has no pod specs (-o wide)")
             return FlowStatus(UNVERIFIED, "mesh_unknown", f"SNI {sni}; the pod list (-o wide) does not say who is meshed")
         if IDENTITY_MARK in sni:
-            return FlowStatus(UNVERIFIED, "sni_mismatch", f"mesh identity {short_identity(sni)} sent to {_describe(dst)}, "
+            return FlowStatus(UNVERIFIED, "sni_mismatch", f"mesh identity {sni} sent to {_describe(dst)}, "
                               "which is not meshed (stale SNI to a reused pod IP? linkerd/linkerd2#6147)", True)
         return FlowStatus(UNVERIFIED, "app_tls", f"TLS outside the mesh (SNI {sni})")
     # No SNI on the wire.  A captured ClientHello without SNI is not Linkerd (its proxy always names the
@@ -222,19 +245,21 @@ def _edge_row(key, items: list[tuple[dict, Peer, Peer, FlowStatus]]) -> dict:
     if mtls in ("proven", "inferred"):
         client = _joined(p.short_identity for _, s, _, fs in items
                          if fs.status == SECURED and s.kind == "pod" and (p := s.pod).meshed)
+    mismatch = any(fs.mismatch for _, _, _, fs in items)
     notes = []
     for _, s, d, _ in items:
         for peer in (s, d):
-            if peer.note and peer.note not in notes:
-                notes.append(peer.note)
+            for note in (peer.note,) + (peer.pod.notes if peer.pod is not None else ()):
+                if note and note not in notes:
+                    notes.append(note)
     if any(p.source == "wide" for p in src_pods + dst_pods):
         notes.append("pod list from -o wide: no containers, labels or times")
     return {
         "src": sname, "dst": dname, "src_ns": sns, "dst_ns": dns, "src_kind": skind, "dst_kind": dkind,
         "client": client,
-        "server": _joined(short_identity(f["sni"]) for f in flows if f["verdict"] == "tls"),
-        "expected_server": _joined(p.short_identity for p in dst_pods if p.meshed),
-        "identity_mismatch": any(fs.mismatch for _, _, _, fs in items),
+        "server": _joined(shown_sni(f["sni"], d) for f, _, d, _ in items if f["verdict"] == "tls"),
+        "expected_server": _joined(p.identity if mismatch else p.short_identity for p in dst_pods if p.meshed),
+        "identity_mismatch": mismatch,
         "mtls": mtls,
         "secured": status == SECURED,
         "status": status,
@@ -261,8 +286,10 @@ def _edge_row(key, items: list[tuple[dict, Peer, Peer, FlowStatus]]) -> dict:
 
 
 # -- all edges -----------------------------------------------------------------------------------------
-def edge_rows(flow_rows: Iterable[dict], pods: PodIndex, resource: str = "pod", by_port: bool = False) -> list[dict]:
+def edge_rows(flow_rows: Iterable[dict], pods: PodIndex, resource: str = "pod", by_port: bool = False,
+              trust_unknown_clients: bool = False) -> list[dict]:
     """Group flows by (source, destination) at ``resource`` level (and server port with ``by_port``).
+    ``trust_unknown_clients``: see rule 3.
 
     Returns
     -------
@@ -275,7 +302,7 @@ def edge_rows(flow_rows: Iterable[dict], pods: PodIndex, resource: str = "pod", 
     for flow in flow_rows:
         ts = flow["first_ts"]  # the connection's start: who held the IP when it was opened
         src, dst = pods.resolve(flow["client_ip"], ts), pods.resolve(flow["server_ip"], ts)
-        status = classify_flow(flow, src, dst)
+        status = classify_flow(flow, src, dst, trust_unknown_clients)
         key = (_end(src, resource), _end(dst, resource), flow["server_port"] if by_port else None)
         groups.setdefault(key, []).append((flow, src, dst, status))
     rows = [_edge_row(key, items) for key, items in groups.items()]

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from html import escape
 from typing import Sequence
 
+from .escape import html_text
 from .schema import EDGE_STATUSES
 
 SECURED, EXPECTED, UNEXPECTED, MIXED, UNVERIFIED = EDGE_STATUSES
@@ -330,9 +330,9 @@ def render_svg(edges: Sequence[dict]) -> str:
     out.append("</defs>")
     for group in panels:  # namespace panels behind everything
         cls = "ns outside" if group.name in (NODE_GROUP, OUTSIDE_GROUP) else "ns"
-        out.append(f'<g class="{cls}" data-group="{escape(group.name)}"><rect x="{group.x:.1f}" y="{group.y:.1f}" '
+        out.append(f'<g class="{cls}" data-group="{html_text(group.name)}"><rect x="{group.x:.1f}" y="{group.y:.1f}" '
                    f'width="{group.width:.1f}" height="{group.height:.1f}" rx="8"/>'
-                   f'<text x="{group.x + PAD:.1f}" y="{group.y + 17:.1f}" class="ns-title">{escape(group.name)} '
+                   f'<text x="{group.x + PAD:.1f}" y="{group.y + 17:.1f}" class="ns-title">{html_text(group.name)} '
                    f'<tspan class="ns-count">({len(group.boxes)})</tspan></text></g>')
     for key in sorted(boxes):  # box outlines under the edges: an edge crossing a box stays visible
         box = boxes[key]
@@ -342,7 +342,7 @@ def render_svg(edges: Sequence[dict]) -> str:
         meshed = {True: "meshed", False: "not meshed", None: "mesh state unknown"}[box.meshed]
         tip = f"{_ref(*key)} ({box.kind}, {meshed}); {len(box.edges)} edges"
         out.append(f'<g class="{cls}" id="node-{ids[key]}" data-node="{ids[key]}" tabindex="0">'
-                   f'<title>{escape(tip)}</title><rect x="{box.x:.1f}" y="{box.y:.1f}" width="{BOX_W}" '
+                   f'<title>{html_text(tip)}</title><rect x="{box.x:.1f}" y="{box.y:.1f}" width="{BOX_W}" '
                    f'height="{BOX_H}" rx="4"/></g>')
     router = Router(panels)
     order = sorted(range(len(edges)), key=lambda i: (DRAW_ORDER[edges[i]["status"]], i))
@@ -354,14 +354,14 @@ def render_svg(edges: Sequence[dict]) -> str:
                  f"{e['flows']} flows (tls {e['tls']}, plaintext {e['plaintext']}, unknown {e['unknown']}), "
                  f"ports {e['ports']}" + (f"; {e['msg']}" if e["msg"] else ""))
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        out.append(f'<a href="#edge-{e["id"]}" class="edge" data-status="{escape(e["status"])}" '
-                   f'data-src="{ids[a.key]}" data-dst="{ids[b.key]}"><title>{escape(title)}</title>'
+        out.append(f'<a href="#edge-{e["id"]}" class="edge" data-status="{html_text(e["status"])}" '
+                   f'data-src="{ids[a.key]}" data-dst="{ids[b.key]}"><title>{html_text(title)}</title>'
                    f'<path d="{router.path(a, b)}" stroke="{colour}" stroke-width="{_width(e["flows"])}"{dash_attr} '
                    f'marker-end="url(#arrow-{_slug(e["status"])})"/></a>')
     out.append('<g class="labels">')  # names above the edges, with a white halo
     for key in sorted(boxes):
         box = boxes[key]
-        out.append(f'<text x="{box.x + PAD:.1f}" y="{box.y + BOX_H / 2 + 4:.1f}">{escape(_label(key[1], BOX_W))}</text>')
+        out.append(f'<text x="{box.x + PAD:.1f}" y="{box.y + BOX_H / 2 + 4:.1f}">{html_text(_label(key[1], BOX_W))}</text>')
     out.append("</g>")
     out.append("</svg>")
     return "\n".join(out)
@@ -377,11 +377,11 @@ def legend() -> str:
     for status, (colour, dash) in STATUS_STYLE.items():
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         items.append(f'<line x1="{x:.0f}" y1="12" x2="{x + 40:.0f}" y2="12" stroke="{colour}" stroke-width="3"{dash_attr}/>'
-                     f'<text x="{x + 48:.0f}" y="16">{escape(status)}</text>')
+                     f'<text x="{x + 48:.0f}" y="16">{html_text(status)}</text>')
         x += 48 + len(status) * 7.6 + 28
     for cls, text in (("meshed", "meshed workload"), ("unmeshed", "not meshed"), ("unknown peer-node", "node / outside")):
         items.append(f'<g class="box {cls}"><rect x="{x:.0f}" y="3" width="22" height="17" rx="3"/></g>'
-                     f'<text x="{x + 28:.0f}" y="16">{escape(text)}</text>')
+                     f'<text x="{x + 28:.0f}" y="16">{html_text(text)}</text>')
         x += 28 + len(text) * 7.2 + 24
     return (f'<svg class="legend" viewBox="0 0 {x:.0f} 24" width="{x:.0f}" height="24" role="img" '
             f'aria-label="legend">{"".join(items)}</svg>')

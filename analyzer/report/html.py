@@ -7,18 +7,22 @@ versions), then each edge's evidence down to its flows (``#edge-e3`` -> ``#flow-
 Rules:
   1. One file, no server, no network: CSS, script and the SVG graph are inline, and a Content-Security-
      Policy forbids the page from loading anything else, so even a hostile string in a capture cannot
-     make it fetch.  No ``http(s)://`` appears in any ``src``/``href`` (a test scans for it).
-  2. Every value from the document is escaped (``html.escape``); SNIs and reasons come from the wire.
+     make it fetch.  No ``http(s)://`` appears in any ``src``/``href`` (a test scans for it).  The
+     policy allows the page's own style and script by their SHA-256 and nothing else inline.
+  2. Every value from the document is escaped (``escape.html_text``: control characters made visible,
+     then ``html.escape``); SNIs and reasons come from the wire.
   3. The page reads completely without script: the script only sorts, filters and highlights.
   4. It renders the document and decides nothing; standard library only.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
-from html import escape
 from typing import Iterable, Sequence
 
+from .escape import html_text
 from .graph import legend, render_svg
 from .html_assets import CSS, JS
 from .schema import EDGE_COLUMNS, EDGE_STATUSES, FLOW_COLUMNS
@@ -27,7 +31,16 @@ SECURED, EXPECTED, UNEXPECTED, MIXED, UNVERIFIED = EDGE_STATUSES
 SEVERITY = {UNEXPECTED: 0, UNVERIFIED: 1, MIXED: 2, EXPECTED: 3, SECURED: 4}
 MAX_FLOWS_PER_EDGE = 1000  # flows listed under one edge; the rest are in report.json
 FIT_WIDTH = 1800  # graphs up to this width shrink to the window; wider ones scroll
-CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
+
+
+def _sha256(source: str) -> str:
+    """A CSP source expression allowing exactly this inline element (CSP Level 2 hash-source)."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+# The page's own style and script are allowed by their hashes, nothing else inline: an element or
+# attribute that an escaping mistake let through would not run (no 'unsafe-inline').
+CSP = (f"default-src 'none'; style-src {_sha256(CSS)}; script-src {_sha256(JS)}; img-src data:; "
        "base-uri 'none'; form-action 'none'")
 GATE_MEANING = {
     "unexpected-plaintext": "no edge carries plaintext that the mesh should have encrypted",
@@ -46,7 +59,7 @@ DESCRIPTIONS = {c.name: c.description for c in EDGE_COLUMNS + FLOW_COLUMNS}
 
 # -- small helpers -----------------------------------------------------------------------------------------
 def _e(value) -> str:
-    return escape("" if value is None else str(value))
+    return html_text(value)
 
 
 def _bytes(n: int | None) -> str:

@@ -2,6 +2,8 @@
 
 Rows are plain dicts keyed by the schema's column names; timestamps are epoch seconds and are written
 as ISO 8601 UTC.  Nothing here decides anything: it formats.
+Every string reaches the table, CSV and Markdown through ``escape`` (one rule for text from the wire
+or a pod list); JSON keeps exact values.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 from datetime import datetime, timezone
 from typing import Sequence
 
+from .escape import clip, csv_cell, markdown_cell, text
 from .schema import TIME_COLUMNS
 
 FORMATS = ("table", "json", "csv", "markdown")
@@ -44,13 +47,13 @@ def render(rows: Sequence[dict], columns: Sequence[str], fmt: str, view: str = "
         w = csv.writer(out, lineterminator="\n")
         w.writerow(columns)
         for r in rows:
-            w.writerow(["" if r[c] is None else _cell(c, r[c]) for c in columns])
+            w.writerow([csv_cell(_cell(c, r[c])) for c in columns])
         return out.getvalue()
     shown = TABLE_COLUMNS.get(view, columns) if fmt == "table" else columns
     cells = [[_text(_cell(c, r[c])) for c in shown] for r in rows]
     if fmt == "markdown":
-        head = "| " + " | ".join(shown) + " |\n|" + "|".join("---" for _ in shown) + "|\n"
-        return head + "".join("| " + " | ".join(x.replace("|", "\\|") for x in row) + " |\n" for row in cells)
+        head = "| " + " | ".join(shown) + " |\n|" + "|".join("---" for _ in shown) + "|\n"  # our own names
+        return head + "".join("| " + " | ".join(markdown_cell(x) for x in row) + " |\n" for row in cells)
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(shown)]
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(shown, widths)).rstrip()]
     lines += ["  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip() for row in cells]
@@ -62,5 +65,4 @@ def _text(v) -> str:
         return ""
     if isinstance(v, bool):
         return "yes" if v else "no"
-    s = str(v)
-    return s if len(s) <= MAX_CELL else s[: MAX_CELL - 3] + "..."
+    return clip(text(v), MAX_CELL)

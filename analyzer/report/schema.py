@@ -108,8 +108,8 @@ EDGE_COLUMNS: tuple[Column, ...] = (
     Column("src_kind", "string", "pod | deployment | statefulset | daemonset | replicaset | job | namespace | node | external | ambiguous"),
     Column("dst_kind", "string", "like src_kind"),
     Column("client", "string", "client identity sa.ns computed from the source pod's service account (not observed: see mtls)"),
-    Column("server", "string", "server identities observed in the SNI, shortened to sa.ns (other SNIs in full), comma-joined"),
-    Column("expected_server", "string", "identity the destination pod must present (sa.ns), from its spec"),
+    Column("server", "string", "server identities observed in the SNI, shortened to sa.ns when exactly the destination's identity (other SNIs in full), comma-joined"),
+    Column("expected_server", "string", "identity the destination pod must present (sa.ns; in full when identity_mismatch), from its spec"),
     Column("identity_mismatch", "boolean", "an observed SNI is not the destination's expected identity (stale SNI to a reused IP, app TLS)"),
     Column("mtls", "category", "proven (TLS 1.2 client Certificate seen) | inferred (TLS 1.3: client cert encrypted) | none | unknown"),
     Column("secured", "boolean", "status is secured (linkerd viz edges' SECURED)"),
@@ -132,7 +132,7 @@ EDGE_COLUMNS: tuple[Column, ...] = (
     Column("dst_ips", "string", "destination addresses, comma-joined"),
     Column("src_meshed", "boolean", "every source pod is meshed (NA: mixed, ambiguous or unknown)"),
     Column("dst_meshed", "boolean", "every destination pod is meshed (NA: mixed, ambiguous or unknown)"),
-    Column("notes", "string", "attribution notes: ambiguous or reused IPs, pod list without specs"),
+    Column("notes", "string", "attribution notes: ambiguous or reused IPs, pod list without specs, a pod listed twice"),
 )
 EDGE_NAMES = tuple(c.name for c in EDGE_COLUMNS)
 EXPORT_FORMATS = ("parquet", "jsonl")  # file formats of a view besides the text ones (report.export)
