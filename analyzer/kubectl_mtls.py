@@ -174,7 +174,8 @@ def audit(namespace, all_namespaces, selector, context, via, debug_image, second
     listed with the reason and the fix; the others go on. Ctrl-C stops every capture, keeps what was
     captured, and still reports.
 
-    Exit 0; 3 when a --fail-on gate holds; 2 when nothing could be captured or on bad input.
+    Exit 0; 3 when a --fail-on gate holds; 2 when nothing could be captured or on bad input; 130 when
+    interrupted (after the report of what was captured).
     """
     from . import audit as sweep
 
@@ -211,6 +212,8 @@ def audit(namespace, all_namespaces, selector, context, via, debug_image, second
         click.echo(line, err=True)
     if failures:
         sys.exit(3)
+    if result.manifest.interrupted:
+        sys.exit(130)
 
 
 def _write_audit_report(report, result, resource, fail_on, html_path, json_path) -> None:
