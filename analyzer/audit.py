@@ -262,10 +262,15 @@ class Audit:
             if problem:
                 raise CaptureFailed(debug.explain(problem, EPHEMERAL))
             name, exists = debug.ephemeral_name(doc)
+            if not exists:
+                try:
+                    self._kubectl(debug.ephemeral_args(target.pod, target.image, name), target)  # type: ignore[arg-type]
+                except CaptureFailed as exc:
+                    if "already exists" not in str(exc):
+                        raise
+                    exists = True  # another audit added it meanwhile: share it
             if exists:
                 entry.note = f"reused ephemeral container {name}"
-            else:
-                self._kubectl(debug.ephemeral_args(target.pod, target.image, name), target)  # type: ignore[arg-type]
             self._wait_running(target, target.name, target.folder, name, ephemeral=True)
             return target.name, target.folder, name, None
         problem = debug.node_problem(self.nodes_doc, target.name)
@@ -320,7 +325,7 @@ class Audit:
                 self._finish(run, entry, target, "rows")
                 return
             except CaptureFailed:
-                if not debug.lacks_python(run.said):
+                if not debug.lacks_python(run.stderr_tail):
                     raise
             entry.note = "no python3 in the image: packets streamed back and analysed here instead"
             (folder / (base + ".flows.jsonl")).unlink(missing_ok=True)
@@ -350,7 +355,7 @@ class Audit:
         except BackendUnavailable:
             entry.exit_status = run.proc.returncode
             entry.start, entry.stop = self._starts.get(target.label, ""), utc(time.time())
-            raise CaptureFailed(debug.explain(run.said, target.way, target.image)) from None
+            raise CaptureFailed(debug.explain(run.stderr_tail, target.way, target.image)) from None
         finally:
             with self._lock:
                 self._running[target.label] = None

@@ -161,13 +161,17 @@ def explain(said: str, way: str, image: str = "") -> str:
     if ("permission" in low or "not permitted" in low) and ("capture" in low or "socket" in low or "dumpcap" in low):
         fix = ("the netadmin profile grants NET_ADMIN and NET_RAW; a PodSecurity `restricted`/`baseline` "
                "namespace or policy drops them: allow them for the debug container")
-        return f"capture not permitted ({_last(text)}): {fix}"
+        return f"capture not permitted ({_line_with(text, ('not permitted', 'permission'))}): {fix}"
     if "current phase is" in low or "not running" in low or "does not have a host assigned" in low:
         return f"pod not running ({_last(text)}): nothing to capture until it runs again"
     if "forbidden" in low:
         verb = "create on pods (node debug pods)" if way == NODE else "create on pods/exec"
         return f"forbidden ({_last(text)}): grant {verb} to your user"
     return _last(text) or "no error message"
+
+
+def _line_with(text: str, words: tuple[str, ...]) -> str:
+    return next((line.strip() for line in text.splitlines() if any(w in line.lower() for w in words)), _last(text))
 
 
 def _last(text: str) -> str:

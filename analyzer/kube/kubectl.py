@@ -161,6 +161,11 @@ class RemoteCapture:
         """The last non-empty stderr line (kubectl's or the remote command's)."""
         return next((line for line in reversed(self.lines) if line.strip()), "no error message")
 
+    @property
+    def stderr_tail(self) -> str:
+        """The last stderr lines kept (tshark's error can sit above its advice line)."""
+        return "\n".join(self.lines)
+
     def stop(self) -> None:
         """Ask kubectl to stop (Ctrl-C or an overrun); what was streamed so far stays in the file.
 
@@ -186,7 +191,8 @@ class RemoteCapture:
         with open(self.path, "rb") as f:
             head = f.read(4)
         failed = self.proc.returncode != 0 and not self.stopped
-        if failed or size == 0 or (self._magics is not None and head not in self._magics):
+        unusable = self._magics is not None and (size == 0 or head not in self._magics)  # rows may be none
+        if failed or unusable:
             raise BackendUnavailable(f"{self.label}: capture failed (kubectl exit {self.proc.returncode}, "
                                      f"{size} bytes streamed): {self.said}")
         return size
