@@ -460,12 +460,10 @@ class Result:
 
     def analyse(self):
         """One report over every capture (and the rows classified in the pods); packets per capture filled in."""
-        from .api import Report, analyze
+        from .api import analyze
 
         rows = read_rows(self.output_dir, self.captured)
-        pods = self.pods
-        report = analyze(self.paths, pods=pods) if self.paths else Report(all_flow_rows=[], include_localhost=False,
-                                                                       stats=_no_stats(), pods=pods)
+        report = analyze(self.paths, pods=self.pods)  # no paths (every target classified in its pod): no rows
         frames = {str(info.path): info.frames for info in report.captures}
         for entry in self.captured:
             if entry.path:
@@ -475,10 +473,6 @@ class Result:
             self.notes.append(f"{len(rows)} flows were classified inside the pods (--analyze-in-pod)")
         self.manifest.write(self.output_dir)
         return report
-
-
-def _no_stats() -> dict:
-    return {"packets": 0, "frames_unsupported": Counter(), "not_tcp": [], "warnings": [], "processes": 1}
 
 
 def run_audit(request: Request, progress: Callable[[str], None] | None = None,

@@ -313,7 +313,7 @@ def test_audit_on_the_lab_failing_target_and_ctrl_c(live_lab, tmp_path):
     proc = subprocess.Popen(audit_argv("-n", "emojivoto", "--via", "ephemeral", "--seconds", 300, "--output-dir", out,
                                        "--format", "json", "--json", tmp_path / "report.json"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env_for(live_lab, KUBECTL_STANDIN_FAIL="forbidden=emoji-"))
+                            env=env_for(live_lab, KUBECTL_STANDIN_FAIL="no-tshark=emoji-"))
     try:
         _wait_streaming([(out, "emojivoto/*.pcapng", 3)], [proc])
         _drive_traffic(live_lab, tmp_path)
@@ -324,7 +324,7 @@ def test_audit_on_the_lab_failing_target_and_ctrl_c(live_lab, tmp_path):
             proc.kill()
     assert proc.returncode == 130, stderr
     emoji = next(p for p in lab.pods if p.key == "emoji")
-    assert f"emojivoto/{emoji.name}: not captured: ephemeral containers forbidden" in stderr
+    assert f"emojivoto/{emoji.name}: not captured: no tshark in image cr.l5d.io/linkerd/debug:edge-25.4.4" in stderr
     doc = manifest(out)
     assert doc["interrupted"] is True
     captured = [c for c in doc["captures"] if c["path"]]
