@@ -45,6 +45,7 @@ class Target:
     name: str  # pod or node name
     image: str = ""  # debug image (ephemeral, node)
     pod: Pod | None = None
+    doc: dict | None = field(default=None, compare=False)  # the pod as listed (its ephemeral containers then)
 
     @property
     def label(self) -> str:
@@ -110,8 +111,13 @@ def select(pods: Iterable[Pod], namespace: str | None, chosen: set[tuple[str, st
     return running, skipped
 
 
-def plan(pods: list[Pod], via: str, debug_image: str | None, all_pods: Iterable[Pod]) -> tuple[list[Target], list[Capture]]:
-    """The targets for ``--via`` (auto: the sidecar where there is one, else an ephemeral container)."""
+def plan(pods: list[Pod], via: str, debug_image: str | None, all_pods: Iterable[Pod],
+         docs: dict[tuple[str, str], dict] | None = None) -> tuple[list[Target], list[Capture]]:
+    """The targets for ``--via`` (auto: the sidecar where there is one, else an ephemeral container).
+
+    ``docs``: the listed pod objects by (namespace, name), so finding an ephemeral container to reuse costs
+    no further API call."""
+    docs = docs or {}
     versions = Counter(p.proxy_version for p in all_pods if p.proxy_version)
     fallback = versions.most_common(1)[0][0] if versions else ""
     targets, failed = [], []
@@ -136,7 +142,8 @@ def plan(pods: list[Pod], via: str, debug_image: str | None, all_pods: Iterable[
                                   "ephemeral (no restart) or add the config.linkerd.io/enable-debug-sidecar annotation"))
         else:
             try:
-                targets.append(Target(EPHEMERAL, pod.namespace, pod.name, debug.debug_image(pod, debug_image, fallback), pod))
+                image = debug.debug_image(pod, debug_image, fallback)
+                targets.append(Target(EPHEMERAL, pod.namespace, pod.name, image, pod, docs.get((pod.namespace, pod.name))))
             except CaptureFailed as exc:
                 failed.append(Capture(pod.ref, "pod", EPHEMERAL, error=str(exc)))
     return targets, failed
@@ -257,7 +264,7 @@ class Audit:
         if target.way == SIDECAR:
             return target.name, target.folder, DEBUG_CONTAINER, None
         if target.way == EPHEMERAL:
-            doc = self._pod_doc(target.name, target.folder, target)
+            doc = target.doc or self._pod_doc(target.name, target.folder, target)
             problem = debug.phase_problem(doc)
             if problem:
                 raise CaptureFailed(debug.explain(problem, EPHEMERAL))
@@ -501,7 +508,9 @@ def run_audit(request: Request, progress: Callable[[str], None] | None = None,
     where = "any namespace" if namespace is None else f"namespace {namespace!r}"
     if not pods:
         raise AnalyzerError(f"no running pod selected in {where}" + (f" with -l {request.selector}" if chosen is not None else ""))
-    targets, failed = plan(pods, request.via, request.debug_image, index.pods)
+    docs = {((item.get("metadata") or {}).get("namespace"), (item.get("metadata") or {}).get("name")): item
+            for item in json.loads(before).get("items") or () if isinstance(item, dict)}
+    targets, failed = plan(pods, request.via, request.debug_image, index.pods, docs)
     nodes_doc = None
     if request.via == NODE:
         nodes_doc = json.loads(kubectl.run(["get", "nodes", "-o", "json"], context))
