@@ -112,7 +112,7 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
             namespace, all_namespaces, resource, fail_on, engine, jobs):
     """Analyse CAPTURE files (pcap/pcapng, gzip ok; '-' reads standard input)."""
     from .kube.kubectl import load_pod_list
-    from .report.edges import edge_rows, gate_failures, summary as edges_summary
+    from .report.edges import edge_rows, summary as edges_summary
 
     if pods_file is not None and use_kubectl:
         raise click.UsageError("give --pods FILE or --kubectl, not both")
@@ -149,11 +149,7 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
         click.echo(report.summary(), err=True)
         if pods is not None:
             click.echo(edges_summary(edges), err=True)
-    failures = gate_failures(edges, fail_on)
-    for line in failures:
-        click.echo(line, err=True)
-    if failures:
-        sys.exit(3)
+    exit_on_gates(edges, fail_on)
 
 
 def _export(rows, view: str, fmt: str, output) -> None:
@@ -169,6 +165,17 @@ def _export(rows, view: str, fmt: str, output) -> None:
 
 def _progress(path: str, packets: int, flows: int) -> None:
     click.echo(f"\r\033[K{path}: {packets} packets, {flows} flows", err=True, nl=False)
+
+
+def exit_on_gates(edges, fail_on) -> None:
+    """After the table: one stderr line per ``--fail-on`` condition that holds, then exit 3 if any does."""
+    from .report.edges import gate_failures
+
+    failures = gate_failures(edges, fail_on)
+    for line in failures:
+        click.echo(line, err=True)
+    if failures:
+        sys.exit(3)
 
 
 def run_group(group: click.Group) -> None:

@@ -20,13 +20,13 @@ import click
 
 from . import __version__
 from .api import analyze as run_analysis
-from .cli import InputError, emit, output_options
+from .cli import InputError, emit, exit_on_gates, output_options
 from .errors import AnalyzerError, BackendUnavailable
 from .kube import kubectl
 from .audit import DEFAULT_PARALLEL
 from .kube.debug import VIA_CHOICES
 from .kube.pods import DEBUG_ANNOTATION, DEBUG_CONTAINER, Pod, merge_pod_lists, parse_pods_json, select_pods
-from .report.edges import GATES, RESOURCES, edge_rows, gate_failures, summary
+from .report.edges import GATES, RESOURCES, edge_rows, summary
 from .report.render import FORMATS, render
 from .report.schema import EDGE_NAMES
 
@@ -126,11 +126,7 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
     emit(render(edges, EDGE_NAMES, fmt, "edges"), output)
     say(report.summary())
     say(summary(edges))
-    failures = gate_failures(edges, fail_on)
-    for line in failures:
-        click.echo(line, err=True)
-    if failures:
-        sys.exit(3)
+    exit_on_gates(edges, fail_on)
 
 
 @cli.command(short_help="Capture every pod of a namespace or cluster at once, without restarts; print the edges.")
@@ -207,11 +203,7 @@ def audit(namespace, all_namespaces, selector, context, via, debug_image, second
         click.echo(report.summary(), err=True)
         click.echo(summary(edges), err=True)
         click.echo(f"captures, pod lists and manifest: {result.output_dir}", err=True)
-    failures = gate_failures(edges, fail_on)
-    for line in failures:
-        click.echo(line, err=True)
-    if failures:
-        sys.exit(3)
+    exit_on_gates(edges, fail_on)
     if result.manifest.interrupted:
         sys.exit(130)
 

@@ -29,6 +29,7 @@ import pytest
 
 from analyzer import analyze
 from analyzer.report.edges import edge_status
+from labutil import lab_fixture
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -176,20 +177,7 @@ def test_selector_and_bad_selection(state, tmp_path):
 
 
 # -- on the lab ---------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def live_lab(request, tmp_path_factory):
-    from test_kubectl_mtls import _netns_unavailable
-
-    reason = _netns_unavailable()
-    if reason:
-        pytest.skip(reason)
-    request.getfixturevalue("lab_lock")  # one lab per machine
-    from analyzer.lab import control
-
-    state = tmp_path_factory.mktemp("kubectl-audit-lab")
-    control.up(state, "transparent", lifetime_s=400)
-    yield state
-    control.down(state)
+lab = lab_fixture("kubectl-audit-lab")  # lifetime 300 s: both lab tests take ~2 min
 
 
 CAPTURE_S = 24  # each audit's capture
@@ -234,11 +222,10 @@ def _observed(edges: list[dict]) -> dict:
 
 @pytest.mark.root
 @pytest.mark.tshark
-def test_audit_on_the_lab_every_way_in(live_lab, tmp_path):
-    from analyzer.lab import control
+def test_audit_on_the_lab_every_way_in(lab, tmp_path):
     from analyzer.lab.topology import NODE, NODE_NAMES
 
-    lab = control.load(live_lab)
+    live_lab, lab = lab
     runs = {
         "ephemeral": ["-n", "emojivoto", "--via", "ephemeral", "--fail-on", "unexpected-plaintext",
                       "-o", tmp_path / "report.html", "--json", tmp_path / "report.json"],
@@ -305,10 +292,8 @@ def test_audit_on_the_lab_every_way_in(live_lab, tmp_path):
 
 @pytest.mark.root
 @pytest.mark.tshark
-def test_audit_on_the_lab_failing_target_and_ctrl_c(live_lab, tmp_path):
-    from analyzer.lab import control
-
-    lab = control.load(live_lab)
+def test_audit_on_the_lab_failing_target_and_ctrl_c(lab, tmp_path):
+    live_lab, lab = lab
     out = tmp_path / "out"
     proc = subprocess.Popen(audit_argv("-n", "emojivoto", "--via", "ephemeral", "--seconds", 300, "--output-dir", out,
                                        "--format", "json", "--json", tmp_path / "report.json"),
