@@ -156,14 +156,40 @@ def test_via_node_one_capture_per_node_and_a_node_not_ready(state, tmp_path):
 def test_analyze_in_pod_without_python_falls_back_to_packets(state, tmp_path):
     out = tmp_path / "out"
     result = run_audit("-A", "--via", "ephemeral", "--analyze-in-pod", "--seconds", 1, "--output-dir", out, "-q",
-                       state=state, KUBECTL_STANDIN_SYNTHETIC="2", KUBECTL_STANDIN_FAIL="no-python=app1-")
+                       "--json", tmp_path / "audit.json", state=state, KUBECTL_STANDIN_SYNTHETIC="2",
+                       KUBECTL_STANDIN_FAIL="no-python=app1-")
     assert result.returncode == 0, result.stderr
+    doc = json.loads((tmp_path / "audit.json").read_text())
+    assert doc["edges"] == [] and len(doc["captures"]) == 1  # the fall-back's packets; the rows have no file
     captures = by_target(manifest(out))
     sent = captures[synth(0)]
     assert sent["rows"].endswith(".flows.jsonl") and not sent["path"] and sent["flows"] == 0
     fell_back = captures[synth(1)]
     assert fell_back["path"].endswith(".pcapng") and not fell_back["rows"]
     assert fell_back["note"] == "no python3 in the image: packets streamed back and analysed here instead"
+
+
+def test_progress_is_drawn_on_a_terminal(state, tmp_path):
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(audit_argv("-A", "--via", "ephemeral", "--seconds", 2, "--output-dir", tmp_path / "o"),
+                            stdout=subprocess.PIPE, stderr=follower, env=env_for(state, KUBECTL_STANDIN_SYNTHETIC="2"))
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the command exited and closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0
+    text = seen.decode()
+    assert "\r\x1b[Kaudit: " in text and " running, " in text and "s left (Ctrl-C stops and reports)" in text
+    assert "audit: 2 done, 0 running, 0 failed, 0 queued" in text
 
 
 def test_selector_and_bad_selection(state, tmp_path):
