@@ -84,10 +84,16 @@ class Options:
     context: str | None = None
     node_namespace: str = "default"  # where node debug pods are created
     pyz: bytes | None = None  # --analyze-in-pod: the analyzer sent into each container
+    stamp: str = ""  # UTC time in the capture file names (default: when the Audit is made)
 
 
 def utc(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def file_stamp() -> str:
+    """The UTC time as it goes into file and folder names."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
 # -- choosing targets ----------------------------------------------------------------------------------------
@@ -156,7 +162,7 @@ class Audit:
     def __init__(self, options: Options, nodes_doc: dict | None = None) -> None:
         self.options = options
         self.nodes_doc = nodes_doc or {}
-        self.stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self.stamp = options.stamp or file_stamp()
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._running: dict[str, kubectl.RemoteCapture | None] = {}
@@ -490,7 +496,7 @@ def run_audit(request: Request, progress: Callable[[str], None] | None = None,
     say = say or (lambda _text: None)
     context = request.context
     namespace = None if request.all_namespaces else (request.namespace or kubectl.current_namespace(context))
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    stamp = file_stamp()
     output_dir = request.output_dir or Path("captures") / f"audit-{stamp}"
     output_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(request.command, request.via, request.seconds, utc(time.time()))
@@ -515,7 +521,7 @@ def run_audit(request: Request, progress: Callable[[str], None] | None = None,
     if request.via == NODE:
         nodes_doc = json.loads(kubectl.run(["get", "nodes", "-o", "json"], context))
     options = Options(request.seconds, output_dir, request.parallel, context, namespace or "default",
-                      build_bytes() if request.analyze_in_pod else None)
+                      build_bytes() if request.analyze_in_pod else None, stamp)
     sweep = Audit(options, nodes_doc)
     ways = Counter(t.way for t in targets)
     say(f"audit of {len(pods)} running pods in {where}: {len(targets)} captures of {request.seconds} s "
