@@ -114,7 +114,7 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
             namespace, all_namespaces, resource, trust_unknown_clients, fail_on, engine, jobs):
     """Analyse CAPTURE files (pcap/pcapng, gzip ok; '-' reads standard input)."""
     from .kube.kubectl import load_pod_list
-    from .report.edges import edge_rows, gate_failures, summary as edges_summary
+    from .report.edges import edge_rows, summary as edges_summary
 
     if pods_file is not None and use_kubectl:
         raise click.UsageError("give --pods FILE or --kubectl, not both")
@@ -151,11 +151,7 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
         warn(report.summary())
         if pods is not None:
             warn(edges_summary(edges))
-    failures = gate_failures(edges, fail_on)
-    for line in failures:
-        warn(line)
-    if failures:
-        sys.exit(3)
+    exit_on_gates(edges, fail_on)
 
 
 def _export(rows, view: str, fmt: str, output) -> None:
@@ -171,6 +167,17 @@ def _export(rows, view: str, fmt: str, output) -> None:
 
 def _progress(path: str, packets: int, flows: int) -> None:
     click.echo(f"\r\033[K{text(path)}: {packets} packets, {flows} flows", err=True, nl=False)
+
+
+def exit_on_gates(edges, fail_on) -> None:
+    """After the table: one stderr line per ``--fail-on`` condition that holds, then exit 3 if any does."""
+    from .report.edges import gate_failures
+
+    failures = gate_failures(edges, fail_on)
+    for line in failures:
+        warn(line)
+    if failures:
+        sys.exit(3)
 
 
 def run_group(group: click.Group, args: list[str] | None = None) -> None:

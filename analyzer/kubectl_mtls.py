@@ -20,13 +20,15 @@ import click
 
 from . import __version__
 from .api import analyze as run_analysis
-from .cli import InputError, emit, output_options
+from .cli import InputError, emit, exit_on_gates, output_options
 from .commands.common import TRUST_UNKNOWN_CLIENTS_HELP, warn
 from .errors import AnalyzerError, BackendUnavailable
 from .kube import kubectl
+from .audit import DEFAULT_PARALLEL
+from .kube.debug import VIA_CHOICES
 from .kube.pods import DEBUG_ANNOTATION, DEBUG_CONTAINER, Pod, merge_pod_lists, parse_pods_json, select_pods
-from .report.edges import GATES, RESOURCES, edge_rows, gate_failures, summary
-from .report.render import render
+from .report.edges import GATES, RESOURCES, edge_rows, summary
+from .report.render import FORMATS, render
 from .report.schema import EDGE_NAMES
 
 
@@ -126,11 +128,109 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
     emit(render(edges, EDGE_NAMES, fmt, "edges"), output)
     say(report.summary())
     say(summary(edges))
-    failures = gate_failures(edges, fail_on)
-    for line in failures:
-        warn(line)
-    if failures:
-        sys.exit(3)
+    exit_on_gates(edges, fail_on)
+
+
+@cli.command(short_help="Capture every pod of a namespace or cluster at once, without restarts; print the edges.")
+@click.option("-n", "--namespace", metavar="NS", help="Namespace to audit (default: the context's).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Audit every namespace.")
+@click.option("-l", "--selector", metavar="SELECTOR", help="Only pods matching this label selector (kubectl -l).")
+@click.option("--context", metavar="CTX", help="kubeconfig context.")
+@click.option("--via", type=click.Choice(VIA_CHOICES), default="auto", show_default=True,
+              help="How to capture: the linkerd-debug sidecar, an ephemeral debug container, the node (one "
+                   "capture per node running selected pods), or auto (the sidecar where present, else ephemeral).")
+@click.option("--debug-image", metavar="IMAGE",
+              help="Image of ephemeral and node debug containers (needs tshark; default: Linkerd's debug image "
+                   "at the pod's linkerd.io/proxy-version).")
+@click.option("--seconds", type=click.IntRange(1, 3600), default=10, show_default=True, help="Capture duration.")
+@click.option("--parallel", type=click.IntRange(1, 256), default=DEFAULT_PARALLEL, show_default=True,
+              help="Captures running at once.")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where captures, pod lists and manifest.json go (default: captures/audit-<UTC time>).")
+@click.option("-o", "--output", "html_path", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write the HTML audit report (as `mtls-analyzer report`) to PATH.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write the audit report as JSON (docs/report.schema.json) to PATH.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="Format of the edges table on standard output.")
+@click.option("--resource", type=click.Choice(RESOURCES), default="pod", show_default=True,
+              help="Edges per pod, per owning workload or per namespace.")
+@click.option("--fail-on", "fail_on", multiple=True, type=click.Choice(GATES),
+              help="Exit 3 (after the table) if any edge has unexpected plaintext / any plaintext / unverified flows.")
+@click.option("--analyze-in-pod", is_flag=True,
+              help="Send the analyzer (.pyz) into each debug container and classify there: only flow rows come "
+                   "back, not packets (falls back to packets where the image has no python3).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary lines on stderr (failures still are).")
+def audit(namespace, all_namespaces, selector, context, via, debug_image, seconds, parallel, output_dir, html_path,
+          json_path, fmt, resource, fail_on, analyze_in_pod, quiet):
+    """Capture every running pod selected (or the nodes that run them) at the same time, without restarting
+    anything, then analyse all captures together and print one edges table.
+
+    Each capture streams to OUTPUT_DIR/<ns>/<pod>-<UTC time>.pcapng (OUTPUT_DIR/nodes/<node>-... with --via
+    node); OUTPUT_DIR/manifest.json lists every target with its way in, times, bytes, packets, exit status
+    and error, beside the pod and service lists taken before and after. A target that cannot be captured is
+    listed with the reason and the fix; the others go on. Ctrl-C stops every capture, keeps what was
+    captured, and still reports.
+
+    Exit 0; 3 when a --fail-on gate holds; 2 when nothing could be captured or on bad input; 130 when
+    interrupted (after the report of what was captured).
+    """
+    from . import audit as sweep
+
+    progress = _progress_line if sys.stderr.isatty() and not quiet else None
+    try:
+        result = sweep.run_audit(sweep.Request(
+            namespace=None if all_namespaces else namespace, all_namespaces=all_namespaces, selector=selector,
+            context=context, via=via, debug_image=debug_image, seconds=seconds, parallel=parallel,
+            output_dir=output_dir, analyze_in_pod=analyze_in_pod, command=["kubectl-mtls", *sys.argv[1:]]),
+            progress, None if quiet else _say)
+        if progress is not None:
+            click.echo("\r\033[K", nl=False, err=True)
+        for entry in result.manifest.captures:
+            if entry.error:
+                click.echo(f"{entry.target}: not captured: {entry.error}", err=True)
+        if not result.captured:
+            raise InputError(f"nothing was captured ({len(result.manifest.captures)} targets); "
+                             f"see {result.output_dir / 'manifest.json'}")
+        report = result.analyse()
+    except AnalyzerError as exc:
+        raise InputError(str(exc)) from None
+    edges = edge_rows(report.flow_rows, result.pods, resource)
+    emit(render(edges, EDGE_NAMES, fmt, "edges"), None)
+    if html_path is not None or json_path is not None:
+        _write_audit_report(report, result, resource, fail_on, html_path, json_path)
+    for note in result.notes:
+        _say(note)
+    if not quiet:
+        click.echo(report.summary(), err=True)
+        click.echo(summary(edges), err=True)
+        click.echo(f"captures, pod lists and manifest: {result.output_dir}", err=True)
+    exit_on_gates(edges, fail_on)
+    if result.manifest.interrupted:
+        sys.exit(130)
+
+
+def _write_audit_report(report, result, resource, fail_on, html_path, json_path) -> None:
+    from .report.audit import build_audit
+    from .report.export import write_report_json
+    from .report.html import write_html
+
+    doc = build_audit(report, result.paths, result.output_dir / "pods.json", resource, fail_on, "native", (),
+                      command=["kubectl-mtls", *sys.argv[1:]])
+    for target, write in ((html_path, write_html), (json_path, write_report_json)):
+        if target is not None:
+            try:
+                write(doc, target)
+            except OSError as exc:
+                raise InputError(f"{target}: cannot write: {exc.strerror or exc}") from None
+
+
+def _say(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def _progress_line(text: str) -> None:
+    click.echo("\r\033[K" + text, nl=False, err=True)
 
 
 def _relay(label: str, line: str) -> None:

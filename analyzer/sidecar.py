@@ -24,11 +24,12 @@ from .report.render import FORMATS, render
 from .report.schema import FLOW_NAMES, PAIR_NAMES
 
 VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES}
+SIDECAR_FORMATS = (*FORMATS, "jsonl")  # jsonl: one row per line, what `kubectl mtls audit --analyze-in-pod` reads
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--view", choices=[*VIEWS, "edges"], default="pairs", help="flows, pairs (default) or edges (needs --pods)")
-    p.add_argument("--format", dest="fmt", choices=FORMATS, default="table", help="output format (default table)")
+    p.add_argument("--format", dest="fmt", choices=SIDECAR_FORMATS, default="table", help="output format (default table)")
     p.add_argument("-o", "--output", type=Path, help="write the report to PATH")
     p.add_argument("--decode-as", dest="decode_as", action="append", default=[], metavar="tcp.port==P,tls",
                    help="expect TLS on port P (repeatable); a hint, the payload still decides")
@@ -68,9 +69,15 @@ def _report(report, args) -> str:
     if args.view == "edges":
         from .report.schema import EDGE_NAMES
 
-        return render(report.edge_rows, EDGE_NAMES, args.fmt, "edges")
-    rows = report.flow_rows if args.view == "flows" else report.pair_rows
-    return render(rows, VIEWS[args.view], args.fmt, args.view)
+        rows, columns = report.edge_rows, EDGE_NAMES
+    else:
+        rows = report.flow_rows if args.view == "flows" else report.pair_rows
+        columns = VIEWS[args.view]
+    if args.fmt == "jsonl":
+        from .report.export import iter_jsonl
+
+        return "".join(iter_jsonl(rows, columns))
+    return render(rows, columns, args.fmt, args.view)
 
 
 def _emit(text: str, args) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from typing import Sequence
 
@@ -78,9 +79,12 @@ def current_namespace(context: str | None = None) -> str:
     return out.decode("utf-8", "replace").strip() or "default"
 
 
-def exec_argv(pod: str, namespace: str, container: str, command: Sequence[str], context: str | None = None) -> list[str]:
-    """``kubectl exec`` argv running ``command`` in ``container`` of ``namespace/pod``, stdout streamed back."""
-    return [binary(), *global_args(context), "exec", "-n", namespace, pod, "-c", container, "--", *command]
+def exec_argv(pod: str, namespace: str, container: str, command: Sequence[str], context: str | None = None,
+              stdin: bool = False) -> list[str]:
+    """``kubectl exec`` argv running ``command`` in ``container`` of ``namespace/pod``, stdout streamed back
+    (``stdin``: and our standard input streamed in, ``-i``)."""
+    interactive = ["-i"] if stdin else []
+    return [binary(), *global_args(context), "exec", *interactive, "-n", namespace, pod, "-c", container, "--", *command]
 
 
 def load_pod_list(pods_file=None, use_kubectl: bool = False, context: str | None = None,
@@ -100,6 +104,7 @@ def load_pod_list(pods_file=None, use_kubectl: bool = False, context: str | None
 # -- streaming a capture out of a pod ---------------------------------------------------------------------
 PCAP_MAGICS = (b"\x0a\x0d\x0d\x0a", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 STOP_GRACE_S = 30.0  # after --seconds: tshark's own duration stop, kubectl's stream drain
+STDERR_LINES_KEPT = 50  # of tshark's and kubectl's stderr: enough for the error, bounded for long runs
 
 
 def tshark_command(seconds: int, interface: str = "any", snaplen: int | None = None) -> list[str]:
@@ -116,20 +121,33 @@ class RemoteCapture:
     ``on_line(pod_ref, line)`` receives tshark's (and kubectl's) stderr lines, e.g. "Capturing on 'any'".
     """
 
-    def __init__(self, argv: list[str], path, label: str, on_line=None) -> None:
+    def __init__(self, argv: list[str], path, label: str, on_line=None, stdin: bytes | None = None,
+                 magics: tuple[bytes, ...] | None = PCAP_MAGICS) -> None:
+        import collections
         import threading
 
-        self.label, self.path, self.lines = label, path, []
+        self.label, self.path, self.lines = label, path, collections.deque(maxlen=STDERR_LINES_KEPT)
         self.stopped = False
-        self._on_line = on_line
+        self._on_line, self._magics = on_line, magics
         self._out = open(path, "wb")  # noqa: SIM115 - closed in wait()
         try:
-            self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            # Its own session: a terminal's Ctrl-C reaches only us, and stop() ends every capture the same way.
+            self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.PIPE, start_new_session=True,
+                                         stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE)
         except OSError as exc:
             self._out.close()
             raise BackendUnavailable(f"{label}: kubectl exec could not run: {exc.strerror or exc}") from None
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        if stdin is not None:  # e.g. a program sent into the container over the exec stream
+            threading.Thread(target=self._feed, args=(stdin,), daemon=True).start()
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self.proc.stdin.write(data)  # type: ignore[union-attr]
+            self.proc.stdin.close()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError):
+            pass  # the remote side exited first: its stderr says why
 
     def _read(self) -> None:
         for raw in self.proc.stderr:  # type: ignore[union-attr]
@@ -138,11 +156,23 @@ class RemoteCapture:
             if self._on_line is not None:
                 self._on_line(self.label, line)
 
+    @property
+    def said(self) -> str:
+        """The last non-empty stderr line (kubectl's or the remote command's)."""
+        return next((line for line in reversed(self.lines) if line.strip()), "no error message")
+
+    @property
+    def stderr_tail(self) -> str:
+        """The last stderr lines kept (tshark's error can sit above its advice line)."""
+        return "\n".join(self.lines)
+
     def stop(self) -> None:
-        """Ask kubectl to stop (Ctrl-C or an overrun); what was streamed so far stays in the file."""
+        """Ask kubectl to stop (Ctrl-C or an overrun); what was streamed so far stays in the file.
+
+        SIGINT, as a terminal's Ctrl-C would: kubectl ends the stream, a local tshark finishes its file."""
+        self.stopped = True
         if self.proc.poll() is None:
-            self.stopped = True
-            self.proc.terminate()
+            self.proc.send_signal(signal.SIGINT)
 
     def wait(self, timeout: float) -> int:
         """Wait for the end of the stream; raise ``BackendUnavailable`` if nothing usable came back."""
@@ -161,8 +191,8 @@ class RemoteCapture:
         with open(self.path, "rb") as f:
             head = f.read(4)
         failed = self.proc.returncode != 0 and not self.stopped
-        if failed or size == 0 or head not in PCAP_MAGICS:
-            said = next((line for line in reversed(self.lines) if line.strip()), "no error message")
+        unusable = self._magics is not None and (size == 0 or head not in self._magics)  # rows may be none
+        if failed or unusable:
             raise BackendUnavailable(f"{self.label}: capture failed (kubectl exit {self.proc.returncode}, "
-                                     f"{size} bytes streamed): {said}")
+                                     f"{size} bytes streamed): {self.said}")
         return size

@@ -41,6 +41,7 @@ CONTROL_PLANE_LABEL = "linkerd.io/control-plane-ns"
 PROXY_DEPLOYMENT_LABEL = "linkerd.io/proxy-deployment"  # set by the proxy injector from the owner
 TEMPLATE_HASH_LABEL = "pod-template-hash"  # Deployment -> ReplicaSet "<deployment>-<hash>"
 DEBUG_ANNOTATION = "config.linkerd.io/enable-debug-sidecar"
+PROXY_VERSION_KEY = "linkerd.io/proxy-version"  # annotation (and label) the proxy injector sets
 SKIP_INBOUND_ANNOTATION = "config.linkerd.io/skip-inbound-ports"
 SKIP_OUTBOUND_ANNOTATION = "config.linkerd.io/skip-outbound-ports"
 IDENTITY_ENV = "LINKERD2_PROXY_IDENTITY_LOCAL_NAME"
@@ -95,6 +96,7 @@ class Pod:
     skip_inbound_annotated: Ports = ()  # ... of which the operator asked for explicitly (annotation)
     skip_outbound_annotated: Ports = ()
     probe_ports: frozenset[int] = frozenset()  # kubelet probe ports of any container
+    proxy_version: str = ""  # the injected proxy's version (linkerd.io/proxy-version), "" when not meshed
     source: str = "json"  # "json" or "wide": how much the list could say
     notes: tuple[str, ...] = ()  # what the list itself said oddly about this pod (listed twice, ...)
 
@@ -510,7 +512,8 @@ def _pod_from_json(obj: dict, where: str, trust_domain: str) -> Pod:
         containers=tuple(c.text("name") for c in containers + inits),
         skip_inbound=skip_in + ann_in, skip_outbound=skip_out + ann_out,
         skip_inbound_annotated=ann_in, skip_outbound_annotated=ann_out,
-        probe_ports=_probe_ports(containers + inits), source="json",
+        probe_ports=_probe_ports(containers + inits),
+        proxy_version=str(annotations.get(PROXY_VERSION_KEY) or labels.get(PROXY_VERSION_KEY) or ""), source="json",
     )
 
 

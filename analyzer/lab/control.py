@@ -52,7 +52,7 @@ def up(state: Path, mode: str, lifetime_s: float = 3600.0) -> Lab:
     """Tear down leftovers, then create namespaces, certificates, pods.json and start proxies and apps."""
     down(state)
     state.mkdir(parents=True, exist_ok=True)
-    for stale in ("ready", "run", "logs", "certs"):
+    for stale in ("ready", "run", "logs", "certs", "standin"):  # standin: the kubectl stand-in's debug containers
         shutil.rmtree(state / stale, ignore_errors=True)
     lab = Lab.build(mode, _now())
     lab.save(state / "lab.json")

@@ -14,13 +14,13 @@ import json
 import uuid
 
 from analyzer.lab.topology import (
-    CONTROL_PLANE_NS, INBOUND_SKIP_PORTS, OUTBOUND_SKIP_PORTS, PROXY_ADMIN_PORT, PROXY_INBOUND_PORT,
+    CONTROL_PLANE_NS, INBOUND_SKIP_PORTS, NODE_NAMES, OUTBOUND_SKIP_PORTS, PROXY_ADMIN_PORT, PROXY_INBOUND_PORT,
     PROXY_OUTBOUND_PORT, TRUST_DOMAIN, Lab, Pod,
 )
 
 PROXY_VERSION = "edge-25.4.4"
 PROXY_IMAGE = "cr.l5d.io/linkerd/proxy"
-NODE_NAME = "mtlslab-node"
+NODE_NAME = NODE_NAMES[0]
 
 
 def _uid(*parts: str) -> str:
@@ -125,7 +125,7 @@ def pod_object(lab: Lab, pod: Pod) -> dict:
         "containers": containers,
         "dnsPolicy": "ClusterFirst",
         "enableServiceLinks": True,
-        "nodeName": NODE_NAME,
+        "nodeName": pod.node_name,
         "restartPolicy": "Always",
         "schedulerName": "default-scheduler",
         "serviceAccount": pod.service_account,
@@ -154,8 +154,8 @@ def pod_object(lab: Lab, pod: Pod) -> dict:
             "conditions": [{"type": t, "status": "True", "lastTransitionTime": lab.created}
                            for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")],
             "containerStatuses": statuses,
-            "hostIP": lab.node_ip,
-            "hostIPs": [{"ip": lab.node_ip}],
+            "hostIP": pod.node_ip,
+            "hostIPs": [{"ip": pod.node_ip}],
             "phase": "Running",
             "podIP": pod.ip,
             "podIPs": [{"ip": pod.ip}],

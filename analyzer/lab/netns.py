@@ -2,9 +2,12 @@
 
 Layout (all addresses exist only inside namespaces the lab created; the root namespace gets nothing):
 
-    mtlslab-node   bridge mtlslab-br0 10.244.0.1/24, one veth end per pod (mtlslab-vN)
-    mtlslab-<pod>  eth0 (peer of mtlslab-vN) with the pod IP, lo, and for meshed pods an nftables table
-                   ``mtlslab`` that plays linkerd-init (see :func:`nft_rules`)
+    mtlslab-node   bridge mtlslab-br0 10.244.0.1/24, one veth end per pod of the node (mtlslab-vN)
+    mtlslab-node2  bridge mtlslab-br1 10.244.1.1/24, the same for the second node's pods
+                   the two nodes are joined by a transit veth (mtlslab-t0 10.244.255.1/30 in node,
+                   mtlslab-t1 10.244.255.2/30 in node2), forward IPv4 and route each other's pod subnet
+    mtlslab-<pod>  eth0 (peer of mtlslab-vN) with the pod IP, a route to 10.244.0.0/16 via its node, lo,
+                   and for meshed pods an nftables table ``mtlslab`` that plays linkerd-init (see :func:`nft_rules`)
 
 Veths are created *inside* the node namespace and their peer is moved straight into the pod namespace,
 so not even a transient link appears in the root namespace. Every name starts with ``mtlslab-``, so
@@ -26,8 +29,8 @@ import time
 from pathlib import Path
 
 from analyzer.lab.topology import (
-    INBOUND_SKIP_PORTS, NODE, OUTBOUND_SKIP_PORTS, PREFIX, PROXY_INBOUND_PORT, PROXY_MARK, PROXY_OUTBOUND_PORT,
-    SUBNET, Lab,
+    INBOUND_SKIP_PORTS, NODE, NODE_IPS, NODE_NAMES, NODE_SUBNETS, OUTBOUND_SKIP_PORTS, PODS_SUPERNET, PREFIX,
+    PROXY_INBOUND_PORT, PROXY_MARK, PROXY_OUTBOUND_PORT, SUBNET, TRANSIT, Lab,
 )
 
 log = logging.getLogger(__name__)
@@ -88,27 +91,45 @@ def nft_rules(lab: Lab) -> str:
 
 
 def setup_network(lab: Lab) -> None:
-    """Create the node namespace with its bridge and one namespace per pod wired to it."""
+    """Create the node namespaces with their bridges, route them to each other, wire each pod to its node."""
     prefix_len = SUBNET.prefixlen
-    run("ip", "netns", "add", NODE_NS)
-    run("ip", "-n", NODE_NS, "link", "set", "lo", "up")
-    run("ip", "-n", NODE_NS, "link", "add", BRIDGE, "type", "bridge")
-    run("ip", "-n", NODE_NS, "addr", "add", f"{lab.node_ip}/{prefix_len}", "dev", BRIDGE)
-    run("ip", "-n", NODE_NS, "link", "set", BRIDGE, "up")
+    for index, (node_ns, node_ip) in enumerate(zip(NODE_NAMES, NODE_IPS)):
+        bridge = f"{PREFIX}br{index}"
+        run("ip", "netns", "add", node_ns)
+        run("ip", "-n", node_ns, "link", "set", "lo", "up")
+        run("ip", "-n", node_ns, "link", "add", bridge, "type", "bridge")
+        run("ip", "-n", node_ns, "addr", "add", f"{node_ip}/{NODE_SUBNETS[index].prefixlen}", "dev", bridge)
+        run("ip", "-n", node_ns, "link", "set", bridge, "up")
+        run("ip", "netns", "exec", node_ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+    _join_nodes()
     for index, pod in enumerate(lab.pods):
         veth = f"{PREFIX}v{index}"
+        node_ns = NODE_NAMES[pod.node]
         run("ip", "netns", "add", pod.netns)
-        run("ip", "-n", NODE_NS, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", pod.netns)
-        run("ip", "-n", NODE_NS, "link", "set", veth, "master", BRIDGE)
-        run("ip", "-n", NODE_NS, "link", "set", veth, "up")
+        run("ip", "-n", node_ns, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", pod.netns)
+        run("ip", "-n", node_ns, "link", "set", veth, "master", f"{PREFIX}br{pod.node}")
+        run("ip", "-n", node_ns, "link", "set", veth, "up")
         run("ip", "-n", pod.netns, "addr", "add", f"{pod.ip}/{prefix_len}", "dev", "eth0")
         run("ip", "-n", pod.netns, "link", "set", "eth0", "up")
         run("ip", "-n", pod.netns, "link", "set", "lo", "up")
+        # Only the pod network goes via the node: nothing can leave the lab's namespaces.
+        run("ip", "-n", pod.netns, "route", "add", str(PODS_SUPERNET), "via", pod.node_ip)
         if pod.meshed:
             proc = subprocess.run(["ip", "netns", "exec", pod.netns, "nft", "-f", "-"], input=nft_rules(lab),
                                   capture_output=True, text=True, timeout=30)
             if proc.returncode != 0:
                 raise LabError(f"nft in {pod.netns} failed: {proc.stderr.strip()} (is nftables installed?)")
+
+
+def _join_nodes() -> None:
+    """The transit veth between the two node namespaces, and a route to the other node's pod subnet."""
+    (first, second), (addr1, addr2) = NODE_NAMES, TRANSIT
+    run("ip", "-n", first, "link", "add", f"{PREFIX}t0", "type", "veth", "peer", "name", f"{PREFIX}t1", "netns", second)
+    for ns, link, addr in ((first, f"{PREFIX}t0", addr1), (second, f"{PREFIX}t1", addr2)):
+        run("ip", "-n", ns, "addr", "add", addr, "dev", link)
+        run("ip", "-n", ns, "link", "set", link, "up")
+    run("ip", "-n", first, "route", "add", str(NODE_SUBNETS[1]), "via", addr2.split("/")[0])
+    run("ip", "-n", second, "route", "add", str(NODE_SUBNETS[0]), "via", addr1.split("/")[0])
 
 
 # -- processes -----------------------------------------------------------------------------------------

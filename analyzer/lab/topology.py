@@ -29,7 +29,14 @@ PREFIX = "mtlslab-"  # every namespace, link and nft table the lab creates start
 NODE = "node"  # pod key of the node namespace (kubelet probes come from its IP)
 SUBNET = ipaddress.ip_network("10.244.0.0/24")  # lives only inside the lab's namespaces
 NODE_IP = "10.244.0.1"
-FIRST_POD_HOST = 10  # pods get 10.244.0.10, .11, ... in declaration order
+FIRST_POD_HOST = 10  # pods get 10.244.<node>.10, .11, ... by their place in PODS
+# Two nodes, each a network namespace with its own bridge and pod subnet, routed to each other over a
+# transit veth. A node's Kubernetes name is its namespace's name (what `kubectl debug node/NAME` targets).
+NODE_NAMES = (PREFIX + NODE, PREFIX + NODE + "2")
+NODE_SUBNETS = (SUBNET, ipaddress.ip_network("10.244.1.0/24"))
+NODE_IPS = tuple(str(net.network_address + 1) for net in NODE_SUBNETS)
+PODS_SUPERNET = ipaddress.ip_network("10.244.0.0/16")  # what pods route via their node
+TRANSIT = ("10.244.255.1/30", "10.244.255.2/30")  # node <-> node2
 
 CONTROL_PLANE_NS = "linkerd"
 TRUST_DOMAIN = "cluster.local"
@@ -76,6 +83,7 @@ class PodSpec:
     native_sidecar: bool = False  # linkerd-proxy as an initContainer with restartPolicy Always
     debug_sidecar: bool = False  # linkerd-debug container (config.linkerd.io/enable-debug-sidecar)
     container: str = ""  # app container name; defaults to key
+    node: int = 0  # index into NODE_NAMES
 
     @property
     def deployment(self) -> str:
@@ -103,8 +111,11 @@ PODS: tuple[PodSpec, ...] = (
             debug_sidecar=True, container="voting-svc"),
     PodSpec("vote-bot", "emojivoto", "default", True, "", container="vote-bot"),
     PodSpec("prometheus", "linkerd-viz", "prometheus", True, "", container="prometheus"),
-    PodSpec("prometheus-server", "monitoring", "prometheus-server", False, "", container="prometheus-server"),
-    PodSpec("legacy", "legacy", "default", False, "", container="legacy-client"),
+    # The unmeshed clients run on the second node: their traffic crosses nodes, every edge still has an end
+    # on the first node (whose bridge capture therefore sees every edge), and the kubelet's probes (meshed
+    # pods and coredns) all come from the first node's IP.
+    PodSpec("prometheus-server", "monitoring", "prometheus-server", False, "", container="prometheus-server", node=1),
+    PodSpec("legacy", "legacy", "default", False, "", container="legacy-client", node=1),
     PodSpec("coredns", "kube-system", "coredns", False, "coredns", (8181,), (53,), container="coredns"),
 )
 
@@ -167,10 +178,19 @@ class Pod:
     native_sidecar: bool
     debug_sidecar: bool
     container: str
+    node: int = 0  # index into NODE_NAMES
 
     @property
     def netns(self) -> str:
         return PREFIX + self.key
+
+    @property
+    def node_name(self) -> str:
+        return NODE_NAMES[self.node]
+
+    @property
+    def node_ip(self) -> str:
+        return NODE_IPS[self.node]
 
     @property
     def identity(self) -> str:
@@ -201,13 +221,14 @@ class Lab:
                 service_account=spec.service_account,
                 meshed=spec.meshed,
                 app=spec.app,
-                ip=str(SUBNET.network_address + FIRST_POD_HOST + index),
+                ip=str(NODE_SUBNETS[spec.node].network_address + FIRST_POD_HOST + index),
                 tcp_ports=spec.tcp_ports,
                 udp_ports=spec.udp_ports,
                 template_hash=template_hash,
                 native_sidecar=spec.native_sidecar,
                 debug_sidecar=spec.debug_sidecar,
                 container=spec.container or spec.key,
+                node=spec.node,
             ))
         return cls(mode=mode, created=created, pods=tuple(pods))
 

@@ -53,6 +53,27 @@ def write_jsonl(rows: Iterable[dict], columns: Sequence[str], out: IO[str]) -> i
     return n
 
 
+def read_jsonl(lines: Iterable[str], where: str) -> list[dict]:
+    """Rows written by :func:`iter_jsonl` back into rows as the library makes them (times as epoch seconds)."""
+    from datetime import datetime
+
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            for name in _TIMES & row.keys():
+                if isinstance(row[name], str):
+                    row[name] = datetime.fromisoformat(row[name].replace("Z", "+00:00")).timestamp()
+        except (ValueError, AttributeError) as exc:
+            raise AnalyzerError(f"{where}: line {number} is not a JSON row: {exc}") from None
+        if not isinstance(row, dict):
+            raise AnalyzerError(f"{where}: line {number} is not a JSON object")
+        rows.append(row)
+    return rows
+
+
 # -- Parquet -----------------------------------------------------------------------------------------------
 def _pyarrow():
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import ssl
 
 import pytest
@@ -56,6 +58,19 @@ def test_capture_point_filters(lab):
     assert localhost_rows(lab, "steady", NODE) == []
 
 
+def test_pods_are_spread_over_two_nodes(lab):
+    from analyzer.lab.topology import NODE_IPS, NODE_NAMES, NODE_SUBNETS
+
+    assert {p.node_name for p in lab.pods} == set(NODE_NAMES) and lab.node_ip == NODE_IPS[0]
+    for pod in lab.pods:
+        assert ipaddress.ip_address(pod.ip) in NODE_SUBNETS[pod.node]
+    # Every edge has an end on the first node (its bridge sees them all); kubelet probes come from its IP.
+    first = {p.key for p in lab.pods if p.node == 0}
+    assert all(e.src in first or e.dst in first for e in lab.edges if e.src != NODE)
+    assert all(lab.pod(e.dst).node == 0 for e in lab.edges if e.src == NODE)
+    assert {p.key for p in lab.pods if p.node == 1} == {"legacy", "prometheus-server"}
+
+
 def test_pods_json_reads_like_kubectl(lab):
     doc = kube.pods_list(lab)
     assert doc["kind"] == "List" and doc["apiVersion"] == "v1"
@@ -67,7 +82,7 @@ def test_pods_json_reads_like_kubectl(lab):
         owner = meta["ownerReferences"][0]
         assert owner["kind"] == "ReplicaSet" and owner["name"].endswith(meta["labels"]["pod-template-hash"])
         assert status["podIP"] == pod.ip and status["podIPs"] == [{"ip": pod.ip}]
-        assert status["hostIP"] == lab.node_ip and status["phase"] == "Running"
+        assert status["hostIP"] == pod.node_ip and spec["nodeName"] == pod.node_name and status["phase"] == "Running"
         assert spec["serviceAccountName"] == pod.service_account
         proxies = [c for c in spec["containers"] + spec.get("initContainers", []) if c["name"] == "linkerd-proxy"]
         assert ("linkerd.io/control-plane-ns" in meta["labels"]) == pod.meshed == bool(proxies)
