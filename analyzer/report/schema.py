@@ -69,6 +69,13 @@ FLOW_COLUMNS: tuple[Column, ...] = (
     Column("tls_records", "Int64", "complete TLS records parsed in the inspected first bytes, both directions"),
     Column("app_data_records", "Int64", "application-data (type 23) records among them"),
     Column("alert", "string", "first TLS alert seen: level, description, sender"),
+    Column("isn_c2s", "Int64", "initial sequence number of the client's SYN (NA when no SYN was captured)"),
+    Column("isn_s2c", "Int64", "initial sequence number of the server's SYN-ACK (NA when none was captured)"),
+    Column("captures", "string", "capture files that saw this connection, comma-joined (several: joined vantage points)"),
+    Column("vantages", "Int64", "how many captures saw this connection"),
+    Column("vantage_conflict", "boolean", "the captures contradict each other (tls in one, plaintext in another): verdict unknown"),
+    Column("service_ip", "string", "Service ClusterIP the client addressed before DNAT, when one capture saw it ('' otherwise)"),
+    Column("service_port", "UInt16", "Service port the client addressed before DNAT (NA when not seen)"),
 )
 
 PAIR_COLUMNS: tuple[Column, ...] = (
