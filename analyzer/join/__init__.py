@@ -28,8 +28,7 @@ def join_rows(parts: Sequence[Sequence[dict]], names: Sequence[str], clock_skew:
     if services is not None and services.has_cluster_ips:
         from .dnat import join_dnat
 
-        result.rows, notes = join_dnat(result.rows, services, clock_skew)
-        result.notes += notes
+        result.rows, result.dnat_joined = join_dnat(result.rows, services, clock_skew)
     return result
 
 
@@ -46,6 +45,6 @@ def combine(parts: Sequence[Sequence[dict]], names: Sequence[str], stats: dict,
     if len(parts) <= 1 and (services is None or not services.has_cluster_ips):
         return list(parts[0]) if parts else []
     result = join_rows(parts, names, clock_skew, services)
-    stats["rows_in"], stats["rows_joined"] = result.rows_in, result.joined
+    stats["rows_in"], stats["rows_joined"], stats["dnat_joined"] = result.rows_in, result.joined, result.dnat_joined
     stats["warnings"] += result.notes
     return result.rows

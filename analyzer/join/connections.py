@@ -35,6 +35,7 @@ class JoinResult:
     rows: list[dict]
     rows_in: int
     notes: list[str] = field(default_factory=list)
+    dnat_joined: int = 0  # connections to a ClusterIP joined with their post-DNAT side
 
     @property
     def joined(self) -> int:

@@ -25,11 +25,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import AnalyzerError
+from .services import SERVICE_KINDS, parse_services
 
 PROXY_CONTAINER = "linkerd-proxy"
 DEBUG_CONTAINER = "linkerd-debug"
@@ -133,12 +135,15 @@ class Peer:
     name: str = ""
     candidates: tuple[Pod, ...] = ()
     note: str = ""
+    namespace: str = ""  # a ``service`` peer's namespace (``pod``: an endpoint standing for it, or None)
 
     @property
     def meshed(self) -> bool | None:
         """True/False for pods; False for nodes and external IPs; ambiguous: agreed by all candidates, else None."""
         if self.kind == "pod":
             return self.pod.meshed  # type: ignore[union-attr]
+        if self.kind == "service":
+            return self.pod.meshed if self.pod is not None else None
         if self.kind == "ambiguous":
             states = {c.meshed for c in self.candidates}
             return states.pop() if len(states) == 1 else None
@@ -151,6 +156,8 @@ class PodIndex:
 
     pods: tuple[Pod, ...]
     source: str = ""
+    services: object = None  # analyzer.kube.services.ServiceIndex when the list held Services
+    notes: list[str] = field(default_factory=list)  # what the list could not say (printed as warnings)
     _by_ip: dict[str, list[Pod]] = field(default_factory=dict, repr=False)
     _nodes: dict[str, str] = field(default_factory=dict, repr=False)  # node IP -> node name
 
@@ -200,7 +207,8 @@ class PodIndex:
             return (p.uid, "", "") if p.uid else ("", p.namespace, p.name)
         pods = {key(p): p for p in self.pods}
         pods.update({key(p): p for p in newer.pods})
-        return PodIndex(tuple(pods.values()), newer.source or self.source)
+        return PodIndex(tuple(pods.values()), newer.source or self.source, newer.services or self.services,
+                        newer.notes or self.notes)
 
 
 # -- time ----------------------------------------------------------------------------------------------
@@ -424,14 +432,25 @@ def parse_pods_json(text: str, source: str = "pods", trust_domain: str = DEFAULT
     else:
         raise PodsFormatError(f"{source}: no 'items' list (kind {doc.get('kind', 'missing')!r}); "
                               "expected `kubectl get pods -A -o json` output")
-    pods = []
+    pods, service_items, other = [], [], Counter()
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise PodsFormatError(f"{source}: items[{i}] is not an object")
-        if item.get("kind", "Pod") != "Pod":
-            continue
-        pods.append(_pod_from_json(item, f"{source}: items[{i}]", trust_domain))
-    return PodIndex(tuple(pods), source)
+        kind = item.get("kind", "Pod")
+        if kind == "Pod":
+            pods.append(_pod_from_json(item, f"{source}: items[{i}]", trust_domain))
+        elif kind in SERVICE_KINDS:
+            service_items.append((i, item))
+        else:
+            other[str(kind)] += 1
+    index = PodIndex(tuple(pods), source)
+    if service_items:
+        index.services = parse_services(service_items, source, index)
+        index.notes += index.services.notes
+    if other:
+        index.notes.append(f"{source}: ignored {sum(other.values())} item(s) of other kinds "
+                           f"({', '.join(f'{k} {n}' for k, n in sorted(other.items()))})")
+    return index
 
 
 # -- -o wide -------------------------------------------------------------------------------------------

@@ -1,0 +1,140 @@
+"""Several captures of the same traffic: each TCP connection is one row (``analyzer.join``).
+
+Captures are built with ``pcapgen`` (scapy, fixed ISNs and times) and read by the real pipeline; each
+case says what the joined row must be: clock skew between files, a reused tuple, one side mid-stream or
+cut by a snaplen, conflicting evidence, the same file twice, and the CLI's ``--clock-skew`` and note.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pcapgen as pg
+from analyzer import analyze
+from analyzer.join import DEFAULT_CLOCK_SKEW_S
+from kube_builders import pod, write_pods
+
+REPO = Path(__file__).resolve().parent.parent
+SERVER = pg.Endpoint("10.42.0.12", 8080)
+CLIENT = pg.Endpoint("10.42.0.11", 40001)
+IDENT = "{}.{}.serviceaccount.identity.linkerd.cluster.local".format
+
+
+def write(path: Path, pkts, link: str = "ether", snaplen: int = 262144) -> Path:
+    path.write_bytes(pg.pcap_bytes(pg.encap(pkts, link), snaplen=snaplen))
+    return path
+
+
+def tls_conn(**kw):
+    return pg.tcp_flow(pg.tls13(sni=IDENT("emoji", "emojivoto")), client=CLIENT, server=SERVER, **kw)
+
+
+def http_conn(**kw):
+    return pg.tcp_flow([("c", pg.HTTP_REQUEST), ("s", pg.HTTP_RESPONSE)], client=CLIENT, server=SERVER, **kw)
+
+
+def only(report) -> dict:
+    rows = report.flow_rows
+    assert len(rows) == 1, [(r["captures"], r["first_ts"]) for r in rows]
+    return rows[0]
+
+
+def test_two_vantages_one_connection(tmp_path):
+    a = write(tmp_path / "client.pcap", tls_conn(), "ether")
+    b = write(tmp_path / "server.pcap", tls_conn(), "sll")
+    one = only(analyze([a]))
+    row = only(analyze([a, b]))
+    assert row["captures"] == "client.pcap,server.pcap" and row["vantages"] == 2
+    assert row["verdict"] == "tls" and row["evidence"] == "handshake" and not row["vantage_conflict"]
+    # packets and bytes are one vantage point's, not the sum
+    for column in ("packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c", "isn_c2s", "isn_s2c"):
+        assert row[column] == one[column]
+    assert row["isn_c2s"] == pg.ISN_C and row["isn_s2c"] == pg.ISN_S
+
+
+def test_clock_skew_decides(tmp_path):
+    a = write(tmp_path / "a.pcap", tls_conn())
+    b = write(tmp_path / "b.pcap", pg.shift(tls_conn(), 3_000_000_000))  # the other node's clock is 3 s ahead
+    assert DEFAULT_CLOCK_SKEW_S >= 3
+    report = analyze([a, b])
+    assert only(report)["vantages"] == 2 and report.stats["clock_skew_s"] == DEFAULT_CLOCK_SKEW_S
+    report = analyze([a, b], clock_skew=1.0)
+    assert [r["vantages"] for r in report.flow_rows] == [1, 1] and "clock skew 1 s" in report.summary()
+
+
+def test_reused_tuple_is_a_new_connection(tmp_path):
+    first = tls_conn()
+    second = pg.tcp_flow([("c", pg.HTTP_REQUEST), ("s", pg.HTTP_RESPONSE)], client=CLIENT, server=SERVER,
+                         isn_c=77_000, isn_s=88_000, t0_ns=pg.T0_NS + 500_000_000)
+    both = pg.merge(first, second)
+    a = write(tmp_path / "a.pcap", both)
+    b = write(tmp_path / "b.pcap", pg.shift(both, 200_000_000))
+    rows = analyze([a, b]).flow_rows
+    assert [(r["verdict"], r["vantages"], r["isn_c2s"]) for r in rows] == [("tls", 2, pg.ISN_C), ("plaintext", 2, 77_000)]
+
+
+def test_midstream_side_takes_the_handshake(tmp_path):
+    full = tls_conn()
+    a = write(tmp_path / "late.pcap", pg.tcp_flow(pg.midstream_records(), client=CLIENT, server=SERVER, syn=False))
+    b = write(tmp_path / "full.pcap", full)
+    late = only(analyze([a]))
+    assert late["evidence"] != "handshake"
+    row = only(analyze([a, b]))
+    assert row["evidence"] == "handshake" and row["sni"] == IDENT("emoji", "emojivoto") and row["syn_seen"]
+    assert row["client_basis"] == "syn" and row["vantages"] == 2
+
+
+def test_snaplen_cut_side(tmp_path):
+    a = write(tmp_path / "cut.pcap", tls_conn(), snaplen=96)
+    b = write(tmp_path / "whole.pcap", tls_conn())
+    cut = only(analyze([a]))
+    assert cut["evidence"] != "handshake"
+    row = only(analyze([a, b]))
+    assert row["evidence"] == "handshake" and row["verdict"] == "tls" and row["vantages"] == 2
+
+
+def test_conflict_is_never_tls(tmp_path):
+    a = write(tmp_path / "tls.pcap", tls_conn())
+    b = write(tmp_path / "plain.pcap", http_conn())
+    report = analyze([a, b], pods=write_pods(tmp_path / "pods.json", pod("web", CLIENT.ip), pod("emoji", SERVER.ip)))
+    row = only(report)
+    assert row["verdict"] == "unknown" and row["vantage_conflict"] is True and row["mtls"] == "unknown"
+    assert row["reason"].startswith("vantage_conflict: ")
+    assert "plain.pcap: plaintext (payload)" in row["reason"] and "tls.pcap: tls (handshake)" in row["reason"]
+    [edge] = report.edge_rows
+    assert (edge["status"], edge["unverified"], edge["flows"]) == ("unverified", 1, 1)
+    assert edge["msg"].startswith("vantage_conflict :8080")
+
+
+def test_same_file_twice_counts_once_and_says_so(tmp_path):
+    a = write(tmp_path / "a.pcap", pg.merge(tls_conn(), pg.tcp_flow(
+        pg.tls13(), client=pg.Endpoint("10.42.0.11", 40002), server=SERVER)))
+    pods = write_pods(tmp_path / "pods.json", pod("web", CLIENT.ip), pod("emoji", SERVER.ip))
+    proc = subprocess.run([sys.executable, "-m", "analyzer", "analyze", str(a), str(a), "--pods", str(pods),
+                           "--view", "edges", "--format", "csv"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    [edge] = list(__import__("csv").DictReader(proc.stdout.splitlines()))
+    assert edge["flows"] == "2" and edge["tls"] == "2"
+    notes = [line for line in proc.stderr.splitlines() if "counted once" in line]
+    assert len(notes) == 1 and "a.pcap saw exactly the connections of a.pcap" in notes[0]
+    assert "4 capture rows are 2 connections (clock skew 5 s)" in proc.stderr
+
+
+def test_clock_skew_option_and_bad_value(tmp_path):
+    a = write(tmp_path / "a.pcap", tls_conn())
+    b = write(tmp_path / "b.pcap", pg.shift(tls_conn(), 3_000_000_000))
+    run = lambda *extra: subprocess.run([sys.executable, "-m", "analyzer", "analyze", str(a), str(b), "--view",
+                                         "flows", "--format", "csv", *extra], capture_output=True, text=True, cwd=REPO)
+    assert run().stdout.count("\n") == 2 and run("--clock-skew", "0.5").stdout.count("\n") == 3
+    bad = run("--clock-skew", "-1")
+    assert bad.returncode == 2 and bad.stderr.count("Error") == 1 and "Traceback" not in bad.stderr
+
+
+def test_single_capture_is_not_joined(tmp_path):
+    a = write(tmp_path / "a.pcap", tls_conn())
+    report = analyze([a])
+    assert "rows_in" not in report.stats and only(report)["captures"] == "a.pcap"
