@@ -163,6 +163,7 @@ def analyze(
         from .kube.pods import PodIndex, load_pods
 
         pods = pods if isinstance(pods, PodIndex) else load_pods(pods)
+    notes = list(pods.notes) if pods is not None else []  # what the pod list could not say
     if engine != "native":  # ``engine="tshark"``: the same rows from Wireshark's dissectors
         if engine != "tshark":
             raise AnalyzerError(f"engine must be native or tshark, not {engine!r}")
@@ -171,13 +172,14 @@ def analyze(
         report = tshark_analyze(sources, decode_as, include_localhost, progress, clock_skew=clock_skew,
                                 services=getattr(pods, "services", None))
         report.pods = pods
+        report.stats["warnings"][:0] = notes
         return report
     if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "read"):
         sources = [sources]  # type: ignore[list-item]
     ctx_ports = parse_decode_as(decode_as)
     first_fid = 0
     parts: list[list[dict]] = []
-    stats: dict = {"packets": 0, "frames_unsupported": Counter(), "not_tcp": [], "warnings": [], "processes": 1}
+    stats: dict = {"packets": 0, "frames_unsupported": Counter(), "not_tcp": [], "warnings": notes, "processes": 1}
     infos = []
     t0 = time.perf_counter()
     for src in sources:  # type: ignore[union-attr]
