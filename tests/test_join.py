@@ -138,3 +138,43 @@ def test_single_capture_is_not_joined(tmp_path):
     a = write(tmp_path / "a.pcap", tls_conn())
     report = analyze([a])
     assert "rows_in" not in report.stats and only(report)["captures"] == "a.pcap"
+
+
+def test_report_json_names_vantages_and_counts_sides(tmp_path):
+    """Three vantage points of one connection plus a connection only the client pod saw."""
+    import json
+
+    other = pg.tcp_flow(pg.tls13(sni=IDENT("emoji", "emojivoto")), client=pg.Endpoint(CLIENT.ip, 40002),
+                        server=SERVER, t0_ns=pg.T0_NS + 100_000_000, isn_c=55_555)
+    client = write(tmp_path / "run.pod-web.pcap", pg.merge(tls_conn(), other))
+    server = write(tmp_path / "run.pod-emoji.pcap", tls_conn(), "sll")
+    node = write(tmp_path / "run.node-node1.pcap", tls_conn())
+    pods = write_pods(tmp_path / "pods.json", pod("web", CLIENT.ip), pod("emoji", SERVER.ip))
+    out = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "analyzer", "report", str(client), str(server), str(node),
+                           "--pods", str(pods), "--json", str(out), "--clock-skew", "2"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    assert [c["vantage"] for c in doc["captures"]] == [
+        {"kind": "pod", "pod": "emojivoto/web", "node": None, "source": "name"},
+        {"kind": "pod", "pod": "emojivoto/emoji", "node": None, "source": "name"},
+        {"kind": "node", "pod": None, "node": "node1", "source": "name"}]
+    assert doc["options"]["clock_skew_s"] == 2.0
+    [edge] = doc["edges"]
+    assert (edge["flows"], edge["seen_one_side"], edge["seen_both_sides"], edge["seen_from_node"]) == (2, 1, 1, 1)
+    assert sorted(f["vantages"] for f in doc["flows"]) == [1, 3]
+
+    # A manifest beside the captures wins over the names.
+    (tmp_path / "manifest.json").write_text(json.dumps({"captures": [
+        {"file": "run.node-node1.pcap", "vantage": "pod", "pod": "emoji", "namespace": "emojivoto"}]}))
+    proc = subprocess.run([sys.executable, "-m", "analyzer", "report", str(node), "--pods", str(pods),
+                           "--json", str(out)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["captures"][0]["vantage"] == {
+        "kind": "pod", "pod": "emojivoto/emoji", "node": None, "source": "manifest"}
+    (tmp_path / "manifest.json").write_text("{not json")
+    proc = subprocess.run([sys.executable, "-m", "analyzer", "report", str(node), "--pods", str(pods),
+                           "--json", str(out)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0 and proc.stderr.count("not a capture manifest") == 1
+    assert json.loads(out.read_text())["captures"][0]["vantage"]["kind"] == "node"

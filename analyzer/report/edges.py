@@ -183,7 +183,7 @@ def edge_status(statuses: Iterable[str]) -> str:
     return MIXED
 
 
-def _end(peer: Peer, resource: str) -> tuple[str, str, str]:
+def peer_end(peer: Peer, resource: str) -> tuple[str, str, str]:
     """(kind, namespace, name) of the row a peer falls into."""
     if peer.kind == "pod":
         return peer.pod.workload(resource)  # type: ignore[union-attr]
@@ -297,7 +297,7 @@ def edge_rows(flow_rows: Iterable[dict], pods: PodIndex, resource: str = "pod", 
         ts = flow["first_ts"]  # the connection's start: who held the IP when it was opened
         src, dst = pods.resolve(flow["client_ip"], ts), destination(flow, pods, ts)
         status = classify_flow(flow, src, dst)
-        key = (_end(src, resource), _end(dst, resource), flow["server_port"] if by_port else None)
+        key = (peer_end(src, resource), peer_end(dst, resource), flow["server_port"] if by_port else None)
         groups.setdefault(key, []).append((flow, src, dst, status))
     rows = [_edge_row(key, items) for key, items in groups.items()]
     rows.sort(key=lambda r: (r["src_ns"], r["src"], r["dst_ns"], r["dst"], r["ports"]))
