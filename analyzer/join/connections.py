@@ -11,8 +11,9 @@ Rules:
      ISN, or no overlap) is a new connection, as within one capture.
   2. Rows of one capture are never joined with each other: that capture's flow table already told its
      connections apart.  (The DNAT join of :mod:`analyzer.join.dnat` is the one exception.)
-  3. Sort and merge, never all pairs: rows are sorted by (endpoints, first packet) and each row is
-     compared only with the connections of its own endpoints still open within the skew.
+  3. Sort and merge, never all pairs: each capture's rows are sorted by (endpoints, first packet), the
+     sorted runs are merged lazily, and each row is compared only with the connections of its own
+     endpoints still open within the skew.
   4. Two captures that saw exactly the same connections with exactly the same packets (one file given
      twice, two captures of one interface) are reported once, as a note; their rows are joined like any.
   5. Standard library only.
@@ -20,9 +21,10 @@ Rules:
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
-from itertools import groupby
-from typing import Sequence
+from itertools import groupby, repeat
+from typing import Iterable, Iterator, Sequence
 
 from .merge import merge_rows
 
@@ -82,16 +84,26 @@ def isns(row: dict) -> dict:
     return out
 
 
-def group_connections(entries: Sequence[tuple[int, dict]], skew: float) -> list[list[tuple[int, dict]]]:
-    """(capture index, row) pairs -> groups of the same connection (rule 1), sorted by endpoints then time."""
-    ordered = sorted(entries, key=lambda e: (endpoints(e[1]), e[1]["first_ts"], e[0]))
-    groups: list[list[tuple[int, dict]]] = []
-    for _, same_ends in groupby(ordered, key=lambda e: endpoints(e[1])):
+def sort_key(row: dict) -> tuple:
+    """The order every run must be in: endpoints, then first packet."""
+    return endpoints(row), row["first_ts"]
+
+
+def iter_connections(runs: Sequence[Iterable[dict]], skew: float) -> Iterator[list[tuple[int, dict]]]:
+    """Rows of each capture (``runs[i]``, each sorted by :func:`sort_key`) -> groups of one connection.
+
+    Streaming (rule 3): the runs are merged lazily, and only the connections of the current endpoints
+    that are still open within the skew are held, so memory does not grow with the number of rows.
+    """
+    merged = heapq.merge(*(zip(repeat(ci), run) for ci, run in enumerate(runs)), key=lambda e: sort_key(e[1]))
+    for _, same_ends in groupby(merged, key=lambda e: endpoints(e[1])):
         open_: list[_Connection] = []
         for ci, row in same_ends:
-            # Rows come in order of first packet: a connection that ended more than the skew before this
-            # row began cannot take it, nor any later row.
-            groups.extend(c.members for c in open_ if c.end + skew < row["first_ts"])
+            # In order of first packet: a connection that ended more than the skew before this row
+            # began cannot take it, nor any later row.
+            for conn in open_:
+                if conn.end + skew < row["first_ts"]:
+                    yield conn.members
             open_ = [c for c in open_ if c.end + skew >= row["first_ts"]]
             isn = isns(row)
             conn = next((c for c in open_ if c.accepts(ci, row, isn, skew)), None)
@@ -99,35 +111,41 @@ def group_connections(entries: Sequence[tuple[int, dict]], skew: float) -> list[
                 open_.append(_Connection(ci, row, isn))
             else:
                 conn.add(ci, row, isn)
-        groups.extend(c.members for c in open_)
-    return groups
+        for conn in open_:
+            yield conn.members
+
+
+def iter_joined(runs: Sequence[Iterable[dict]], names: Sequence[str], skew: float, prints: list[list[int]]
+                ) -> Iterator[dict]:
+    """One row per connection from sorted runs (see :func:`iter_connections`); ``prints[i]`` collects
+    capture i's fingerprint for :func:`duplicate_notes`."""
+    for n, members in enumerate(iter_connections(runs, skew)):
+        if len(members) == 1:
+            yield members[0][1]
+            continue
+        cis = sorted({ci for ci, _ in members})
+        yield merge_rows([r for _, r in members], list(dict.fromkeys(names[ci] for ci in cis)), len(cis))
+        for ci, row in members:
+            prints[ci][0] = (prints[ci][0] + hash((n, row["packets_c2s"] + row["packets_s2c"],
+                                                   row["bytes_c2s"] + row["bytes_s2c"]))) & MASK64
+            prints[ci][1] += 1
 
 
 def join_captures(parts: Sequence[Sequence[dict]], names: Sequence[str],
                   clock_skew: float = DEFAULT_CLOCK_SKEW_S) -> JoinResult:
     """Rows of each capture (``parts[i]`` read from ``names[i]``) -> one row per connection, by flow id."""
-    entries = [(ci, row) for ci, rows in enumerate(parts) for row in rows]
-    rows, prints = [], [[0, 0] for _ in parts]  # per capture: fingerprint of what it saw, rows joined
-    for n, members in enumerate(group_connections(entries, clock_skew)):
-        if len(members) == 1:
-            rows.append(members[0][1])
-            continue
-        cis = sorted({ci for ci, _ in members})
-        rows.append(merge_rows([r for _, r in members], list(dict.fromkeys(names[ci] for ci in cis)), len(cis)))
-        for ci, row in members:
-            prints[ci][0] = (prints[ci][0] + hash((n, row["packets_c2s"] + row["packets_s2c"],
-                                                   row["bytes_c2s"] + row["bytes_s2c"]))) & MASK64
-            prints[ci][1] += 1
+    prints = [[0, 0] for _ in parts]  # per capture: fingerprint of what it saw, rows joined
+    rows = list(iter_joined([sorted(p, key=sort_key) for p in parts], names, clock_skew, prints))
     rows.sort(key=lambda r: r["flow_id"])
-    return JoinResult(rows, len(entries), duplicate_notes(parts, names, prints))
+    return JoinResult(rows, sum(len(p) for p in parts), duplicate_notes([len(p) for p in parts], names, prints))
 
 
-def duplicate_notes(parts, names, prints) -> list[str]:
+def duplicate_notes(sizes: Sequence[int], names: Sequence[str], prints: list[list[int]]) -> list[str]:
     """Rule 4: captures whose every connection was joined with another's, packet for packet."""
     seen: dict[tuple, int] = {}
     notes = []
     for ci, (fingerprint, joined) in enumerate(prints):
-        if not joined or joined != len(parts[ci]):
+        if not joined or joined != sizes[ci]:
             continue
         first = seen.setdefault((fingerprint, joined), ci)
         if first != ci:
