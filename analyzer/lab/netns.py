@@ -4,7 +4,9 @@ Layout (all addresses exist only inside namespaces the lab created; the root nam
 
     mtlslab-node   bridge mtlslab-br0 10.244.0.1/24, one veth end per pod (mtlslab-vN)
     mtlslab-<pod>  eth0 (peer of mtlslab-vN) with the pod IP, lo, and for meshed pods an nftables table
-                   ``mtlslab`` that plays linkerd-init (see :func:`nft_rules`)
+                   ``mtlslab`` that plays linkerd-init (see :func:`nft_rules`); a route for the
+                   ClusterIPs (10.96.0.0/16) via the node, whose table ``mtlslab-services`` plays
+                   kube-proxy (see :func:`setup_services`)
 
 Veths are created *inside* the node namespace and their peer is moved straight into the pod namespace,
 so not even a transient link appears in the root namespace. Every name starts with ``mtlslab-``, so
@@ -27,7 +29,7 @@ from pathlib import Path
 
 from analyzer.lab.topology import (
     INBOUND_SKIP_PORTS, NODE, OUTBOUND_SKIP_PORTS, PREFIX, PROXY_INBOUND_PORT, PROXY_MARK, PROXY_OUTBOUND_PORT,
-    SUBNET, Lab,
+    SERVICE_SUBNET, SUBNET, Lab,
 )
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,35 @@ def setup_network(lab: Lab) -> None:
                                   capture_output=True, text=True, timeout=30)
             if proc.returncode != 0:
                 raise LabError(f"nft in {pod.netns} failed: {proc.stderr.strip()} (is nftables installed?)")
+
+
+def service_rules(lab: Lab) -> str:
+    """kube-proxy's part in nftables form: each ClusterIP:port DNATed to its pod in the node namespace."""
+    rules = "\n".join(f"    ip daddr {ip} tcp dport {spec.port} dnat to {lab.pod(spec.target).ip}:{spec.target_port}"
+                      for spec, ip in lab.services())
+    return f"""table ip {PREFIX}services {{
+  chain cluster_ips {{
+    type nat hook prerouting priority dstnat; policy accept;
+{rules}
+  }}
+}}
+"""
+
+
+def setup_services(lab: Lab) -> None:
+    """ClusterIPs as a node has them: pods route SERVICE_SUBNET to the node, which DNATs (kube-proxy) and
+    forwards to the pod.  The pod's replies are bridged straight back; br_netfilter passes them through
+    the node's conntrack, which rewrites their source back to the ClusterIP, as on a bridge-CNI node."""
+    for key, value in (("net.ipv4.ip_forward", "1"), ("net.bridge.bridge-nf-call-iptables", "1"),
+                       # No ICMP redirect "talk to the pod directly": the ClusterIP only works through the node.
+                       ("net.ipv4.conf.all.send_redirects", "0"), (f"net.ipv4.conf.{BRIDGE}.send_redirects", "0")):
+        run("ip", "netns", "exec", NODE_NS, "sysctl", "-qw", f"{key}={value}")
+    proc = subprocess.run(["ip", "netns", "exec", NODE_NS, "nft", "-f", "-"], input=service_rules(lab),
+                          capture_output=True, text=True, timeout=30)
+    if proc.returncode != 0:
+        raise LabError(f"nft in {NODE_NS} failed: {proc.stderr.strip()}")
+    for pod in lab.pods:
+        run("ip", "-n", pod.netns, "route", "add", str(SERVICE_SUBNET), "via", lab.node_ip)
 
 
 # -- processes -----------------------------------------------------------------------------------------
