@@ -10,7 +10,8 @@ Rules:
      ignored and said in a note, never fatal: the captures are still analysed.
   2. Otherwise the file name, as the tools that capture name them: ``kubectl mtls capture`` writes
      ``POD-YYYYmmddTHHMMSSZ.pcapng`` (a pod of the list with that name, in one namespace only), the lab
-     ``NAME.pod-POD.pcapng`` and ``NAME.node[-NODE].pcapng``; ``node-NODE...`` is a node too.
+     ``NAME.pod-POD.pcapng`` (POD: a pod, or a workload with one pod) and ``NAME.node[-NODE].pcapng``;
+     ``node-NODE...`` is a node too.
   3. Anything else is ``unknown``: no guess.  Standard library only.
 """
 
@@ -42,8 +43,9 @@ class Vantage:
 def _pod_ref(name: str, namespace: str, pods) -> str:
     if "/" in name or namespace:
         return name if "/" in name else f"{namespace}/{name}"
-    found = {p.ref for p in getattr(pods, "pods", ()) if p.name == name}
-    return found.pop() if len(found) == 1 else ""
+    listed = getattr(pods, "pods", ())
+    found = {p.ref for p in listed if p.name == name} or {p.ref for p in listed if p.owner_name == name}
+    return found.pop() if len(found) == 1 else ""  # the pod, or the one pod of a workload of that name
 
 
 def _from_manifest(path: str, pods, notes: list[str]) -> Vantage | None:
