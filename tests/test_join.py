@@ -178,3 +178,21 @@ def test_report_json_names_vantages_and_counts_sides(tmp_path):
                            "--json", str(out)], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0 and proc.stderr.count("not a capture manifest") == 1
     assert json.loads(out.read_text())["captures"][0]["vantage"]["kind"] == "node"
+
+
+def test_node_any_copies_are_one_packet(tmp_path):
+    """A node's ``-i any`` sees each data segment on the client's veth and again on the server's,
+    microseconds apart: the copies are one packet, not retransmissions (packets, bytes and reassembly as
+    with one copy).  Copies of pure ACKs are not told apart from window updates, so they still count."""
+    once = tls_conn()
+    twice = []
+    for p in once:
+        twice += [p, pg.Pkt(p.ts_ns + 20_000, p.l3, p.orig)] if len(p.l3) > 52 else [p]  # data segments twice
+    single = only(analyze([write(tmp_path / "pod.pcap", once, "sll")]))
+    node = only(analyze([write(tmp_path / "node.pcap", twice, "sll")]))
+    for column in ("packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c", "gaps", "verdict", "evidence", "sni"):
+        assert node[column] == single[column], column
+    # a real retransmission (an RTO later) still counts
+    late = once + [pg.Pkt(once[-1].ts_ns + 300_000_000, once[4].l3, once[4].orig)]
+    again = only(analyze([write(tmp_path / "rto.pcap", late, "sll")]))
+    assert again["bytes_c2s"] + again["bytes_s2c"] > single["bytes_c2s"] + single["bytes_s2c"]
