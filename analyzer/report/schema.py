@@ -105,7 +105,7 @@ TIME_COLUMNS = frozenset(c.name for c in FLOW_COLUMNS + PAIR_COLUMNS if c.dtype.
 # Why `status` and the `*_kind` columns are "string", not "category": CATEGORIES is keyed by column name
 # and "status" already means the pairs view's PAIR_STATUSES; kinds follow ownerReferences (open set).
 EDGE_STATUSES = ("secured", "plaintext-expected", "PLAINTEXT-UNEXPECTED", "mixed", "unverified")
-PEER_KINDS = ("pod", "node", "external", "ambiguous", "namespace")  # + owner kinds: deployment, statefulset, ...
+PEER_KINDS = ("pod", "node", "external", "ambiguous", "namespace", "service")  # + owner kinds: deployment, statefulset, ...
 
 EDGE_COLUMNS: tuple[Column, ...] = (
     Column("src", "string", "source: pod, workload (--resource deployment) or namespace; node name; IP if external/ambiguous"),
@@ -113,7 +113,7 @@ EDGE_COLUMNS: tuple[Column, ...] = (
     Column("src_ns", "string", "source namespace ('' for node, external and ambiguous peers)"),
     Column("dst_ns", "string", "destination namespace"),
     Column("src_kind", "string", "pod | deployment | statefulset | daemonset | replicaset | job | namespace | node | external | ambiguous"),
-    Column("dst_kind", "string", "like src_kind"),
+    Column("dst_kind", "string", "like src_kind, or service: a Service reached by its ClusterIP (dst is the Service)"),
     Column("client", "string", "client identity sa.ns computed from the source pod's service account (not observed: see mtls)"),
     Column("server", "string", "server identities observed in the SNI, shortened to sa.ns (other SNIs in full), comma-joined"),
     Column("expected_server", "string", "identity the destination pod must present (sa.ns), from its spec"),
