@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from itertools import groupby, repeat
+from itertools import groupby
+from operator import itemgetter
 from typing import Iterable, Iterator, Sequence
 
 from .merge import merge_rows
@@ -89,16 +90,23 @@ def sort_key(row: dict) -> tuple:
     return endpoints(row), row["first_ts"]
 
 
+def _entries(ci: int, run: Iterable[dict]) -> Iterator[tuple]:
+    """(endpoints, first packet, capture, position, row): compared as tuples in C by the merge; the
+    position keeps two rows from ever being compared as dicts."""
+    for n, row in enumerate(run):
+        yield endpoints(row), row["first_ts"], ci, n, row
+
+
 def iter_connections(runs: Sequence[Iterable[dict]], skew: float) -> Iterator[list[tuple[int, dict]]]:
     """Rows of each capture (``runs[i]``, each sorted by :func:`sort_key`) -> groups of one connection.
 
     Streaming (rule 3): the runs are merged lazily, and only the connections of the current endpoints
     that are still open within the skew are held, so memory does not grow with the number of rows.
     """
-    merged = heapq.merge(*(zip(repeat(ci), run) for ci, run in enumerate(runs)), key=lambda e: sort_key(e[1]))
-    for _, same_ends in groupby(merged, key=lambda e: endpoints(e[1])):
+    merged = heapq.merge(*(_entries(ci, run) for ci, run in enumerate(runs)))
+    for _, same_ends in groupby(merged, key=itemgetter(0)):
         open_: list[_Connection] = []
-        for ci, row in same_ends:
+        for _, _, ci, _, row in same_ends:
             # In order of first packet: a connection that ended more than the skew before this row
             # began cannot take it, nor any later row.
             for conn in open_:

@@ -60,22 +60,26 @@ def merge_rows(rows: Sequence[dict], names: Sequence[str], vantages: int) -> dic
     lead = max(rows, key=lambda r: (BASIS_RANK[r["client_basis"]], _packets(r)))
     client = (lead["client_ip"], lead["client_port"])
     rows = [turned(r, client) for r in rows]
-    out = dict(max(rows, key=_packets))
+    base = max(rows, key=_packets)
+    out = dict(base)
     out["client_basis"] = lead["client_basis"]
     decided = [r for r in rows if r["verdict"] != "unknown"]
     verdicts = {r["verdict"] for r in decided}
     best = _strongest(decided or rows)
-    for column in VERDICT_COLUMNS:
-        out[column] = best[column]
+    if best is not base:
+        out.update({column: best[column] for column in VERDICT_COLUMNS})
     if len(verdicts) > 1:
         readings = list(dict.fromkeys(_reading(_strongest([r for r in decided if r["verdict"] == v]))
                                       for v in sorted(verdicts)))
         out.update(verdict="unknown", mtls="unknown", vantage_conflict=True,
                    reason=f"{CONFLICT_WORD}: the captures disagree: " + " | ".join(readings))
-    for column in ("isn_c2s", "isn_s2c"):
-        out[column] = next((r[column] for r in rows if r[column] is not None), None)
-    for column in ("syn_seen", "fin_seen", "rst_seen"):
-        out[column] = any(r[column] for r in rows)
+    for r in rows:
+        if r is not base:
+            for column in ("isn_c2s", "isn_s2c"):
+                if out[column] is None:
+                    out[column] = r[column]
+            for column in ("syn_seen", "fin_seen", "rst_seen"):
+                out[column] = out[column] or r[column]
     out["midstream"] = not out["syn_seen"]
     if not out["service_ip"]:
         pre = next((r for r in rows if r["service_ip"]), None)
