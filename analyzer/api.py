@@ -125,7 +125,8 @@ class Report:
             f"{unsupported} frames not analysed, {s['elapsed_s']:.2f} s"
             + (f" ({s['processes']} processes)" if s.get("processes", 1) > 1 else "")
             + (f"; {s['captures']} captures: {s['rows_in']} capture rows are {s['rows_in'] - s['rows_joined']} "
-               f"connections (clock skew {s['clock_skew_s']:g} s)" if "rows_in" in s else "")
+               f"connections (clock skew {s['clock_skew_s']:g} s)" if s.get("captures", 1) > 1 else "")
+            + (f"; {s['dnat_joined']} joined with their side before a Service's DNAT" if s.get("dnat_joined") else "")
         )
 
 

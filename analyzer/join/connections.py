@@ -157,7 +157,7 @@ def duplicate_notes(sizes: Sequence[int], names: Sequence[str], prints: list[lis
             continue
         first = seen.setdefault((fingerprint, joined), ci)
         if first != ci:
-            same = "the same file twice" if names[first] == names[ci] else "the same traffic twice"
-            notes.append(f"{names[ci]} saw exactly the connections of {names[first]} ({joined}, packet for packet: "
-                         f"{same}, e.g. one interface captured twice); each connection is counted once")
+            same = "the same file given twice?" if names[first] == names[ci] else "one interface captured twice?"
+            notes.append(f"{names[ci]} saw exactly the {joined} connection(s) of {names[first]}, packet for packet "
+                         f"({same}); each connection is counted once")
     return notes
