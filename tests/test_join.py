@@ -212,3 +212,51 @@ def test_tshark_engine_joins_the_same_way(tmp_path):
         row = only(report)
         assert (row["vantages"], row["captures"], row["isn_c2s"], row["isn_s2c"]) == (2, "a.pcap,b.pcap", pg.ISN_C, pg.ISN_S)
         assert report.stats["rows_in"] == 2
+
+
+# -- the join layer on rows (no captures): connections seen by random subsets of captures --------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from analyzer.join.connections import join_captures  # noqa: E402
+from analyzer.report.schema import FLOW_NAMES  # noqa: E402
+
+
+def _row(capture: str, fid: int, cport: int, first: float, isn, offset: float) -> dict:
+    row = dict.fromkeys(FLOW_NAMES, "")
+    row.update(capture=capture, captures=capture, flow_id=fid, client_ip="10.0.0.1", client_port=cport,
+               server_ip="10.0.0.2", server_port=443, client_basis="syn" if isn is not None else "port",
+               first_ts=first + offset, last_ts=first + offset + 1.0, packets_c2s=5, packets_s2c=5,
+               bytes_c2s=100, bytes_s2c=100, syn_seen=isn is not None, fin_seen=True, rst_seen=False,
+               isn_c2s=isn, isn_s2c=None, verdict="tls", evidence="handshake", vantages=1,
+               vantage_conflict=False, service_ip="", service_port=None)
+    return row
+
+
+connections = st.lists(st.tuples(st.integers(0, 3),  # client port (few: tuples are reused)
+                                 st.integers(0, 50),  # start, in 10 s steps: reuse never overlaps
+                                 st.one_of(st.none(), st.integers(0, 2**32 - 1)),  # ISN (None: mid-stream)
+                                 st.sets(st.integers(0, 3), min_size=1)),  # captures that saw it
+                       max_size=25, unique_by=lambda c: (c[0], c[1]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(connections, st.lists(st.floats(-2.0, 2.0), min_size=4, max_size=4))
+def test_each_connection_once_with_its_captures(conns, offsets):
+    parts = [[] for _ in range(4)]
+    fid = 0
+    for cport, start, isn, seen in conns:
+        for ci in sorted(seen):
+            parts[ci].append(_row(f"c{ci}", fid, 40000 + cport, start * 10.0, isn, offsets[ci]))
+            fid += 1
+    result = join_captures(parts, ["c0", "c1", "c2", "c3"], clock_skew=4.5)
+    got = sorted((r["client_port"], r["captures"]) for r in result.rows)
+    want = sorted((40000 + cport, ",".join(f"c{ci}" for ci in sorted(seen))) for cport, _, _, seen in conns)
+    assert got == want
+    assert result.rows_in == fid and [r["flow_id"] for r in result.rows] == sorted(r["flow_id"] for r in result.rows)
+
+
+def test_isn_tells_a_reused_tuple_apart_within_the_skew():
+    a = [_row("a", 0, 40000, 0.0, 111, 0.0), _row("a", 1, 40000, 2.0, 222, 0.0)]
+    b = [_row("b", 2, 40000, 0.0, 222, 2.0), _row("b", 3, 40000, 2.0, 111, -2.0)]  # skewed the other way
+    rows = join_captures([a, b], ["a", "b"], clock_skew=5.0).rows
+    assert sorted((r["isn_c2s"], r["captures"]) for r in rows) == [(111, "a,b"), (222, "a,b")]
