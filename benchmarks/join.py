@@ -110,23 +110,23 @@ def run(directory: Path, captures: int, skew: float) -> None:
             sizes[c] += 1
             yield row
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for c in range(captures):  # reading alone, to tell the join's time from the run files' decoding
         for _ in read_run(directory / f"run-{c}"):
             pass
-    read_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    read_s, read_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     rows_out = 0
     vantages: dict[int, int] = {}
     for row in iter_joined([counted(c) for c in range(captures)], names, skew, prints):
         rows_out += 1
         vantages[row["vantages"]] = vantages.get(row["vantages"], 0) + 1
     notes = duplicate_notes(sizes, names, prints)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"rows_in={sum(sizes)} rows_out={rows_out} vantages={dict(sorted(vantages.items()))} "
           f"duplicate_notes={len(notes)} read_and_join_s={elapsed:.2f} read_only_s={read_s:.2f} "
-          f"join_s={elapsed - read_s:.2f} peak_rss_mib={peak:.0f}")
+          f"join_s={elapsed - read_s:.2f} join_cpu_s={cpu - read_cpu:.2f} peak_rss_mib={peak:.0f}")
 
 
 def main() -> None:
