@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from itertools import groupby
-from operator import itemgetter
 from typing import Iterable, Iterator, Sequence
 
 from .merge import merge_rows
@@ -103,31 +101,44 @@ def iter_connections(runs: Sequence[Iterable[dict]], skew: float) -> Iterator[li
     Streaming (rule 3): the runs are merged lazily, and only the connections of the current endpoints
     that are still open within the skew are held, so memory does not grow with the number of rows.
     """
-    merged = heapq.merge(*(_entries(ci, run) for ci, run in enumerate(runs)))
-    for _, same_ends in groupby(merged, key=itemgetter(0)):
-        open_: list[_Connection] = []
-        for _, _, ci, _, row in same_ends:
+    return _connections(heapq.merge(*(_entries(ci, run) for ci, run in enumerate(runs))), skew)
+
+
+def _connections(entries: Iterable[tuple], skew: float) -> Iterator[list[tuple[int, dict]]]:
+    """Entries of :func:`_entries` in order -> groups of one connection (rule 1)."""
+    ends = None
+    open_: list[_Connection] = []
+    for key, first, ci, _, row in entries:
+        if key != ends:
+            for conn in open_:
+                yield conn.members
+            ends, open_ = key, []
+        elif open_:
             # In order of first packet: a connection that ended more than the skew before this row
             # began cannot take it, nor any later row.
             for conn in open_:
-                if conn.end + skew < row["first_ts"]:
+                if conn.end + skew < first:
                     yield conn.members
-            open_ = [c for c in open_ if c.end + skew >= row["first_ts"]]
-            isn = isns(row)
-            conn = next((c for c in open_ if c.accepts(ci, row, isn, skew)), None)
-            if conn is None:
-                open_.append(_Connection(ci, row, isn))
-            else:
-                conn.add(ci, row, isn)
-        for conn in open_:
-            yield conn.members
+            open_ = [c for c in open_ if c.end + skew >= first]
+        isn = isns(row)
+        conn = next((c for c in open_ if c.accepts(ci, row, isn, skew)), None)
+        if conn is None:
+            open_.append(_Connection(ci, row, isn))
+        else:
+            conn.add(ci, row, isn)
+    for conn in open_:
+        yield conn.members
 
 
 def iter_joined(runs: Sequence[Iterable[dict]], names: Sequence[str], skew: float, prints: list[list[int]]
                 ) -> Iterator[dict]:
     """One row per connection from sorted runs (see :func:`iter_connections`); ``prints[i]`` collects
     capture i's fingerprint for :func:`duplicate_notes`."""
-    for n, members in enumerate(iter_connections(runs, skew)):
+    return _joined(iter_connections(runs, skew), names, prints)
+
+
+def _joined(groups: Iterable[list[tuple[int, dict]]], names: Sequence[str], prints: list[list[int]]) -> Iterator[dict]:
+    for n, members in enumerate(groups):
         if len(members) == 1:
             yield members[0][1]
             continue
