@@ -165,6 +165,10 @@ def test_report_json_names_vantages_and_counts_sides(tmp_path):
     [edge] = doc["edges"]
     assert (edge["flows"], edge["seen_one_side"], edge["seen_both_sides"], edge["seen_from_node"]) == (2, 1, 1, 1)
     assert sorted(f["vantages"] for f in doc["flows"]) == [1, 3]
+    from analyzer.report.html import render_html
+
+    page = render_html(doc)
+    assert "pod emojivoto/web (from the file name)" in page and "node node1 (from the file name)" in page
 
     # A manifest beside the captures wins over the names.
     (tmp_path / "manifest.json").write_text(json.dumps({"captures": [
