@@ -25,6 +25,7 @@ from . import parallel
 from .classify import Context, address_localhost_reason, classify, ip_text
 from .errors import AnalyzerError
 from .flows.table import Flow, FlowTable
+from .join import DEFAULT_CLOCK_SKEW_S, combine
 from .report.pairs import aggregate_pairs
 from .report.schema import FLOW_COLUMNS, PAIR_COLUMNS
 
@@ -123,6 +124,9 @@ class Report:
             f"{'included' if self.include_localhost else 'excluded'}, {s['not_tcp_packets']} not-TCP packets, "
             f"{unsupported} frames not analysed, {s['elapsed_s']:.2f} s"
             + (f" ({s['processes']} processes)" if s.get("processes", 1) > 1 else "")
+            + (f"; {s['captures']} captures: {s['rows_in']} capture rows are {s['rows_in'] - s['rows_joined']} "
+               f"connections (clock skew {s['clock_skew_s']:g} s)" if s.get("captures", 1) > 1 else "")
+            + (f"; {s['dnat_joined']} joined with their side before a Service's DNAT" if s.get("dnat_joined") else "")
         )
 
 
@@ -134,6 +138,7 @@ def analyze(
     pods=None,
     engine: str = "native",
     jobs: int | None = None,
+    clock_skew: float = DEFAULT_CLOCK_SKEW_S,
 ) -> Report:
     """Analyse one or more captures (paths, ``"-"`` for stdin, or binary file objects).
 
@@ -150,41 +155,53 @@ def analyze(
     dissectors; raises ``BackendUnavailable`` when tshark is missing or too old).
     ``jobs``: processes per capture file (``analyzer.parallel``); None = one per CPU for a plain file of
     at least ``parallel.MIN_BYTES``, 1 = one pass.  The rows are those of one pass.
+    ``clock_skew``: seconds two captures' clocks may differ by; rows of several captures that are one TCP
+    connection become one row (``analyzer.join``), and ``stats["clock_skew_s"]`` reports the skew used.
     """
+    if clock_skew < 0:
+        raise AnalyzerError(f"clock skew must be 0 or more seconds, not {clock_skew}")
     if pods is not None:
         from .kube.pods import PodIndex, load_pods
 
         pods = pods if isinstance(pods, PodIndex) else load_pods(pods)
+    notes = list(pods.notes) if pods is not None else []  # what the pod list could not say
     if engine != "native":  # ``engine="tshark"``: the same rows from Wireshark's dissectors
         if engine != "tshark":
             raise AnalyzerError(f"engine must be native or tshark, not {engine!r}")
         from .engines.tshark import analyze as tshark_analyze
 
-        report = tshark_analyze(sources, decode_as, include_localhost, progress)
+        report = tshark_analyze(sources, decode_as, include_localhost, progress, clock_skew=clock_skew,
+                                services=getattr(pods, "services", None))
         report.pods = pods
+        report.stats["warnings"][:0] = notes
         return report
     if isinstance(sources, (str, os.PathLike)) or hasattr(sources, "read"):
         sources = [sources]  # type: ignore[list-item]
     ctx_ports = parse_decode_as(decode_as)
-    rows: list[dict] = []
-    stats: dict = {"packets": 0, "frames_unsupported": Counter(), "not_tcp": [], "warnings": [], "processes": 1}
+    first_fid = 0
+    parts: list[list[dict]] = []
+    stats: dict = {"packets": 0, "frames_unsupported": Counter(), "not_tcp": [], "warnings": notes, "processes": 1}
     infos = []
     t0 = time.perf_counter()
     for src in sources:  # type: ignore[union-attr]
         split, part = parallel.plan(src, jobs), None
         if split:
             with _fewer_gc_passes():  # receiving and stitching the ranges allocate as much as reading
-                part = parallel.analyze_file(src, split, ctx_ports, len(rows), progress)
+                part = parallel.analyze_file(src, split, ctx_ports, first_fid, progress)
         if part is not None:
             stats["processes"] = max(stats["processes"], len(split) - 1)
         else:  # one pass: the whole capture as one range
-            part = parallel.read_range(src, 0, None, ctx_ports, False, progress, first_fid=len(rows))
+            part = parallel.read_range(src, 0, None, ctx_ports, False, progress, first_fid=first_fid)
         infos.append(part.info)
-        rows += part.rows
+        parts.append(part.rows)
+        first_fid += len(part.rows)
         stats["packets"] += part.packets
         stats["frames_unsupported"].update(part.skipped)
         stats["not_tcp"] += _not_tcp_rows(part.not_tcp, part.not_tcp_loopback, os.path.basename(part.info.path))
         stats["warnings"] += part.info.warnings
+    # The one place where the rows of the captures meet: connections seen by several become one row.
+    rows = combine(parts, [os.path.basename(i.path) for i in infos], stats, clock_skew,
+                   getattr(pods, "services", None))
     rows.sort(key=lambda r: r["flow_id"])
     stats["flows"] = len(rows)
     stats["excluded_localhost"] = sum(1 for r in rows if r["localhost"])

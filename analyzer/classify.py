@@ -362,6 +362,13 @@ def _base_row(flow: Flow, ctx: Context, c: int, s: int, basis: str) -> dict:
         "tls_records": 0,
         "app_data_records": 0,
         "alert": "",
+        "isn_c2s": flow.isn[c],
+        "isn_s2c": flow.isn[s],
+        "captures": flow.capture,
+        "vantages": 1,
+        "vantage_conflict": False,
+        "service_ip": "",
+        "service_port": None,
     }
 
 

@@ -15,7 +15,7 @@ import click
 
 from . import __version__
 from .api import analyze as run_analysis
-from .commands.common import TRUST_UNKNOWN_CLIENTS_HELP, InputError, emit, warn
+from .commands.common import TRUST_UNKNOWN_CLIENTS_HELP, InputError, clock_skew_option, emit, warn
 from .errors import AnalyzerError
 from .report.schema import EXPORT_FORMATS
 from .report.escape import text
@@ -110,8 +110,9 @@ def pods_options(f):
 @click.option("-j", "--jobs", type=click.IntRange(0, 64), default=0, show_default=True,
               help="Processes per capture file (native engine; byte ranges, flows joined at the cuts). "
                    "0: one per CPU for a plain file of 64 MiB or more, else 1.")
+@clock_skew_option
 def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, pods_file, use_kubectl, context,
-            namespace, all_namespaces, resource, trust_unknown_clients, fail_on, engine, jobs):
+            namespace, all_namespaces, resource, trust_unknown_clients, fail_on, engine, jobs, clock_skew):
     """Analyse CAPTURE files (pcap/pcapng, gzip ok; '-' reads standard input)."""
     from .kube.kubectl import load_pod_list
     from .report.edges import edge_rows, summary as edges_summary
@@ -128,12 +129,13 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
                                    "--view edges or --fail-on (run each engine for those)")
         from .commands.compare import echo_compare
 
-        sys.exit(echo_compare(captures, decode_as, include_localhost, fmt, output, quiet))
+        sys.exit(echo_compare(captures, decode_as, include_localhost, fmt, output, quiet, clock_skew))
     progress = _progress if sys.stderr.isatty() and not quiet else None
     try:
         pods = load_pod_list(pods_file, use_kubectl, context, namespace, all_namespaces)
         report = run_analysis(list(captures), decode_as=decode_as, include_localhost=include_localhost,
-                              progress=progress, pods=pods, engine=engine, jobs=jobs or None)
+                              progress=progress, pods=pods, engine=engine, jobs=jobs or None,
+                              clock_skew=clock_skew)
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
     if progress:

@@ -64,7 +64,7 @@ def run_cli(*args, env_extra: dict | None = None, path: str | None = None) -> su
 # -- library ---------------------------------------------------------------------------------------------
 def test_get_pods_through_the_standin(standin):
     index = kubectl.get_pods()
-    assert len(index) == 8 and index.source == "kubectl get pods -A -o json"
+    assert len(index) == 8 and index.source == "kubectl get pods,services,endpointslices -A -o json"
     assert {p.namespace for p in kubectl.get_pods(namespace="emojivoto").pods} == {"emojivoto"}
     assert len(kubectl.get_pods(namespace="emojivoto", all_namespaces=True)) == 8  # -A wins
 
@@ -87,7 +87,7 @@ def test_missing_kubectl_is_backend_unavailable(monkeypatch):
 def test_failing_kubectl_says_what_ran_and_what_kubectl_said(failing_kubectl):
     with pytest.raises(BackendUnavailable) as info:
         kubectl.get_pods(context="prod")
-    assert str(info.value) == ("`kubectl --context prod get pods -A -o json` failed (exit 1): "
+    assert str(info.value) == ("`kubectl --context prod get pods,services,endpointslices -A -o json` failed (exit 1): "
                                "error: You must be logged in to the server (Unauthorized)")
 
 
@@ -129,7 +129,7 @@ def test_analyze_kubectl_missing_is_one_error_line(tmp_path):
 def test_analyze_kubectl_failing_is_one_error_line(failing_kubectl):
     result = run_cli("analyze", DEMO, "--kubectl", "--context", "prod", "--view", "edges")
     assert result.returncode == 2
-    assert result.stderr == ("Error: `kubectl --context prod get pods -A -o json` failed (exit 1): "
+    assert result.stderr == ("Error: `kubectl --context prod get pods,services,endpointslices -A -o json` failed (exit 1): "
                              "error: You must be logged in to the server (Unauthorized)\n")
 
 

@@ -142,14 +142,26 @@ def test_a_list_without_pods_names_the_kinds_it_holds():
         parse_pods(kb.pods_doc(), "pods.json")
 
 
-def test_services_and_endpointslices_beside_pods_are_skipped_quietly():
+def test_services_and_endpointslices_beside_pods_go_to_the_service_index():
     doc = json.loads(kb.pods_doc(WEB))
     doc["items"] += [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-svc", "namespace": "emojivoto"},
                       "spec": {"clusterIP": "10.43.0.10", "ports": [{"port": 80, "targetPort": 8080}]}},
                      {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                      "metadata": {"name": "web-svc-abcde", "namespace": "emojivoto"},
+                      "metadata": {"name": "web-svc-abcde", "namespace": "emojivoto",
+                                   "labels": {"kubernetes.io/service-name": "web-svc"}},
                       "endpoints": [{"addresses": ["10.42.0.12"]}], "ports": [{"port": 8080}]}]
-    assert [p.name for p in parse_pods(json.dumps(doc), "pods.json").pods] == ["web-6d8f9c7b5d-x2x7k"]
+    index = parse_pods(json.dumps(doc), "pods.json")
+    assert [p.name for p in index.pods] == ["web-6d8f9c7b5d-x2x7k"]
+    assert index.services is not None and index.notes == []
+
+
+def test_a_list_of_services_without_pods_is_an_error_naming_its_kinds():
+    doc = {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-svc", "namespace": "emojivoto"},
+         "spec": {"clusterIP": "10.43.0.10", "ports": [{"port": 80}]}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "emojivoto"}}]}
+    with pytest.raises(PodsFormatError, match=r"no pods in the list \(it holds 1 Deployment, 1 Service\)"):
+        parse_pods(json.dumps(doc), "pods.json")
 
 
 # -- duplicates ------------------------------------------------------------------------------------------

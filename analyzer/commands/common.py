@@ -37,6 +37,18 @@ def warn(line: str) -> None:
     say(line, err=True)
 
 
+CLOCK_SKEW_HELP = ("Seconds the clocks of two captures may differ by when their flows are joined into "
+                   "connections (captures from several pods or nodes).")
+
+
+def clock_skew_option(f):
+    """``--clock-skew SECONDS``: how far apart two captures' clocks may be (``analyzer.join``)."""
+    from ..join import DEFAULT_CLOCK_SKEW_S
+
+    return click.option("--clock-skew", "clock_skew", type=click.FloatRange(min=0, max=3600), metavar="SECONDS",
+                        default=DEFAULT_CLOCK_SKEW_S, show_default=True, help=CLOCK_SKEW_HELP)(f)
+
+
 def emit(text: str, output: Path | None) -> None:
     """A rendered table to ``output`` or standard output; a path that cannot be written is bad input."""
     if output is None:

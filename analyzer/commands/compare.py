@@ -7,19 +7,21 @@ from pathlib import Path
 
 import click
 
-from .common import InputError, emit
+from .common import InputError, clock_skew_option, emit
 
 from ..errors import AnalyzerError
 from ..report.render import FORMATS, render
 
 
-def run_compare(captures, decode_as=(), include_localhost: bool = True) -> tuple[list[dict], dict]:
+def run_compare(captures, decode_as=(), include_localhost: bool = True, clock_skew: float | None = None
+                ) -> tuple[list[dict], dict]:
     """Analyse with both engines; (disagreement rows, agreement counts).  Raises AnalyzerError."""
     from ..api import analyze
     from ..engines.compare import agreement, disagreements
 
-    native = analyze(list(captures), decode_as=decode_as, include_localhost=True)
-    tshark = analyze(list(captures), decode_as=decode_as, include_localhost=True, engine="tshark")
+    skew = {} if clock_skew is None else {"clock_skew": clock_skew}
+    native = analyze(list(captures), decode_as=decode_as, include_localhost=True, **skew)
+    tshark = analyze(list(captures), decode_as=decode_as, include_localhost=True, engine="tshark", **skew)
     a = native.all_flow_rows if include_localhost else native.flow_rows
     b = tshark.all_flow_rows if include_localhost else tshark.flow_rows
     counts = agreement(a, b)
@@ -28,12 +30,13 @@ def run_compare(captures, decode_as=(), include_localhost: bool = True) -> tuple
     return disagreements(a, b), counts
 
 
-def echo_compare(captures, decode_as, include_localhost: bool, fmt: str, output: Path | None, quiet: bool) -> int:
+def echo_compare(captures, decode_as, include_localhost: bool, fmt: str, output: Path | None, quiet: bool,
+                 clock_skew: float | None = None) -> int:
     """Print the disagreements; returns the exit code (0 agree, 1 some flow disagrees)."""
     from ..engines.compare import DISAGREEMENT_COLUMNS
 
     try:
-        rows, counts = run_compare(captures, decode_as, include_localhost)
+        rows, counts = run_compare(captures, decode_as, include_localhost, clock_skew)
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
     text = render(rows, DISAGREEMENT_COLUMNS, fmt, "disagreements") if rows or fmt != "table" else ""
@@ -56,9 +59,10 @@ def echo_compare(captures, decode_as, include_localhost: bool, fmt: str, output:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write the table to PATH.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
-def compare(captures, decode_as, include_localhost, fmt, output, quiet):
+@clock_skew_option
+def compare(captures, decode_as, include_localhost, fmt, output, quiet, clock_skew):
     """Run the native and the tshark engine; list every flow where they disagree, with both reasons.
 
     Exit code 0 when every flow agrees, 1 when some flow disagrees, 2 on bad input or missing tshark.
     """
-    sys.exit(echo_compare(captures, decode_as, include_localhost, fmt, output, quiet))
+    sys.exit(echo_compare(captures, decode_as, include_localhost, fmt, output, quiet, clock_skew))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import TRUST_UNKNOWN_CLIENTS_HELP, InputError, warn
+from .common import TRUST_UNKNOWN_CLIENTS_HELP, InputError, clock_skew_option, warn
 
 from ..errors import AnalyzerError
 
@@ -55,8 +55,9 @@ def _resources():
 @click.option("--json-schema", is_flag=True, expose_value=False, is_eager=True, callback=_print_schema,
               help="Print the JSON Schema of --json and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
+@clock_skew_option
 def report(captures, pods_file, use_kubectl, context, output, json_path, resource, trust_unknown_clients, fail_on,
-           decode_as, engine, quiet):
+           decode_as, engine, quiet, clock_skew):
     """Write an audit report for CAPTURE files: the mesh graph, the edges with their evidence down to each
     flow, capture hashes and metadata, what could not be judged, and the policy result.
 
@@ -75,7 +76,7 @@ def report(captures, pods_file, use_kubectl, context, output, json_path, resourc
     try:
         paths = load_path_list(captures)
         pods = load_pod_list(pods_file, use_kubectl, context)
-        result = analyze(paths, decode_as=decode_as, pods=pods, engine=engine)
+        result = analyze(paths, decode_as=decode_as, pods=pods, engine=engine, clock_skew=clock_skew)
         doc = build_audit(result, paths, pods_file, resource, fail_on, engine, decode_as,
                           command=["mtls-analyzer", *sys.argv[1:]], trust_unknown_clients=trust_unknown_clients)
     except AnalyzerError as exc:

@@ -42,6 +42,7 @@ from .. import protocols
 from ..capture.reader import BT_EPB, BT_IDB, BT_OPB, BT_SHB, BT_SPB, PCAP_MAGIC, PCAPNG_BOM, PCAPNG_SHB
 from ..classify import L5D_TRANSPORT_ALPN, SERVER_PORTS, apply_port_hint, parse_identity
 from ..errors import AnalyzerError, BackendUnavailable
+from ..join import DEFAULT_CLOCK_SKEW_S, combine
 from ..report.schema import FLOW_NAMES
 from ..tls.constants import alert_name, cipher_name, version_name
 
@@ -76,6 +77,7 @@ FIELD_MAP: dict[str, str] = {
     "sport": "tcp.srcport",
     "dport": "tcp.dstport",
     "flags": "tcp.flags",
+    "seq_raw": "tcp.seq_raw",  # the ISN of a SYN: joining captures tells connections on a reused tuple apart
     "tcp_len": "tcp.len",
     "lost": "tcp.analysis.lost_segment",
     "rec_type": "tls.record.content_type",
@@ -216,7 +218,7 @@ class _Stream:
         "fid", "sid", "addrs", "ports", "first_ts", "last_ts", "packets", "bytes", "syn_dir", "synack_dir",
         "fin", "rst", "loopback", "truncated", "lost", "records", "appdata", "ccs", "hello", "hello_dir",
         "server_hello", "hrr", "client_cert", "cert_request", "alert", "apps", "first_kind", "data_sample",
-        "tls_dirs", "prefix", "cut_hello", "payload_dirs", "record_bytes",
+        "tls_dirs", "prefix", "cut_hello", "payload_dirs", "record_bytes", "isn",
     )
 
     def __init__(self, fid: int, sid: str, src: str, dst: str, sport: int, dport: int, ts: float):
@@ -228,6 +230,7 @@ class _Stream:
         self.bytes = [0, 0]
         self.syn_dir: int | None = None
         self.synack_dir: int | None = None
+        self.isn: list[int | None] = [None, None]
         self.fin = [False, False]
         self.rst = [False, False]
         self.loopback = False
@@ -379,6 +382,8 @@ class Aggregator:
                     st.synack_dir = d
             elif st.syn_dir is None:
                 st.syn_dir = d
+            if st.isn[d] is None and f[F["seq_raw"]]:
+                st.isn[d] = int(_last(f[F["seq_raw"]]))
         if flags & TH_FIN:
             st.fin[d] = True
         if flags & TH_RST:
@@ -596,7 +601,8 @@ class Aggregator:
             gaps=st.lost, truncated_packets=st.truncated, localhost=bool(why_local), localhost_reason=why_local,
             verdict="unknown", evidence="none", handshake="not-seen", client_hello=False, mtls="none", mesh=False,
             hint_conflict=False, plaintext_prefix_bytes=0, tls_records=st.records[0] + st.records[1],
-            app_data_records=st.appdata[0] + st.appdata[1],
+            app_data_records=st.appdata[0] + st.appdata[1], isn_c2s=st.isn[c], isn_s2c=st.isn[s],
+            captures=self.capture, vantages=1, vantage_conflict=False, service_port=None,
         )
         if st.hello is not None or st.server_hello is not None:
             self._tls_row(row, st, c, s)
@@ -1079,7 +1085,7 @@ def analyze_source(source, decode_as: Iterable[str] = (), next_fid: int = 0, tsh
 
 
 def analyze(sources, decode_as: Iterable[str] = (), include_localhost: bool = False, progress=None,
-            heuristics: bool = True):
+            heuristics: bool = True, clock_skew: float = DEFAULT_CLOCK_SKEW_S, services=None):
     """Same contract as ``analyzer.api.analyze`` (returns its ``Report``), from Wireshark's dissectors."""
     from ..api import Report
 
@@ -1088,6 +1094,8 @@ def analyze(sources, decode_as: Iterable[str] = (), include_localhost: bool = Fa
     tshark = find_tshark()
     t0 = time.perf_counter()
     rows: list[dict] = []
+    parts: list[list[dict]] = []
+    names: list[str] = []
     unsupported: Counter[str] = Counter()
     # The native engine's stats keys; the core renamed frames_skipped -> frames_unsupported, so both
     # names point at the same Counter until every reader uses the new one.
@@ -1096,11 +1104,14 @@ def analyze(sources, decode_as: Iterable[str] = (), include_localhost: bool = Fa
     for src in sources:
         agg = analyze_source(src, decode_as, len(rows), tshark, heuristics)
         rows += agg.rows
+        parts.append(agg.rows)
+        names.append(agg.capture)
         stats["packets"] += agg.packets
         unsupported.update(agg.skipped)
         stats["not_tcp"] += agg.not_tcp_rows()
         if progress is not None:
             progress(agg.capture, agg.packets, len(rows))
+    rows = combine(parts, names, stats, clock_skew, services)
     rows.sort(key=lambda r: r["flow_id"])
     stats["flows"] = len(rows)
     stats["excluded_localhost"] = sum(1 for r in rows if r["localhost"])

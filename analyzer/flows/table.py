@@ -31,6 +31,7 @@ TH_ACK = 0x10
 SYN_FIN_RST = TH_SYN | TH_FIN | TH_RST
 
 EVICT_EVERY = 1 << 16  # packets between scans for finished flows
+COPY_WINDOW_S = 0.0005  # one segment seen on two interfaces of a node: microseconds apart, never an RTO
 CLOSED_IDLE_S = 30.0  # a closed flow with no packet for this long is finished
 IDLE_S = 600.0  # any flow with no packet for this long is finished
 
@@ -72,7 +73,7 @@ class Flow:
     __slots__ = (
         "fid", "addrs", "ports", "first_ts", "last_ts", "packets", "bytes", "syn_dir", "synack_dir",
         "isn", "fin", "rst", "loopback", "truncated", "streams", "wants", "inspector", "capture",
-        "nxt", "jumps", "opener", "track",
+        "nxt", "jumps", "opener", "track", "last_seg", "copies",
     )
 
     def __init__(self, fid: int, src: bytes, dst: bytes, sport: int, dport: int, ts: float, inspector, capture: str):
@@ -97,6 +98,8 @@ class Flow:
         self.jumps = 0  # forward sequence jumps after that: lost (or reordered) segments
         self.opener = 0  # TCP flags of the first packet; -1 when the flow took over a reused tuple
         self.track: Track | None = None  # set in a later byte range (``analyzer.parallel``)
+        self.last_seg: list[tuple | None] = [None, None]  # (seq, wire_len, ts) of the last data segment
+        self.copies = 0  # data segments seen again on another interface (a node's -i any): not counted
 
     def seq_jump(self, d: int, seq: int, wire_len: int) -> None:
         """A segment that does not continue where the last one ended (payload no longer inspected)."""
@@ -304,6 +307,16 @@ class FlowTable:
             if flags & SYN_FIN_RST:
                 self._flags(flow, d, flags, seq)
             if wlen:
+                # A node's ``-i any`` sees a segment on each interface it crosses (the pod's veth, the
+                # peer's veth): the same seq and length again at once, with no other segment of this
+                # direction in between, is that copy - a retransmission comes an RTO or three
+                # duplicate ACKs (later segments) after.  Counted once, fed to reassembly once.
+                last = flow.last_seg[d]
+                if last is not None and last[0] == seq and last[1] == wlen and ts - last[2] < COPY_WINDOW_S:
+                    flow.packets[d] -= 1
+                    flow.copies += 1
+                    continue
+                flow.last_seg[d] = (seq, wlen, ts)
                 flow.bytes[d] += wlen
                 if clen < wlen:
                     flow.truncated += 1

@@ -59,15 +59,20 @@ def run(args: Sequence[str], context: str | None = None, timeout: float = GET_TI
     return proc.stdout
 
 
-def get_pods_text(context: str | None = None, namespace: str | None = None, all_namespaces: bool = False) -> str:
-    """``kubectl get pods -o json`` output (the raw JSON text, e.g. to save beside a capture)."""
-    out = run(["get", "pods", *scope_args(namespace, all_namespaces), "-o", "json"], context)
+AUDIT_KINDS = "pods,services,endpointslices"  # one List: who an IP is, and which ClusterIP is which Service
+
+
+def get_pods_text(context: str | None = None, namespace: str | None = None, all_namespaces: bool = False,
+                  kinds: str = "pods") -> str:
+    """``kubectl get KINDS -o json`` output (the raw JSON text, e.g. to save beside a capture)."""
+    out = run(["get", kinds, *scope_args(namespace, all_namespaces), "-o", "json"], context)
     return out.decode("utf-8", "replace")
 
 
 def get_pods(context: str | None = None, namespace: str | None = None, all_namespaces: bool = False) -> PodIndex:
     scope = " ".join(scope_args(namespace, all_namespaces))
-    return parse_pods_json(get_pods_text(context, namespace, all_namespaces), f"kubectl get pods {scope} -o json")
+    return parse_pods_json(get_pods_text(context, namespace, all_namespaces, AUDIT_KINDS),
+                           f"kubectl get {AUDIT_KINDS} {scope} -o json")
 
 
 def current_namespace(context: str | None = None) -> str:

@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import AnalyzerError
+from .services import SERVICE_KINDS, parse_services
 
 PROXY_CONTAINER = "linkerd-proxy"
 DEBUG_CONTAINER = "linkerd-debug"
@@ -140,12 +141,15 @@ class Peer:
     name: str = ""
     candidates: tuple[Pod, ...] = ()
     note: str = ""
+    namespace: str = ""  # a ``service`` peer's namespace (``pod``: an endpoint standing for it, or None)
 
     @property
     def meshed(self) -> bool | None:
         """True/False for pods; False for nodes and external IPs; ambiguous: agreed by all candidates, else None."""
         if self.kind == "pod":
             return self.pod.meshed  # type: ignore[union-attr]
+        if self.kind == "service":
+            return self.pod.meshed if self.pod is not None else None
         if self.kind == "ambiguous":
             states = {c.meshed for c in self.candidates}
             return states.pop() if len(states) == 1 else None
@@ -158,6 +162,8 @@ class PodIndex:
 
     pods: tuple[Pod, ...]
     source: str = ""
+    services: object = None  # analyzer.kube.services.ServiceIndex when the list held Services
+    notes: list[str] = field(default_factory=list)  # what the list could not say (printed as warnings)
     _by_ip: dict[str, list[Pod]] = field(default_factory=dict, repr=False)
     _nodes: dict[str, str] = field(default_factory=dict, repr=False)  # node IP -> node name
 
@@ -205,7 +211,8 @@ class PodIndex:
         """Union of two lists (e.g. before and after a capture); ``newer`` wins for the same pod."""
         pods = {_pod_key(p): p for p in self.pods}
         pods.update({_pod_key(p): p for p in newer.pods})
-        return PodIndex(tuple(pods.values()), newer.source or self.source)
+        return PodIndex(tuple(pods.values()), newer.source or self.source, newer.services or self.services,
+                        newer.notes or self.notes)
 
 
 # -- time ----------------------------------------------------------------------------------------------
@@ -517,8 +524,6 @@ def _pod_from_json(obj: dict, where: str, trust_domain: str) -> Pod:
     )
 
 
-# Kinds a List may hold besides pods: read by the Service layer, skipped here without a word.
-OTHER_KNOWN_KINDS = frozenset({"Service", "EndpointSlice"})
 EXPECTED_OUTPUT = "expected `kubectl get pods -A -o json` (or `-o yaml`) output"
 
 
@@ -535,12 +540,16 @@ def _index_from_doc(doc, source: str, trust_domain: str, fmt: str) -> PodIndex:
     pods: dict[tuple[str, str, str], Pod] = {}
     positions: dict[tuple[str, str, str], list[int]] = {}
     others: Counter[str] = Counter()
+    service_items: list[tuple[int, dict]] = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise PodsFormatError(f"{source}: items[{i}] is not an object")
         kind = item.get("kind", "Pod")
         if not isinstance(kind, str):
             raise _Node(item, f"{source}: items[{i}]").wrong("kind", kind, str)
+        if kind in SERVICE_KINDS:
+            service_items.append((i, item))
+            continue
         if kind != "Pod":
             others[kind] += 1
             continue
@@ -549,14 +558,22 @@ def _index_from_doc(doc, source: str, trust_domain: str, fmt: str) -> PodIndex:
         pods[key] = pod  # a later copy of the same pod wins, as in :meth:`PodIndex.merged`
         positions.setdefault(key, []).append(i)
     if not pods:
-        held = ", ".join(f"{n} {k}" for k, n in sorted(others.items())) if others else "nothing"
+        held_kinds = others + Counter(item.get("kind") for _, item in service_items)
+        held = ", ".join(f"{n} {k}" for k, n in sorted(held_kinds.items())) if held_kinds else "nothing"
         raise PodsFormatError(f"{source}: no pods in the list (it holds {held}); {EXPECTED_OUTPUT}")
     for key, where in positions.items():
         if len(where) > 1:
             note = (f"{pods[key].ref} is listed {len(where)} times (items {', '.join(map(str, where))}); "
                     f"read as one pod, the last copy")
             pods[key] = replace(pods[key], notes=pods[key].notes + (note,))
-    return PodIndex(tuple(pods.values()), source)
+    index = PodIndex(tuple(pods.values()), source)
+    if service_items:
+        index.services = parse_services(service_items, source, index)
+        index.notes += index.services.notes
+    if others:
+        index.notes.append(f"{source}: ignored {sum(others.values())} item(s) of other kinds "
+                           f"({', '.join(f'{k} {n}' for k, n in sorted(others.items()))})")
+    return index
 
 
 def _pod_key(p: Pod) -> tuple[str, str, str]:
@@ -565,7 +582,7 @@ def _pod_key(p: Pod) -> tuple[str, str, str]:
 
 def parse_pods_json(text: str, source: str = "pods", trust_domain: str = DEFAULT_TRUST_DOMAIN) -> PodIndex:
     """``kubectl get pods [-A] -o json`` output -> :class:`PodIndex`.  Services and EndpointSlices in a
-    List are skipped; a list without pods is an error naming what it holds."""
+    List go to its Service index; a list without pods is an error naming what it holds."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -61,11 +61,13 @@ def up(state: Path, mode: str, lifetime: float) -> None:
 
 
 @lab.command(short_help="Capture with tshark -i any in a pod's (or the node's) namespace while traffic flows.")
-@click.option("--pod", help="Capture inside this pod's namespace (key, deployment or pod name).")
-@click.option("--node", is_flag=True, help="Capture on the node's bridge instead of inside a pod.")
+@click.option("--pod", multiple=True, help="Capture inside this pod's namespace (key, deployment or pod name). "
+                                           "Repeatable, and with --node: all at once, one file each.")
+@click.option("--node", is_flag=True, help="Capture on the node's bridge (also with --pod).")
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="How long traffic runs.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="pcapng to write; <name>.pods.json and <name>.expected-edges.csv go beside it.")
+              help="pcapng to write; <name>.pods.json and <name>.expected-edges.csv go beside it. Several "
+                   "vantage points write <name>.pod-<pod>.pcapng and <name>.node.pcapng instead.")
 @click.option("--snaplen", "-s", type=click.IntRange(min=64), help="tshark -s: bytes kept per packet.")
 @click.option("--sll2", is_flag=True, help="Force Linux cooked v2 headers (tshark -y LINUX_SLL2).")
 @click.option("--scenario", type=click.Choice(SCENARIOS), default="steady", show_default=True,
@@ -73,15 +75,17 @@ def up(state: Path, mode: str, lifetime: float) -> None:
 @click.option("--max-rounds", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Upper bound on each traffic driver's rounds.")
 @lab_command
-def capture(state: Path, pod: str | None, node: bool, seconds: float, output: Path, snaplen: int | None,
+def capture(state: Path, pod: tuple[str, ...], node: bool, seconds: float, output: Path, snaplen: int | None,
             sll2: bool, scenario: str, max_rounds: int) -> None:
     """Run tshark -i any in a pod's netns (as the linkerd-debug sidecar does) while traffic flows."""
-    if bool(pod) == node:
-        raise click.UsageError("give exactly one of --pod POD or --node")
+    points = [*pod, *(["node"] if node else [])]
+    if not points:
+        raise click.UsageError("give --pod POD (repeatable) and/or --node")
     if not 1 <= seconds <= 300:
         raise click.BadParameter("must be between 1 and 300", param_hint="--seconds")
     started = time.monotonic()
-    result = control.capture(state, output, None if node else pod, seconds, snaplen, sll2, scenario, max_rounds)
+    result = control.capture(state, output, points[0], seconds, snaplen, sll2, scenario, max_rounds,
+                             also=tuple(points[1:]))
     click.echo(f"captured {result.size_bytes} bytes in {time.monotonic() - started:.1f} s: {' '.join(result.command)}")
     for summary in result.drivers:
         click.echo(f"  driver {json.dumps(summary)}")

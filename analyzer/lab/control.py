@@ -13,6 +13,7 @@ State directory (default ``/run/mtlslab``)::
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import logging
 import shutil
@@ -66,6 +67,7 @@ def up(state: Path, mode: str, lifetime_s: float = 3600.0) -> Lab:
         if pod.meshed:
             authority.issue(pod.key, pod.identity)
     netns.setup_network(lab)
+    netns.setup_services(lab)
     expected = []
     for pod in lab.pods:
         # The proxy first, as with native sidecars: the app's first connection must find it listening.
@@ -143,35 +145,74 @@ def tshark_command(netns_name: str, interface: str, output: Path, duration_s: fl
     return command
 
 
+def _vantage(lab: Lab, pod: str | None) -> tuple[str, str, str]:
+    """(key, netns, interface) of a capture point: a pod's netns with ``-i any``, or the node's bridge."""
+    if pod is None or pod == NODE:
+        return NODE, netns.NODE_NS, netns.BRIDGE
+    try:
+        target = lab.pod(pod)
+    except KeyError:
+        raise LabError(f"no pod {pod!r}; pods: {', '.join(p.key for p in lab.pods)}") from None
+    return target.key, target.netns, "any"
+
+
+def vantage_path(output: Path, key: str) -> Path:
+    """Where one vantage point of a several-point capture goes: ``NAME.pod-KEY.pcapng``, ``NAME.node.pcapng``
+    (the names ``analyzer.join.vantage`` reads)."""
+    stem = output.name.removesuffix(".pcapng")
+    return output.with_name(f"{stem}.node.pcapng" if key == NODE else f"{stem}.pod-{key}.pcapng")
+
+
+def _start_tshark(state: Path, name: str, command: list[str]):
+    (state / "logs" / f"{name}.log").unlink(missing_ok=True)  # an earlier run's "Capturing on" must not count
+    tshark = netns.spawn(state, name, command, stdout=subprocess.DEVNULL)
+    # spawn() sends stderr to the log; watch the log for tshark's "Capturing on" line.
+    deadline = time.monotonic() + TSHARK_START_TIMEOUT_S
+    log_path = state / "logs" / f"{name}.log"
+    while "Capturing on" not in log_path.read_text(errors="replace"):
+        if tshark.poll() is not None or time.monotonic() > deadline:
+            raise LabError(f"tshark did not start: {_tail(log_path)}")
+        time.sleep(0.05)
+    return tshark
+
+
+def _stop_tshark(state: Path, name: str, tshark) -> None:
+    tshark.send_signal(signal.SIGINT)
+    try:
+        tshark.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        netns.terminate([tshark.pid])
+    netns.forget(state, name)
+
+
 def capture(state: Path, output: Path, pod: str | None, seconds: float, snaplen: int | None = None,
-            sll2: bool = False, scenario: str = "steady", max_rounds: int = 1000) -> CaptureResult:
+            sll2: bool = False, scenario: str = "steady", max_rounds: int = 1000,
+            also: tuple[str, ...] = ()) -> CaptureResult:
     """Capture like the linkerd-debug sidecar (tshark -i any in the pod's netns) while traffic flows.
 
     Order: drivers prepare (midconn: open their connections) -> tshark starts -> go file -> drivers run
     `seconds` -> TAIL_S -> tshark stops (SIGINT, so the pcapng is complete). `pod=None` captures on the
-    node's bridge instead.
+    node's bridge instead.  ``also``: more vantage points (pod keys, or ``node``) captured at the same
+    time; then each goes to :func:`vantage_path` and the expected edges are those any of them sees.
     """
     if scenario not in SCENARIOS:
         raise LabError(f"scenario must be one of {SCENARIOS}")
     lab = load(state)
     if shutil.which("tshark") is None:
         raise LabError("tshark not found: apt-get install tshark")
-    if pod is None:
-        capture_key, where, interface = NODE, netns.NODE_NS, netns.BRIDGE
-    else:
-        try:
-            target = lab.pod(pod)
-        except KeyError:
-            raise LabError(f"no pod {pod!r}; pods: {', '.join(p.key for p in lab.pods)}") from None
-        capture_key, where, interface = target.key, target.netns, "any"
+    points = list(dict.fromkeys(_vantage(lab, p) for p in (pod, *also)))
+    capture_key = points[0][0]
     output = output.resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.unlink(missing_ok=True)
+    outputs = [output] if len(points) == 1 else [vantage_path(output, key) for key, _, _ in points]
+    for path in outputs:
+        path.unlink(missing_ok=True)
     run_dir = state / "run"
     run_dir.mkdir(exist_ok=True)
     go_file = run_dir / f"go-{time.time_ns()}"
 
     drivers = []
+    tsharks: list = []
     try:
         for key in traffic.drivers_for(lab, scenario):
             ns = netns.NODE_NS if key == NODE else lab.pod(key).netns
@@ -184,19 +225,15 @@ def capture(state: Path, output: Path, pod: str | None, seconds: float, snaplen:
             if not lines.seen.wait(DRIVER_READY_TIMEOUT_S):
                 raise LabError(f"driver {key} not ready: {_tail(state / 'logs' / f'driver.{key}.log')}")
 
-        command = tshark_command(where, interface, output, seconds + 60, snaplen, sll2)
-        tshark = netns.spawn(state, "tshark", command, stdout=subprocess.DEVNULL)
-        # spawn() sends stderr to the log; watch the log for tshark's "Capturing on" line.
-        deadline = time.monotonic() + TSHARK_START_TIMEOUT_S
-        log_path = state / "logs" / "tshark.log"
-        while "Capturing on" not in log_path.read_text(errors="replace"):
-            if tshark.poll() is not None or time.monotonic() > deadline:
-                raise LabError(f"tshark did not start: {_tail(log_path)}")
-            time.sleep(0.05)
+        commands = [tshark_command(where, interface, path, seconds + 60, snaplen, sll2)
+                    for (_, where, interface), path in zip(points, outputs)]
+        names = ["tshark" if len(points) == 1 else f"tshark.{key}" for key, _, _ in points]
+        for name, command in zip(names, commands):
+            tsharks.append((name, _start_tshark(state, name, command)))
         time.sleep(0.3)  # dumpcap is reading packets once it printed the line; a margin costs nothing
         go_file.touch()
 
-        result = CaptureResult(output, command)
+        result = CaptureResult(output, commands[0])
         for key, proc, lines in drivers:
             try:
                 proc.wait(timeout=seconds + 60)
@@ -208,34 +245,38 @@ def capture(state: Path, output: Path, pod: str | None, seconds: float, snaplen:
             result.drivers.append(json.loads(summary) if summary else {"pod": key, "error": proc.returncode})
             netns.forget(state, f"driver.{key}")
         time.sleep(TAIL_S)
-        tshark.send_signal(signal.SIGINT)
-        try:
-            tshark.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            netns.terminate([tshark.pid])
-        netns.forget(state, "tshark")
+        while tsharks:
+            _stop_tshark(state, *tsharks.pop())
     finally:
+        for name, tshark in tsharks:  # a failed start: stop the ones already running
+            _stop_tshark(state, name, tshark)
         for key, proc, _ in drivers:
             if proc.poll() is None:
                 netns.terminate([proc.pid])
             netns.forget(state, f"driver.{key}")
         go_file.unlink(missing_ok=True)
 
-    if not output.exists() or output.stat().st_size == 0:
-        raise LabError(f"tshark wrote no capture: {_tail(state / 'logs' / 'tshark.log')}")
-    output.chmod(0o644)  # dumpcap creates 0600 files; the bundled captures must be readable by anyone
-    result.size_bytes = output.stat().st_size
+    for path, name in zip(outputs, names):
+        if not path.exists() or path.stat().st_size == 0:
+            raise LabError(f"tshark wrote no capture: {_tail(state / 'logs' / f'{name}.log')}")
+        path.chmod(0o644)  # dumpcap creates 0600 files; the bundled captures must be readable by anyone
+    result.size_bytes = sum(path.stat().st_size for path in outputs)
     base = output.with_suffix("")
     pods_path = base.with_name(base.name + ".pods.json")
     edges_path = base.with_name(base.name + ".expected-edges.csv")
     pods_path.write_text((state / "pods.json").read_text())
-    edges_path.write_text(rows_to_csv(expected_rows(lab, scenario, capture_key)))
-    result.files = [output, pods_path, edges_path]
-    if capture_key != NODE:
+    expected = {tuple(r.values()): r for key, _, _ in points for r in expected_rows(lab, scenario, key)}
+    edges_path.write_text(rows_to_csv(sorted(expected.values(), key=_row_order)))
+    result.files = [*outputs, pods_path, edges_path]
+    if len(points) == 1 and capture_key != NODE:
         local_path = base.with_name(base.name + ".expected-localhost.csv")
         local_path.write_text(rows_to_csv(localhost_rows(lab, scenario, capture_key)))
         result.files.append(local_path)
     return result
+
+
+def _row_order(row: dict) -> tuple:
+    return ipaddress.ip_address(row["src_ip"]), ipaddress.ip_address(row["dst_ip"]), row["dst_port"]
 
 
 # -- status --------------------------------------------------------------------------------------------

@@ -165,10 +165,33 @@ def pod_object(lab: Lab, pod: Pod) -> dict:
     }
 
 
+def service_objects(lab: Lab) -> list[dict]:
+    """Each lab Service and its EndpointSlice, as ``kubectl get services,endpointslices -o json`` prints them."""
+    out = []
+    for spec, cluster_ip in lab.services():
+        pod = lab.pod(spec.target)
+        meta = {"name": spec.name, "namespace": pod.namespace, "uid": _uid("svc", spec.name),
+                "creationTimestamp": lab.created}
+        out.append({"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {
+            "type": "ClusterIP", "clusterIP": cluster_ip, "clusterIPs": [cluster_ip], "selector": {"app": pod.key},
+            "ports": [{"name": spec.port_name, "port": spec.port, "protocol": "TCP", "targetPort": spec.target_port}]}})
+        out.append({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+                    "metadata": {"name": f"{spec.name}-{pod.template_hash[:5]}", "namespace": pod.namespace,
+                                 "uid": _uid("eps", spec.name), "creationTimestamp": lab.created,
+                                 "labels": {"kubernetes.io/service-name": spec.name}},
+                    "ports": [{"name": spec.port_name, "port": spec.target_port, "protocol": "TCP"}],
+                    "endpoints": [{"addresses": [pod.ip], "conditions": {"ready": True}, "nodeName": NODE_NAME,
+                                   "targetRef": {"kind": "Pod", "name": pod.name, "namespace": pod.namespace,
+                                                 "uid": _uid("pod", pod.namespace, pod.name)}}]})
+    return out
+
+
 def pods_list(lab: Lab) -> dict:
-    """The whole ``kind: List`` document, items sorted by namespace then name as kubectl sorts them."""
+    """The whole ``kind: List`` document, as ``kubectl get pods,services,endpointslices -A -o json`` prints
+    it: the pods sorted by namespace then name, then the Services and their EndpointSlices."""
     items = sorted((pod_object(lab, p) for p in lab.pods),
                    key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"]))
+    items += service_objects(lab)
     return {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}
 
 

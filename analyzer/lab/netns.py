@@ -5,9 +5,11 @@ Layout (all addresses exist only inside namespaces the lab created; the root nam
     mtlslab-node   bridge mtlslab-br0 10.244.0.1/24, one veth end per pod of the node (mtlslab-vN)
     mtlslab-node2  bridge mtlslab-br1 10.244.1.1/24, the same for the second node's pods
                    the two nodes are joined by a transit veth (mtlslab-t0 10.244.255.1/30 in node,
-                   mtlslab-t1 10.244.255.2/30 in node2), forward IPv4 and route each other's pod subnet
-    mtlslab-<pod>  eth0 (peer of mtlslab-vN) with the pod IP, a route to 10.244.0.0/16 via its node, lo,
-                   and for meshed pods an nftables table ``mtlslab`` that plays linkerd-init (see :func:`nft_rules`)
+                   mtlslab-t1 10.244.255.2/30 in node2), forward IPv4 and route each other's pod subnet;
+                   each node's table ``mtlslab-services`` plays kube-proxy (see :func:`setup_services`)
+    mtlslab-<pod>  eth0 (peer of mtlslab-vN) with the pod IP, routes to 10.244.0.0/16 and to the ClusterIPs
+                   (10.96.0.0/16) via its node, lo, and for meshed pods an nftables table ``mtlslab`` that
+                   plays linkerd-init (see :func:`nft_rules`)
 
 Veths are created *inside* the node namespace and their peer is moved straight into the pod namespace,
 so not even a transient link appears in the root namespace. Every name starts with ``mtlslab-``, so
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from analyzer.lab.topology import (
     INBOUND_SKIP_PORTS, NODE, NODE_IPS, NODE_NAMES, NODE_SUBNETS, OUTBOUND_SKIP_PORTS, PODS_SUPERNET, PREFIX,
-    PROXY_INBOUND_PORT, PROXY_MARK, PROXY_OUTBOUND_PORT, SUBNET, TRANSIT, Lab,
+    PROXY_INBOUND_PORT, PROXY_MARK, PROXY_OUTBOUND_PORT, SERVICE_SUBNET, SUBNET, TRANSIT, Lab,
 )
 
 log = logging.getLogger(__name__)
@@ -130,6 +132,39 @@ def _join_nodes() -> None:
         run("ip", "-n", ns, "link", "set", link, "up")
     run("ip", "-n", first, "route", "add", str(NODE_SUBNETS[1]), "via", addr2.split("/")[0])
     run("ip", "-n", second, "route", "add", str(NODE_SUBNETS[0]), "via", addr1.split("/")[0])
+
+
+def service_rules(lab: Lab) -> str:
+    """kube-proxy's part in nftables form: each ClusterIP:port DNATed to its pod in the node namespace."""
+    rules = "\n".join(f"    ip daddr {ip} tcp dport {spec.port} dnat to {lab.pod(spec.target).ip}:{spec.target_port}"
+                      for spec, ip in lab.services())
+    return f"""table ip {PREFIX}services {{
+  chain cluster_ips {{
+    type nat hook prerouting priority dstnat; policy accept;
+{rules}
+  }}
+}}
+"""
+
+
+def setup_services(lab: Lab) -> None:
+    """ClusterIPs as nodes have them: pods route SERVICE_SUBNET to their node, which DNATs (kube-proxy runs
+    on every node) and forwards to the pod, on its bridge or over the transit link.  A same-node reply is
+    bridged straight back, and br_netfilter passes it through the node's conntrack, which rewrites its source
+    back to the ClusterIP, as on a bridge-CNI node; a reply from the other node is routed through it."""
+    rules = service_rules(lab)
+    for index, node_ns in enumerate(NODE_NAMES):
+        bridge = f"{PREFIX}br{index}"
+        for key, value in (("net.ipv4.ip_forward", "1"), ("net.bridge.bridge-nf-call-iptables", "1"),
+                           # No ICMP redirect "talk to the pod directly": the ClusterIP only works via the node.
+                           ("net.ipv4.conf.all.send_redirects", "0"), (f"net.ipv4.conf.{bridge}.send_redirects", "0")):
+            run("ip", "netns", "exec", node_ns, "sysctl", "-qw", f"{key}={value}")
+        proc = subprocess.run(["ip", "netns", "exec", node_ns, "nft", "-f", "-"], input=rules,
+                              capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            raise LabError(f"nft in {node_ns} failed: {proc.stderr.strip()}")
+    for pod in lab.pods:
+        run("ip", "-n", pod.netns, "route", "add", str(SERVICE_SUBNET), "via", pod.node_ip)
 
 
 # -- processes -----------------------------------------------------------------------------------------

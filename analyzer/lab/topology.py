@@ -42,7 +42,10 @@ CONTROL_PLANE_NS = "linkerd"
 TRUST_DOMAIN = "cluster.local"
 
 MODES = ("transparent", "transport-header")
-SCENARIOS = ("steady", "midconn")
+# services: an unmeshed client calls a meshed pod through a Service's ClusterIP (DNAT on the node).
+SCENARIOS = ("steady", "midconn", "services")
+SERVICE_SUBNET = ipaddress.ip_network("10.96.0.0/16")  # ClusterIPs, routed to the node namespace only
+FIRST_SERVICE_HOST = 10
 
 # linkerd2-proxy ports (reference: "Ports and where traffic goes").
 PROXY_INBOUND_PORT = 4143
@@ -102,6 +105,23 @@ class EdgeSpec:
     scenarios: tuple[str, ...] = ("steady",)
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """A ClusterIP Service in front of one lab pod: ``port`` on the ClusterIP -> the pod's ``target_port``."""
+
+    name: str
+    target: str  # pod key
+    port: int
+    target_port: int
+    port_name: str = "http"
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("emoji-svc", "emoji", 80, 8080),
+    ServiceSpec("voting-svc", "voting", 8080, 8080, "grpc"),
+)
+
+
 # The emojivoto-like application plus the traffic that must stay plaintext (issue 3).
 PODS: tuple[PodSpec, ...] = (
     PodSpec("web", "emojivoto", "web", True, "web", (8080,), debug_sidecar=True, container="web-svc"),
@@ -146,6 +166,8 @@ EDGES: tuple[EdgeSpec, ...] = (
                scenarios=_BOTH if key == "voting" else ("steady",)) for key in _MESHED if key != "prometheus"),
     *(EdgeSpec("prometheus-server", key, PROXY_ADMIN_PORT, "scrape",
                scenarios=_BOTH if key == "voting" else ("steady",)) for key in _MESHED),
+    # An unmeshed client of a meshed pod through its Service's ClusterIP (port = the Service port).
+    EdgeSpec("legacy", "emoji", 80, "service", scenarios=("services",)),
 )
 
 
@@ -250,6 +272,14 @@ class Lab:
         """DNS name -> pod IP for the resolver (no ClusterIPs: names resolve straight to the pod)."""
         return {f"{p.key}-svc.{p.namespace}.svc.{TRUST_DOMAIN}": p.ip for p in self.pods}
 
+    def services(self) -> list[tuple[ServiceSpec, str]]:
+        """Every Service with its ClusterIP (assigned in declaration order from SERVICE_SUBNET)."""
+        return [(spec, str(SERVICE_SUBNET.network_address + FIRST_SERVICE_HOST + i)) for i, spec in enumerate(SERVICES)]
+
+    def service_for(self, edge: EdgeSpec) -> tuple[ServiceSpec, str]:
+        """The Service a ``service`` edge dials (its pod and Service port), with its ClusterIP."""
+        return next((s, ip) for s, ip in self.services() if s.target == edge.dst and s.port == edge.port)
+
     def service_name(self, key: str) -> str:
         pod = self.pod(key)
         return f"{pod.key}-svc.{pod.namespace}.svc.{TRUST_DOMAIN}"
@@ -330,12 +360,27 @@ def expected_rows(lab: Lab, scenario: str | None = None, capture_pod: str | None
         verdict, status, reason = classify_edge(lab, edge)
         src_ns, src_pod, src_ip = _endpoint(lab, edge.src)
         dst_ns, dst_pod, dst_ip = _endpoint(lab, edge.dst)
-        port = wire_port(lab, edge)
-        rows[(src_ip, dst_ip, port)] = dict(
-            src_ns=src_ns, src_pod=src_pod, src_ip=src_ip, dst_ns=dst_ns, dst_pod=dst_pod, dst_ip=dst_ip,
-            dst_port=port, verdict=verdict, status=status, reason=reason,
-        )
+        for dst_name, dst_ip, port in _wire_ends(lab, edge, capture_pod, dst_pod, dst_ip):
+            rows[(src_ip, dst_ip, port)] = dict(
+                src_ns=src_ns, src_pod=src_pod, src_ip=src_ip, dst_ns=dst_ns, dst_pod=dst_name, dst_ip=dst_ip,
+                dst_port=port, verdict=verdict, status=status, reason=reason,
+            )
     return [rows[k] for k in sorted(rows, key=lambda k: (ipaddress.ip_address(k[0]), ipaddress.ip_address(k[1]), k[2]))]
+
+
+def _wire_ends(lab: Lab, edge: EdgeSpec, capture_pod: str | None, dst_pod: str, dst_ip: str) -> list[tuple]:
+    """(destination name, IP, port) as a capture at ``capture_pod`` sees the edge: a ``service`` edge is
+    client -> ClusterIP:port before the node's DNAT (client pod) and client -> pod:target port after it
+    (server pod); the node sees both."""
+    if edge.kind != "service":
+        return [(dst_pod, dst_ip, wire_port(lab, edge))]
+    spec, cluster_ip = lab.service_for(edge)
+    ends = []
+    if capture_pod in (None, NODE, edge.src):
+        ends.append((spec.name, cluster_ip, spec.port))
+    if capture_pod in (None, NODE, edge.dst):
+        ends.append((dst_pod, dst_ip, spec.target_port))
+    return ends
 
 
 def localhost_rows(lab: Lab, scenario: str | None = None, capture_pod: str | None = None) -> list[dict]:
@@ -357,8 +402,9 @@ def localhost_rows(lab: Lab, scenario: str | None = None, capture_pod: str | Non
         if src_pod.meshed and edge.port not in OUTBOUND_SKIP_PORTS:
             hops.append((src_pod, src_pod, "127.0.0.1", PROXY_OUTBOUND_PORT, "app_to_proxy"))
             hops.append((src_pod, dst_pod, dst_pod.ip, edge.port, "outbound_redirect_reply"))
-        if dst_pod.meshed and edge.port not in INBOUND_SKIP_PORTS:
-            hops.append((dst_pod, dst_pod, dst_pod.ip, edge.port, "proxy_to_app"))
+        inbound_port = lab.service_for(edge)[0].target_port if edge.kind == "service" else edge.port
+        if dst_pod.meshed and inbound_port not in INBOUND_SKIP_PORTS:
+            hops.append((dst_pod, dst_pod, dst_pod.ip, inbound_port, "proxy_to_app"))
         for pod, peer, dst_ip, port, reason in hops:
             if capture_pod is not None and capture_pod != pod.key:
                 continue  # lo is only visible from inside the pod, never on the bridge

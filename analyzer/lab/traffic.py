@@ -53,7 +53,12 @@ class Driver:
     # -- steady ----------------------------------------------------------------------------------------
     async def steady_round(self, index: int) -> None:
         lab = self.lab
-        if self.key == "vote-bot":
+        if self.scenario == "services":  # through the Service's ClusterIP: the node DNATs it to the pod
+            for edge in lab.edges_from(self.key, self.scenario):
+                spec, cluster_ip = lab.service_for(edge)
+                host = f"{spec.name}.{lab.pod(edge.dst).namespace}.svc.cluster.local:{spec.port}"
+                await self._count(apps.http_get(cluster_ip, spec.port, "/api/list", host))
+        elif self.key == "vote-bot":
             web_ip = await apps.lookup(lab, "web")
             choice = apps.EMOJI[index % len(apps.EMOJI)]
             await self._count(apps.http_get(web_ip, 8080, f"/api/vote?choice={choice}",

@@ -29,7 +29,8 @@ from typing import Iterable, Sequence
 
 from ..capture.reader import CaptureReader
 from ..errors import CaptureFormatError
-from .edges import GATE_TESTS, GATES, RESOURCES, classify_flow
+from ..join.vantage import capture_vantages, sides
+from .edges import GATE_TESTS, GATES, RESOURCES, classify_flow, destination, peer_end
 from .render import iso
 from .schema import CATEGORIES, EDGE_COLUMNS, EDGE_STATUSES, FLOW_COLUMNS, Column
 
@@ -57,6 +58,9 @@ EDGE_EXTRA_COLUMNS: tuple[Column, ...] = (
     Column("id", "string", "edge id within this document: e1, e2, ... (anchors in the HTML report)"),
     Column("key", "string", "src_ns/src -> dst_ns/dst: what ``diff`` matches edges on"),
     Column("flow_ids", "list", "flow_id of every flow of the edge"),
+    Column("seen_one_side", "Int64", "connections captured in the client pod or the server pod, not both"),
+    Column("seen_both_sides", "Int64", "connections captured in both the client pod and the server pod"),
+    Column("seen_from_node", "Int64", "connections captured on a node"),
 )
 
 
@@ -129,16 +133,6 @@ def pods_facts(pods, path: str | os.PathLike | None) -> dict | None:
 
 
 # -- flows and edges ---------------------------------------------------------------------------------------
-def _end(peer, resource: str) -> tuple[str, str, str]:
-    """(kind, namespace, name) of a flow end at ``resource`` level: the grouping ``edges.edge_rows`` uses
-    (``tests/test_report_html.py`` checks that both give every edge the same flows)."""
-    if peer.kind == "pod":
-        return peer.pod.workload(resource)
-    if peer.kind == "node":
-        return "node", "", peer.name
-    return peer.kind, "", peer.ip
-
-
 def edge_key(src_ns: str, src: str, dst_ns: str, dst: str) -> str:
     """``ns/name -> ns/name`` (a peer without namespace is its bare name); stable across documents."""
     left = f"{src_ns}/{src}" if src_ns else src
@@ -147,8 +141,9 @@ def edge_key(src_ns: str, src: str, dst_ns: str, dst: str) -> str:
 
 
 def link_flows(flow_rows: Sequence[dict], edge_rows: Sequence[dict], pods, resource: str,
-               trust_unknown_clients: bool = False) -> tuple[list[dict], list[dict]]:
-    """Number the edges (``e1``...) and tie each flow to its edge with the flow's own status.
+               trust_unknown_clients: bool = False, vantages: dict | None = None) -> tuple[list[dict], list[dict]]:
+    """Number the edges (``e1``...) and tie each flow to its edge with the flow's own status; with the
+    captures' ``vantages`` (``analyzer.join.vantage``), count per edge where its connections were seen.
 
     Returns (edges, flows): copies of the rows with ``EDGE_EXTRA_COLUMNS`` / ``FLOW_EXTRA_COLUMNS`` added.
     """
@@ -156,20 +151,29 @@ def link_flows(flow_rows: Sequence[dict], edge_rows: Sequence[dict], pods, resou
     by_key: dict[str, dict] = {}
     for i, row in enumerate(edge_rows, 1):
         key = edge_key(row["src_ns"], row["src"], row["dst_ns"], row["dst"])
-        edge = {**row, "id": f"e{i}", "key": key, "flow_ids": []}
+        edge = {**row, "id": f"e{i}", "key": key, "flow_ids": [], "seen_one_side": 0, "seen_both_sides": 0,
+                "seen_from_node": 0}
         by_key[key] = edge
         edges.append(edge)
     flows = []
     for flow in flow_rows:
         src = pods.resolve(flow["client_ip"], flow["first_ts"])
-        dst = pods.resolve(flow["server_ip"], flow["first_ts"])
+        dst = destination(flow, pods, flow["first_ts"])
         status = classify_flow(flow, src, dst, trust_unknown_clients)
-        (_, sns, sname), (_, dns, dname) = _end(src, resource), _end(dst, resource)
+        (_, sns, sname), (_, dns, dname) = peer_end(src, resource), peer_end(dst, resource)
         edge = by_key[edge_key(sns, sname, dns, dname)]
         edge["flow_ids"].append(flow["flow_id"])
+        client, server, node = sides(flow, _ref(src), _ref(dst), vantages or {})
+        edge["seen_one_side"] += client != server
+        edge["seen_both_sides"] += client and server
+        edge["seen_from_node"] += node
         flows.append({**flow, "edge": edge["id"], "flow_status": status.status, "status_word": status.word,
                       "status_detail": status.detail})
     return edges, flows
+
+
+def _ref(peer) -> str:
+    return peer.pod.ref if peer.pod is not None else ""
 
 
 # -- policy and what could not be judged ------------------------------------------------------------------
@@ -270,14 +274,16 @@ def build_audit(report, captures: Sequence[str | os.PathLike], pods_path: str | 
         raise AnalyzerError("an audit report needs a pod list: analyze(..., pods='pods.json')")
     if resource not in RESOURCES:
         raise AnalyzerError(f"resource must be one of {RESOURCES}, not {resource!r}")
+    vantages, vantage_notes = capture_vantages(captures, report.pods)
     edges, flows = link_flows(report.flow_rows, report.edge_rows_by(resource, trust_unknown_clients=trust_unknown_clients),
-                              report.pods, resource, trust_unknown_clients)
+                              report.pods, resource, trust_unknown_clients, vantages)
     facts = []
     for path in captures:
         try:
-            facts.append(capture_facts(path))
+            facts.append({**capture_facts(path), "vantage": vantages[os.path.basename(os.fspath(path))].as_dict()})
         except OSError as exc:
             raise CaptureFormatError(f"{path}: cannot read the capture again: {exc.strerror or exc}") from None
+    report.stats["warnings"] += [n for n in vantage_notes if n not in report.stats["warnings"]]
     engine_text = report.stats.get("engine", engine)
     tshark_version = engine_text.split(" ", 1)[1] if engine_text.startswith("tshark ") else None
     verdicts = Counter(f["verdict"] for f in flows)
@@ -290,7 +296,8 @@ def build_audit(report, captures: Sequence[str | os.PathLike], pods_path: str | 
         "tool": {"name": "mtls-analyzer", "version": __version__, "engine": engine_text.split(" ", 1)[0],
                  "tshark_version": tshark_version, "python": platform.python_version(),
                  "command": list(command) if command is not None else None},
-        "options": {"resource": resource, "decode_as": list(decode_as), "include_localhost": report.include_localhost},
+        "options": {"resource": resource, "decode_as": list(decode_as), "include_localhost": report.include_localhost,
+                    "clock_skew_s": report.stats.get("clock_skew_s")},
         "captures": facts,
         "pods": pods_facts(report.pods, pods_path),
         "policy": policy_result(edges, fail_on),
@@ -369,16 +376,21 @@ def json_schema() -> dict:
                 "command": {"type": ["array", "null"], "items": {"type": "string"}}}),
             "options": _obj(("resource", "decode_as", "include_localhost"), {
                 "resource": {"enum": list(RESOURCES)}, "decode_as": {"type": "array", "items": {"type": "string"}},
-                "include_localhost": {"type": "boolean"}}),
+                "include_localhost": {"type": "boolean"},
+                "clock_skew_s": {**num, "description": "seconds two captures' clocks may differ by when joined"}}),
             "captures": {"type": "array", "items": _obj(
                 ("file", "path", "size_bytes", "sha256", "format", "start", "end", "duration_s", "packets",
-                 "interfaces", "drops", "truncated", "warnings"), {
+                 "interfaces", "drops", "truncated", "warnings", "vantage"), {
                     "file": {"type": "string"}, "path": {"type": "string"}, "size_bytes": count,
                     "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "format": {"type": "string"},
                     "start": {**text, "format": "date-time"}, "end": {**text, "format": "date-time"},
                     "duration_s": num, "packets": count, "interfaces": {"type": "array", "items": interface},
                     "drops": {"type": ["integer", "null"]}, "truncated": {"type": "boolean"},
-                    "warnings": {"type": "array", "items": {"type": "string"}}})},
+                    "warnings": {"type": "array", "items": {"type": "string"}},
+                    "vantage": _obj(("kind", "pod", "node", "source"), {
+                        "kind": {"enum": ["pod", "node", "unknown"]}, "pod": text, "node": text,
+                        "source": {"enum": ["manifest", "name", None]}},
+                        "where the capture was taken: from manifest.json beside it, or its file name")})},
             "pods": {"oneOf": [{"type": "null"}, _obj(
                 ("file", "sha256", "pods", "meshed", "namespaces", "format"), {
                     "file": text, "path": text, "size_bytes": {"type": ["integer", "null"]},
@@ -411,7 +423,8 @@ def json_schema() -> dict:
                 "warnings": {"type": "array", "items": {"type": "string"}}},
                 "listed flow ids stop after 50 per item; the counts are complete"),
             "edges": {"type": "array", "items": _row_schema(EDGE_COLUMNS + EDGE_EXTRA_COLUMNS, edge_enums),
-                      "description": "EDGE_COLUMNS (docs/columns.md) + id, key, flow_ids; times as ISO 8601 UTC"},
+                      "description": "EDGE_COLUMNS (docs/columns.md) + id, key, flow_ids, seen_one_side, "
+                                     "seen_both_sides, seen_from_node; times as ISO 8601 UTC"},
             "flows": {"type": "array", "items": _row_schema(FLOW_COLUMNS + FLOW_EXTRA_COLUMNS, flow_enums),
                       "description": "FLOW_COLUMNS (docs/columns.md) + edge, flow_status, status_word, "
                                      "status_detail; times as ISO 8601 UTC"},

@@ -31,6 +31,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from ..kube.services import service_peer
 from ..kube.pods import (
     SKIP_INBOUND_ANNOTATION,
     SKIP_OUTBOUND_ANNOTATION,
@@ -64,6 +65,10 @@ class FlowStatus:
 def classify_flow(flow: dict, src: Peer, dst: Peer, trust_unknown_clients: bool = False) -> FlowStatus:
     """Status of one flow row (``schema.FLOW_COLUMNS``) between two resolved peers."""
     verdict = flow["verdict"]
+    if flow.get("vantage_conflict"):  # captures of one connection disagree: never resolved to either reading
+        return FlowStatus(UNVERIFIED, "vantage_conflict", "tls in one capture, plaintext in another")
+    if dst.kind == "service" and dst.pod is None:
+        return FlowStatus(UNVERIFIED, "service_endpoints_unknown", dst.note)
     if verdict == "unknown":
         return FlowStatus(UNVERIFIED, "no_evidence", _first_clause(flow["reason"]))
     if verdict == "tls":
@@ -72,8 +77,9 @@ def classify_flow(flow: dict, src: Peer, dst: Peer, trust_unknown_clients: bool 
 
 
 def expected_identity(peer: Peer) -> str:
-    """The full identity a destination must present: its pod's, when that pod is meshed; else ""."""
-    return peer.pod.identity if peer.kind == "pod" and peer.pod is not None and peer.pod.meshed else ""
+    """The full identity a destination must present: its pod's (a Service's: its endpoint pod's), when that
+    pod is meshed; else ""."""
+    return peer.pod.identity if peer.kind in ("pod", "service") and peer.pod is not None and peer.pod.meshed else ""
 
 
 def shown_sni(sni: str, dst: Peer) -> str:
@@ -84,7 +90,7 @@ def shown_sni(sni: str, dst: Peer) -> str:
 
 def _tls_status(flow: dict, src: Peer, dst: Peer, trust_unknown_clients: bool) -> FlowStatus:
     sni = flow["sni"] or ""
-    dst_pod = dst.pod if dst.kind == "pod" else None
+    dst_pod = dst.pod if dst.kind in ("pod", "service") else None
     expected = expected_identity(dst)
     if sni and expected:
         if sni == expected:
@@ -167,6 +173,8 @@ def _ambiguous(src: Peer, dst: Peer) -> FlowStatus:
 
 
 def _describe(peer: Peer) -> str:
+    if peer.kind == "service":
+        return f"service {peer.namespace}/{peer.name}"
     if peer.kind == "pod":
         return peer.pod.ref  # type: ignore[union-attr]
     return f"{peer.kind} {peer.name or peer.ip}"
@@ -174,6 +182,18 @@ def _describe(peer: Peer) -> str:
 
 def _first_clause(reason: str) -> str:
     return (reason or "").split(";")[0].strip()
+
+
+def destination(flow: dict, pods: PodIndex, ts: float) -> Peer:
+    """The flow's server as the audit names it: the Service when it was addressed by ClusterIP, else the
+    pod list's answer for the server address."""
+    services = pods.services
+    if services is not None:
+        ip, port = flow.get("service_ip") or flow["server_ip"], flow.get("service_port") or flow["server_port"]
+        hit = services.lookup(ip, port, ts)  # type: ignore[attr-defined]
+        if hit is not None:
+            return service_peer(flow, pods, ts, *hit)
+    return pods.resolve(flow["server_ip"], ts)
 
 
 # -- one edge ------------------------------------------------------------------------------------------
@@ -187,10 +207,12 @@ def edge_status(statuses: Iterable[str]) -> str:
     return MIXED
 
 
-def _end(peer: Peer, resource: str) -> tuple[str, str, str]:
+def peer_end(peer: Peer, resource: str) -> tuple[str, str, str]:
     """(kind, namespace, name) of the row a peer falls into."""
     if peer.kind == "pod":
         return peer.pod.workload(resource)  # type: ignore[union-attr]
+    if peer.kind == "service":
+        return ("namespace", peer.namespace, peer.namespace) if resource == "namespace" else ("service", peer.namespace, peer.name)
     if peer.kind == "node":
         return "node", "", peer.name
     return peer.kind, "", peer.ip
@@ -240,7 +262,7 @@ def _edge_row(key, items: list[tuple[dict, Peer, Peer, FlowStatus]]) -> dict:
     else:
         mtls = "unknown" if verdicts["tls"] else "none"
     src_pods = [s.pod for _, s, _, _ in items if s.kind == "pod"]
-    dst_pods = [d.pod for _, _, d, _ in items if d.kind == "pod"]
+    dst_pods = [d.pod for _, _, d, _ in items if d.kind in ("pod", "service") and d.pod is not None]
     client = ""
     if mtls in ("proven", "inferred"):
         client = _joined(p.short_identity for _, s, _, fs in items
@@ -301,9 +323,9 @@ def edge_rows(flow_rows: Iterable[dict], pods: PodIndex, resource: str = "pod", 
     groups: dict[tuple, list] = {}
     for flow in flow_rows:
         ts = flow["first_ts"]  # the connection's start: who held the IP when it was opened
-        src, dst = pods.resolve(flow["client_ip"], ts), pods.resolve(flow["server_ip"], ts)
+        src, dst = pods.resolve(flow["client_ip"], ts), destination(flow, pods, ts)
         status = classify_flow(flow, src, dst, trust_unknown_clients)
-        key = (_end(src, resource), _end(dst, resource), flow["server_port"] if by_port else None)
+        key = (peer_end(src, resource), peer_end(dst, resource), flow["server_port"] if by_port else None)
         groups.setdefault(key, []).append((flow, src, dst, status))
     rows = [_edge_row(key, items) for key, items in groups.items()]
     rows.sort(key=lambda r: (r["src_ns"], r["src"], r["dst_ns"], r["dst"], r["ports"]))

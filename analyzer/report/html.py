@@ -260,6 +260,7 @@ def _capture(c: dict) -> str:
     interfaces = ('<table><thead><tr><th>#</th><th>interface</th><th>link type</th><th>snaplen</th><th>drops</th>'
                   f'</tr></thead><tbody>{itfs}</tbody></table>')
     return f'<h3>{_e(c["file"])}</h3>' + _facts([
+        ("vantage point", _e(_vantage(c.get("vantage")))),
         ("path", f'<code>{_e(c["path"])}</code>'),
         ("size", f'{c["size_bytes"]} bytes ({_bytes(c["size_bytes"])})'),
         ("SHA-256", f'<code class="sha">{_e(c["sha256"])}</code>'),
@@ -272,6 +273,14 @@ def _capture(c: dict) -> str:
         ("file complete", "no: truncated or damaged, analysed up to the damage" if c["truncated"] else "yes"),
         ("warnings", _e("; ".join(c["warnings"]) or "none")),
     ])
+
+
+def _vantage(v: dict | None) -> str:
+    """Where the capture was taken, and what says so (``audit`` ``captures[].vantage``)."""
+    if not v or v["kind"] == "unknown":
+        return "unknown (no manifest.json entry, and the file name does not say)"
+    where = f'pod {v["pod"] or "(not a single listed pod)"}' if v["kind"] == "pod" else f'node {v["node"] or ""}'.rstrip()
+    return f'{where} (from {"manifest.json" if v["source"] == "manifest" else "the file name"})'
 
 
 def _provenance(doc: dict) -> str:

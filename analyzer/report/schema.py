@@ -69,6 +69,13 @@ FLOW_COLUMNS: tuple[Column, ...] = (
     Column("tls_records", "Int64", "complete TLS records parsed in the inspected first bytes, both directions"),
     Column("app_data_records", "Int64", "application-data (type 23) records among them"),
     Column("alert", "string", "first TLS alert seen: level, description, sender"),
+    Column("isn_c2s", "Int64", "initial sequence number of the client's SYN (NA when no SYN was captured)"),
+    Column("isn_s2c", "Int64", "initial sequence number of the server's SYN-ACK (NA when none was captured)"),
+    Column("captures", "string", "capture files that saw this connection, comma-joined (several: joined vantage points)"),
+    Column("vantages", "Int64", "how many captures saw this connection"),
+    Column("vantage_conflict", "boolean", "the captures contradict each other (tls in one, plaintext in another): verdict unknown"),
+    Column("service_ip", "string", "Service ClusterIP the client addressed before DNAT, when one capture saw it ('' otherwise)"),
+    Column("service_port", "UInt16", "Service port the client addressed before DNAT (NA when not seen)"),
 )
 
 PAIR_COLUMNS: tuple[Column, ...] = (
@@ -98,7 +105,7 @@ TIME_COLUMNS = frozenset(c.name for c in FLOW_COLUMNS + PAIR_COLUMNS if c.dtype.
 # Why `status` and the `*_kind` columns are "string", not "category": CATEGORIES is keyed by column name
 # and "status" already means the pairs view's PAIR_STATUSES; kinds follow ownerReferences (open set).
 EDGE_STATUSES = ("secured", "plaintext-expected", "PLAINTEXT-UNEXPECTED", "mixed", "unverified")
-PEER_KINDS = ("pod", "node", "external", "ambiguous", "namespace")  # + owner kinds: deployment, statefulset, ...
+PEER_KINDS = ("pod", "node", "external", "ambiguous", "namespace", "service")  # + owner kinds: deployment, statefulset, ...
 
 EDGE_COLUMNS: tuple[Column, ...] = (
     Column("src", "string", "source: pod, workload (--resource deployment) or namespace; node name; IP if external/ambiguous"),
@@ -106,7 +113,7 @@ EDGE_COLUMNS: tuple[Column, ...] = (
     Column("src_ns", "string", "source namespace ('' for node, external and ambiguous peers)"),
     Column("dst_ns", "string", "destination namespace"),
     Column("src_kind", "string", "pod | deployment | statefulset | daemonset | replicaset | job | namespace | node | external | ambiguous"),
-    Column("dst_kind", "string", "like src_kind"),
+    Column("dst_kind", "string", "like src_kind, or service: a Service reached by its ClusterIP (dst is the Service)"),
     Column("client", "string", "client identity sa.ns computed from the source pod's service account (not observed: see mtls)"),
     Column("server", "string", "server identities observed in the SNI, shortened to sa.ns when exactly the destination's identity (other SNIs in full), comma-joined"),
     Column("expected_server", "string", "identity the destination pod must present (sa.ns; in full when identity_mismatch), from its spec"),

@@ -31,7 +31,23 @@ def test_every_status_is_wired(lab):
     assert [(r["src_pod"].split("-")[0], r["dst_pod"].split("-")[0], r["dst_port"]) for r in unexpected] == [
         ("web", "voting", 4567)]
     legacy = [r for r in rows if r["src_pod"].startswith("legacy")and r["dst_port"] != 53]
-    assert [(r["verdict"], r["reason"]) for r in legacy] == [("plaintext", "no_tls_from_remote")]
+    # voting directly, and emoji through its Service emoji-svc: ClusterIP:80 before the DNAT, pod:8080 after
+    assert sorted((r["dst_pod"].rsplit("-", 2)[0], r["dst_ip"], r["dst_port"], r["verdict"], r["reason"])
+                  for r in legacy) == [
+        ("emoji", lab.pod("emoji").ip, 8080, "plaintext", "no_tls_from_remote"),
+        ("emoji", "10.96.0.10", 80, "plaintext", "no_tls_from_remote"),
+        ("voting", lab.pod("voting").ip, 8080, "plaintext", "no_tls_from_remote")]
+
+
+def test_service_edge_as_each_vantage_sees_it(lab):
+    def ends(capture_pod):
+        return sorted((r["dst_ip"], r["dst_port"]) for r in expected_rows(lab, "services", capture_pod))
+    emoji = lab.pod("emoji").ip
+    assert ends("legacy") == [("10.96.0.10", 80)]
+    assert ends("emoji") == [(emoji, 8080)]
+    assert ends(NODE) == ends(None) == sorted([("10.96.0.10", 80), (emoji, 8080)])
+    [hop] = localhost_rows(lab, "services", "emoji")
+    assert (hop["dst_port"], hop["reason"]) == (8080, "proxy_to_app")
 
 
 def test_verdicts_follow_the_wiring(lab):
