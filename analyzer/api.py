@@ -134,6 +134,7 @@ def analyze(
     pods=None,
     engine: str = "native",
     jobs: int | None = None,
+    dask=None,
 ) -> Report:
     """Analyse one or more captures (paths, ``"-"`` for stdin, or binary file objects).
 
@@ -150,11 +151,18 @@ def analyze(
     dissectors; raises ``BackendUnavailable`` when tshark is missing or too old).
     ``jobs``: processes per capture file (``analyzer.parallel``); None = one per CPU for a plain file of
     at least ``parallel.MIN_BYTES``, 1 = one pass.  The rows are those of one pass.
+    ``dask``: run on a Dask cluster (``analyzer.distributed``; ``pip install 'mtls-analyzer[dask]'``):
+    ``True`` starts a local one, ``"tcp://host:8786"`` or a ``distributed.Client`` uses that one.  The
+    rows are those of one machine; sources may also be globs, directories and fsspec URLs.
     """
     if pods is not None:
         from .kube.pods import PodIndex, load_pods
 
         pods = pods if isinstance(pods, PodIndex) else load_pods(pods)
+    if dask is not None and dask is not False:  # the same rows, computed on a Dask cluster
+        from .distributed.engine import analyze as on_dask
+
+        return on_dask(sources, parse_decode_as(decode_as), include_localhost, pods, dask, progress, engine)
     if engine != "native":  # ``engine="tshark"``: the same rows from Wireshark's dissectors
         if engine != "tshark":
             raise AnalyzerError(f"engine must be native or tshark, not {engine!r}")

@@ -90,6 +90,14 @@ def pods_options(f):
     return f
 
 
+def dask_option(f):
+    """``--dask [ADDRESS]``: run on a Dask cluster (``analyzer.distributed``)."""
+    return click.option("--dask", "dask_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+                        help="Run on a Dask cluster: tcp://HOST:8786, or no address for a local one (one worker "
+                             "per core) started and stopped with the command (put it after the captures, or "
+                             "write --dask=ADDRESS). Needs mtls-analyzer[dask].")(f)
+
+
 @cli.command(short_help="Classify every TCP flow of CAPTURE files as TLS, plaintext or unknown.")
 @click.argument("captures", nargs=-1, required=True)
 @click.option("--view", type=click.Choice(tuple(VIEWS)), default=None,
@@ -108,9 +116,12 @@ def pods_options(f):
 @click.option("-j", "--jobs", type=click.IntRange(0, 64), default=0, show_default=True,
               help="Processes per capture file (native engine; byte ranges, flows joined at the cuts). "
                    "0: one per CPU for a plain file of 64 MiB or more, else 1.")
+@dask_option
 def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, pods_file, use_kubectl, context,
-            namespace, all_namespaces, resource, fail_on, engine, jobs):
-    """Analyse CAPTURE files (pcap/pcapng, gzip ok; '-' reads standard input)."""
+            namespace, all_namespaces, resource, fail_on, engine, jobs, dask_address):
+    """Analyse CAPTURE files (pcap/pcapng, gzip ok; '-' reads standard input).  With --dask, CAPTURE may
+    also be a glob, a directory or a URL (http(s)://, s3://, gs://), and --view flows --format parquet
+    -o DIR writes a Parquet dataset."""
     from .kube.kubectl import load_pod_list
     from .report.edges import edge_rows, gate_failures, summary as edges_summary
 
@@ -130,23 +141,29 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
     progress = _progress if sys.stderr.isatty() and not quiet else None
     try:
         pods = load_pod_list(pods_file, use_kubectl, context, namespace, all_namespaces)
-        report = run_analysis(list(captures), decode_as=decode_as, include_localhost=include_localhost,
-                              progress=progress, pods=pods, engine=engine, jobs=jobs or None)
+        if dask_address is not None:
+            rows, edges, warnings, summary_line = _on_dask(captures, dask_address, engine, decode_as, include_localhost,
+                                                           pods, resource, view, fmt, output, progress)
+        else:
+            report = run_analysis(list(captures), decode_as=decode_as, include_localhost=include_localhost,
+                                  progress=progress, pods=pods, engine=engine, jobs=jobs or None)
+            edges = edge_rows(report.flow_rows, pods, resource) if pods is not None else []
+            rows = {"flows": report.flow_rows, "pairs": report.pair_rows, "edges": edges}[view]
+            warnings, summary_line = report.stats["warnings"], report.summary()
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
     if progress:
         click.echo("\r\033[K", err=True, nl=False)
-    edges = edge_rows(report.flow_rows, pods, resource) if pods is not None else []
-    rows = {"flows": report.flow_rows, "pairs": report.pair_rows, "edges": edges}[view]
-    text = "" if fmt in EXPORT_FORMATS else render(rows, VIEWS[view], fmt, view)
-    if fmt in EXPORT_FORMATS:  # parquet, jsonl (issue 6)
+    if rows is None:
+        pass  # the workers wrote the flows dataset
+    elif fmt in EXPORT_FORMATS:  # parquet, jsonl (issue 6)
         _export(rows, view, fmt, output)
     else:
-        emit(text, output)
-    for warning in report.stats["warnings"]:
+        emit(render(rows, VIEWS[view], fmt, view), output)
+    for warning in warnings:
         click.echo(f"Warning: {warning}", err=True)
     if not quiet:
-        click.echo(report.summary(), err=True)
+        click.echo(summary_line, err=True)
         if pods is not None:
             click.echo(edges_summary(edges), err=True)
     failures = gate_failures(edges, fail_on)
@@ -154,6 +171,27 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
         click.echo(line, err=True)
     if failures:
         sys.exit(3)
+
+
+def _on_dask(captures, address: str, engine: str, decode_as, include_localhost: bool, pods, resource: str, view: str,
+             fmt: str, output, progress) -> tuple:
+    """``--dask``: the view's rows (None when the workers wrote a flows dataset to ``output``)."""
+    from .api import parse_decode_as
+    from .distributed.views import analyze_views
+
+    if engine != "native":
+        raise click.UsageError("--dask runs the native engine")
+    if address and "://" not in address and ":" not in address:  # ``--dask a.pcap b.pcap``: click took a capture
+        captures, address = (address, *captures), ""
+    dataset = None
+    if view == "flows" and fmt == "parquet":
+        if output is None:
+            raise click.UsageError("--dask --view flows --format parquet writes a dataset: give -o DIR")
+        dataset = str(output)
+    line = (lambda text: click.echo(f"\r\033[K{text}", err=True, nl=False)) if progress else None
+    views = analyze_views(list(captures), address, parse_decode_as(decode_as), include_localhost, pods, resource,
+                          view, dataset, line)
+    return views.rows, views.edges, views.warnings, views.summary
 
 
 def _export(rows, view: str, fmt: str, output) -> None:
