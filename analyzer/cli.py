@@ -63,7 +63,7 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
              lazy={"lab": ".lab.cli:lab", "compare": ".commands.compare:compare", "show": ".commands.show:show",
                    "capture": ".commands.capture:capture", "report": ".commands.report:report",
-                   "diff": ".commands.diff:diff"})
+                   "diff": ".commands.diff:diff", "edges": ".commands.edges:edges"})
 @click.version_option(__version__, prog_name="mtls-analyzer")
 @click.option("-v", "--verbose", count=True, help="More diagnostics on stderr.")
 def cli(verbose: int) -> None:

@@ -51,6 +51,9 @@ def cluster(address=None):
     process per core) and stops it after; ``tcp://host:8786`` connects to that scheduler; a
     ``distributed.Client`` is used as it is and left open."""
     distributed = _distributed()
+    quiet = logging.getLogger().getEffectiveLevel() >= logging.WARNING  # without -v, the cluster's own log
+    if quiet:  # (closing comms, a task that raised: reported once, as a failed capture) is not the user's news
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
     if isinstance(address, distributed.Client):
         yield address
         return
@@ -63,8 +66,8 @@ def cluster(address=None):
             yield client
         return
     with distributed.LocalCluster(n_workers=_cores(), threads_per_worker=1, processes=True,
-                                  dashboard_address=":0" if _has_dashboard() else None,
-                                  silence_logs=logging.ERROR) as local, distributed.Client(local) as client:
+                                  dashboard_address=":0",  # any free port: the HTTP server runs with or without the dashboard
+                                  silence_logs=logging.CRITICAL if quiet else logging.INFO) as local, distributed.Client(local) as client:
         yield client
 
 
@@ -73,14 +76,6 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
-
-
-def _has_dashboard() -> bool:
-    try:
-        import bokeh  # noqa: F401 - the dashboard's dependency; without it the scheduler has none
-    except ImportError:
-        return False
-    return True
 
 
 @dataclass
@@ -105,10 +100,16 @@ class Run:
         self.run_id = uuid.uuid4().hex[:8]
         self.captures = [Capture(i, inp) for i, inp in enumerate(inputs)]
         self.units = 0  # read tasks submitted
+        self.held: list = []  # every future of the run (``_submit``)
+        self.reductions = 0
         self.t0 = time.perf_counter()
 
     def _submit(self, fn, *args, key: str):
-        return self.client.submit(fn, *args, key=f"mtls-{key}-{self.run_id}")
+        """Submit one task; the run holds its future, so that the scheduler keeps every intermediate
+        result a later task may still ask for (and recomputes it, by its key, if a worker is lost)."""
+        fut = self.client.submit(fn, *args, key=f"mtls-{key}-{self.run_id}")
+        self.held.append(fut)
+        return fut
 
     # -- reading ------------------------------------------------------------------------------------------
     def read(self) -> None:
@@ -230,13 +231,16 @@ class Run:
     def edges(self, include_localhost: bool, pods, resource: str) -> list[dict]:
         from ..report.edges import sort_edges
 
-        pods_f = self.client.scatter(pods, broadcast=True)
-        return sort_edges(self._reduce("edges", tasks.edge_buckets, (include_localhost, pods_f, resource),
+        pods_f = self.client.scatter(pods, broadcast=True, hash=False)
+        self.held.append(pods_f)
+        return sort_edges(self._reduce(f"edges-{resource}", tasks.edge_buckets, (include_localhost, pods_f, resource),
                                        tasks.reduce_edges, (pods_f, resource)))
 
     def _reduce(self, what: str, split, split_args: tuple, reduce, reduce_args: tuple) -> list[dict]:
         """Hash every block's rows into one bucket per worker, reduce each bucket; gather the results."""
         n = max(1, self.workers())
+        self.reductions += 1
+        what = f"{what}{self.reductions}"  # each call its own keys (a pod list or level may differ)
         blocks = [b for c in self.good for b in c.blocks]
         split_f = [self._submit(split, b, n, *split_args, key=f"{what}-split-{k}") for k, b in enumerate(blocks)]
         reduced = [self._submit(reduce, *reduce_args,

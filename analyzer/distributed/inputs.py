@@ -14,12 +14,14 @@ workers and is refused.
 from __future__ import annotations
 
 import glob
+import io
 import os
 from typing import NamedTuple
 
 from ..errors import AnalyzerError
 
 GLOB_CHARS = frozenset("*?[")
+READ_BYTES = 4 * 1024 * 1024  # one range request per 4 MiB of a remote capture
 
 
 class Input(NamedTuple):
@@ -81,9 +83,17 @@ def _expand_url(url: str) -> list[Input]:
             paths = sorted(fs.find(path))
         else:
             paths = [path]
-        return [Input(fs.unstrip_protocol(p) if p != path else url, int(fs.size(p) or 0), False) for p in paths]
     except (OSError, ValueError) as exc:
-        raise AnalyzerError(f"{url}: cannot read: {exc}") from None
+        raise AnalyzerError(f"{url}: cannot list: {exc}") from None
+    return [Input(fs.unstrip_protocol(p) if p != path else url, _remote_size(fs, p), False) for p in paths]
+
+
+def _remote_size(fs, path: str) -> int:
+    """The size, for the progress line; 0 when the store will not say (the worker reports why it fails)."""
+    try:
+        return int(fs.size(path) or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 def _filesystem(url: str):
@@ -105,4 +115,4 @@ def open_input(inp: Input):
     fs, path = _filesystem(inp.location)
     f = fs.open(path, "rb")
     f.name = inp.location  # the reader names the capture after it (its last path element)
-    return f
+    return io.BufferedReader(f, READ_BYTES)  # ``peek`` for the reader's gzip check; reads of READ_BYTES
