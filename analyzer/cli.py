@@ -90,6 +90,14 @@ def pods_options(f):
     return f
 
 
+def dask_target(address: str, captures: tuple) -> tuple[tuple, str]:
+    """``--dask a.pcap b.pcap`` gives click's optional value the first capture: give it back (an address
+    has a colon: ``tcp://host:8786``, ``host:8786``).  Returns (captures, address)."""
+    if address and ":" not in address:
+        return (type(captures[0])(address) if captures else address, *captures), ""
+    return captures, address
+
+
 def dask_option(f):
     """``--dask [ADDRESS]``: run on a Dask cluster (``analyzer.distributed``)."""
     return click.option("--dask", "dask_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
@@ -181,8 +189,7 @@ def _on_dask(captures, address: str, engine: str, decode_as, include_localhost: 
 
     if engine != "native":
         raise click.UsageError("--dask runs the native engine")
-    if address and "://" not in address and ":" not in address:  # ``--dask a.pcap b.pcap``: click took a capture
-        captures, address = (address, *captures), ""
+    captures, address = dask_target(address, captures)
     dataset = None
     if view == "flows" and fmt == "parquet":
         if output is None:

@@ -298,3 +298,42 @@ def test_real_scheduler_and_workers_survive_a_killed_worker(scheduler, generated
     assert len(client.scheduler_info()["workers"]) == 1
     same_flows(one, result["report"].all_flow_rows)
     assert result["report"].stats["failures"] == []
+
+
+def test_progress_line_on_a_terminal_counts_tasks_bytes_and_workers(tmp_path):
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "analyzer", "analyze", *map(str, CAPTURES), "-o", os.devnull,
+                             "--dask"], stdout=subprocess.PIPE, stderr=follower, env=ENV, cwd=ROOT)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=300) == 0
+    text = b"".join(chunks).decode()
+    size = sum(p.stat().st_size for p in CAPTURES) / 1048576
+    assert f"\r\x1b[K{len(CAPTURES)}/{len(CAPTURES)} read tasks, {size:.1f} MiB read, " in text
+    cores = len(os.sched_getaffinity(0))
+    assert f"MiB read, {cores} workers" in text
+    assert f"{len(CAPTURES)} captures on {cores} Dask workers: 5091 packets" in text.splitlines()[-1]
+
+
+def test_report_on_dask_is_the_one_machine_report(tmp_path):
+    import json
+
+    args = ["report", *CAPTURES[:2], "--pods", DEMO_PODS]
+    assert cli(*args, "--json", tmp_path / "one.json").returncode == 0
+    res = cli(*args, "--json", tmp_path / "dask.json", "--dask")
+    assert res.returncode == 0, res.stderr
+    one, on_dask = (json.loads((tmp_path / n).read_text()) for n in ("one.json", "dask.json"))
+    for doc in (one, on_dask):
+        doc.pop("generated_at")
+        doc["tool"].pop("command")
+    assert on_dask == one

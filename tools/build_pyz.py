@@ -5,8 +5,8 @@
 
 The zipapp holds the standard-library-only part of ``analyzer`` (capture, flows, tls, classify, report
 rows and rendering, kube pod lists, the tshark engine, live capture) with ``analyzer.sidecar:main`` as
-its entry point.  Left out: the click CLI (``cli.py``, ``commands/``), the lab, the pyshark drill-down
-and the pandas frame builder, none of which the linkerd-debug image could import.
+its entry point.  Left out: the click CLI (``cli.py``, ``commands/``), the lab, the pyshark drill-down,
+the pandas frame builder and the Dask engine, none of which the linkerd-debug image could import.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import zipapp
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-EXCLUDE = ("cli.py", "__main__.py", "commands", "lab", "engines/drilldown.py", "report/frames.py")
+EXCLUDE = ("cli.py", "__main__.py", "commands", "lab", "engines/drilldown.py", "report/frames.py", "distributed")
 INTERPRETER = "/usr/bin/env python3"
 
 

@@ -100,6 +100,7 @@ class Run:
         self.run_id = uuid.uuid4().hex[:8]
         self.captures = [Capture(i, inp) for i, inp in enumerate(inputs)]
         self.units = 0  # read tasks submitted
+        self.reads: list = []  # (future, bytes) of the read tasks not yet waited for
         self.held: list = []  # every future of the run (``_submit``)
         self.reductions = 0
         self.t0 = time.perf_counter()
@@ -136,6 +137,7 @@ class Run:
     def _whole(self, cap: Capture, again: str = ""):
         part = self._submit(tasks.read, cap.inp, 0, None, self.ports, False, key=f"read{again}-{cap.index}")
         self.units += 1
+        self.reads.append((part, cap.inp.size))
         cap.blocks = [self._submit(tasks.rows_of, part, key=f"rows{again}-{cap.index}")]
         cap.meta = self._submit(adapter.meta, part, key=f"meta{again}-{cap.index}")
         return cap.meta
@@ -145,6 +147,8 @@ class Run:
         parts = [self._submit(tasks.read, cap.inp, a, b, self.ports, j > 0, key=f"read-{i}-{j}")
                  for j, (a, b) in enumerate(zip(cuts, cuts[1:]))]
         self.units += len(parts)
+        ends = [cap.inp.size if b is None else b for b in cuts[1:]]
+        self.reads += [(p, end - start) for p, start, end in zip(parts, cuts, ends)]
         seams = [self._submit(adapter.seam, p, key=f"seam-{i}-{j}") for j, p in enumerate(parts)]
         stitched = self._submit(adapter.stitch, seams, self.ports, key=f"stitch-{i}")
         cap.blocks = [self._submit(tasks.rows_of, p, self._submit(tasks.renumbering, stitched, j, key=f"ids-{i}-{j}"),
@@ -154,20 +158,22 @@ class Run:
         return self._submit(tasks.holds, stitched, key=f"holds-{i}")
 
     def _wait(self, probes: dict) -> None:
-        """Until every probe is done, with a progress line (probes done/total, bytes, workers)."""
+        """Until every probe is done, with a progress line: read tasks done/total, their bytes, workers."""
         if not probes:
             return
         distributed = _distributed()
-        size = {p.key: self.captures[i].inp.size for i, p in probes.items()}
-        done = read = 0
+        sizes = {f.key: n for f, n in self.reads}
+        reads, self.reads = [f for f, _ in self.reads], []
+        done = nbytes = 0
         last = 0.0
-        for fut in distributed.as_completed(list(probes.values())):
+        for fut in distributed.as_completed(reads):
             done += 1
-            read += size[fut.key]
-            if self.progress and (time.perf_counter() - last > PROGRESS_EVERY_S or done == len(probes)):
+            nbytes += sizes[fut.key] if fut.status == "finished" else 0
+            if self.progress and (time.perf_counter() - last > PROGRESS_EVERY_S or done == len(reads)):
                 last = time.perf_counter()
-                self.progress(f"{done}/{len(probes)} captures, {_mib(read)} MiB read, {self.workers()} workers"
+                self.progress(f"{done}/{len(reads)} read tasks, {_mib(nbytes)} MiB read, {self.workers()} workers"
                               + (f", dashboard {self.dashboard}" if self.dashboard else ""))
+        distributed.wait(list(probes.values()))
 
     def workers(self) -> int:
         return len(self.client.scheduler_info().get("workers", {}))
