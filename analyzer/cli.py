@@ -131,7 +131,7 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
     also be a glob, a directory or a URL (http(s)://, s3://, gs://), and --view flows --format parquet
     -o DIR writes a Parquet dataset."""
     from .kube.kubectl import load_pod_list
-    from .report.edges import edge_rows, gate_failures, summary as edges_summary
+    from .report.edges import edge_rows
 
     if pods_file is not None and use_kubectl:
         raise click.UsageError("give --pods FILE or --kubectl, not both")
@@ -172,8 +172,16 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
         click.echo(f"Warning: {warning}", err=True)
     if not quiet:
         click.echo(summary_line, err=True)
-        if pods is not None:
-            click.echo(edges_summary(edges), err=True)
+    finish_edges(edges, pods, fail_on, quiet)
+
+
+def finish_edges(edges: list[dict], pods, fail_on, quiet: bool) -> None:
+    """After the table: the edges' summary line (with a pod list, unless quiet) and the ``--fail-on``
+    gates, one line each that fails, then exit 3 if any did."""
+    from .report.edges import gate_failures, summary
+
+    if not quiet and pods is not None:
+        click.echo(summary(edges), err=True)
     failures = gate_failures(edges, fail_on)
     for line in failures:
         click.echo(line, err=True)

@@ -301,23 +301,11 @@ def test_real_scheduler_and_workers_survive_a_killed_worker(scheduler, generated
 
 
 def test_progress_line_on_a_terminal_counts_tasks_bytes_and_workers(tmp_path):
-    import pty
+    from support import run_on_tty
 
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "analyzer", "analyze", *map(str, CAPTURES), "-o", os.devnull,
-                             "--dask"], stdout=subprocess.PIPE, stderr=follower, env=ENV, cwd=ROOT)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    assert proc.wait(timeout=300) == 0
-    text = b"".join(chunks).decode()
+    code, _, text = run_on_tty([sys.executable, "-m", "analyzer", "analyze", *map(str, CAPTURES), "-o", os.devnull,
+                                "--dask"], env=ENV, cwd=ROOT)
+    assert code == 0
     size = sum(p.stat().st_size for p in CAPTURES) / 1048576
     assert f"\r\x1b[K{len(CAPTURES)}/{len(CAPTURES)} read tasks, {size:.1f} MiB read, " in text
     cores = len(os.sched_getaffinity(0))

@@ -6,7 +6,6 @@ Parquet file, or JSON Lines); the captures are not read again.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -39,7 +38,8 @@ def edges(flows, view, fmt, output, pods_file, use_kubectl, context, namespace, 
     Exit code 0; 3 when a --fail-on gate fails (after the table); 2 on bad input.
     """
     from ..kube.kubectl import load_pod_list
-    from ..report.edges import edge_rows, gate_failures, summary
+    from ..cli import finish_edges
+    from ..report.edges import edge_rows
     from ..report.pairs import aggregate_pairs
     from ..report.render import render
     from ..report.stored import load_flow_rows
@@ -63,10 +63,4 @@ def edges(flows, view, fmt, output, pods_file, use_kubectl, context, namespace, 
         emit(render(out, EDGE_NAMES if view == "edges" else PAIR_NAMES, fmt, view), output)
     if not quiet:
         click.echo(f"{len(rows)} stored flows from {flows}", err=True)
-        if pods is not None:
-            click.echo(summary(judged), err=True)
-    failures = gate_failures(judged, fail_on)
-    for line in failures:
-        click.echo(line, err=True)
-    if failures:
-        sys.exit(3)
+    finish_edges(judged, pods, fail_on, quiet)

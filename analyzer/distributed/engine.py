@@ -102,7 +102,7 @@ class Run:
         self.units = 0  # read tasks submitted
         self.reads: list = []  # (future, bytes) of the read tasks not yet waited for
         self.held: list = []  # every future of the run (``_submit``)
-        self.reductions = 0
+        self.calls = 0  # outputs asked for (``_call``)
         self.t0 = time.perf_counter()
 
     def _submit(self, fn, *args, key: str):
@@ -111,6 +111,12 @@ class Run:
         fut = self.client.submit(fn, *args, key=f"mtls-{key}-{self.run_id}")
         self.held.append(fut)
         return fut
+
+    def _call(self) -> int:
+        """A number for each output asked for: its tasks' keys carry it, as its arguments (the pod list,
+        the level, the folder) may differ from an earlier call's."""
+        self.calls += 1
+        return self.calls
 
     # -- reading ------------------------------------------------------------------------------------------
     def read(self) -> None:
@@ -195,8 +201,8 @@ class Run:
     def tally(self, include_localhost: bool) -> dict:
         """Count each capture's flows (and so the flow-id offsets), localhost hops and shown verdicts;
         the captures' metadata.  Only these numbers come back to the client."""
-        good = self.good
-        counts = self.client.gather([[self._submit(tasks.tally, b, include_localhost, key=f"tally-{c.index}-{j}")
+        good, call = self.good, self._call()
+        counts = self.client.gather([[self._submit(tasks.tally, b, include_localhost, key=f"tally{call}-{c.index}-{j}")
                                       for j, b in enumerate(c.blocks)] for c in good])
         metas = self.client.gather([c.meta for c in good])
         offset, local, verdicts = 0, 0, Counter()
@@ -224,9 +230,9 @@ class Run:
     def write_dataset(self, out_dir: str, include_localhost: bool) -> int:
         """The flows as a Parquet dataset, one file per block, a folder per capture; rows written."""
         os.makedirs(out_dir, exist_ok=True)
-        name = os.path.basename
+        name, call = os.path.basename, self._call()
         futs = [self._submit(tasks.write_block, b, c.offset, include_localhost, os.path.abspath(out_dir), c.index,
-                             name(c.inp.location.rstrip("/")), j, key=f"write-{c.index}-{j}")
+                             name(c.inp.location.rstrip("/")), j, key=f"write{call}-{c.index}-{j}")
                 for c in self.good for j, b in enumerate(c.blocks)]
         return sum(self.client.gather(futs))
 
@@ -245,8 +251,7 @@ class Run:
     def _reduce(self, what: str, split, split_args: tuple, reduce, reduce_args: tuple) -> list[dict]:
         """Hash every block's rows into one bucket per worker, reduce each bucket; gather the results."""
         n = max(1, self.workers())
-        self.reductions += 1
-        what = f"{what}{self.reductions}"  # each call its own keys (a pod list or level may differ)
+        what = f"{what}{self._call()}"
         blocks = [b for c in self.good for b in c.blocks]
         split_f = [self._submit(split, b, n, *split_args, key=f"{what}-split-{k}") for k, b in enumerate(blocks)]
         reduced = [self._submit(reduce, *reduce_args,
