@@ -54,7 +54,7 @@ def generated(tmp_path_factory) -> list[Path]:
     return paths
 
 
-def run_on(client, sources, range_bytes=engine.RANGE_BYTES, include_localhost=True):
+def run_on(client, sources, range_bytes=None, include_localhost=True):
     run = engine.Run(client, expand(sources), frozenset(), range_bytes)
     run.read()
     run.tally(include_localhost)

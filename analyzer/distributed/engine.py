@@ -32,7 +32,7 @@ from . import adapter, tasks
 from .inputs import Input, expand
 
 DASK_HINT = "python3 -m pip install 'mtls-analyzer[dask]'"
-RANGE_BYTES = 64 * 1024 * 1024  # a local file this large or more is read as byte ranges (one per 64 MiB)
+RANGE_BYTES = 64 * 1024 * 1024  # a local file this large or more may be read as byte ranges (one per 64 MiB)
 CONNECT_TIMEOUT_S = 10
 PROGRESS_EVERY_S = 0.5
 
@@ -94,7 +94,7 @@ class Capture:
 class Run:
     """One analysis on a cluster.  ``read()`` first; then any of the outputs."""
 
-    def __init__(self, client, inputs: list[Input], ports: frozenset[int], range_bytes: int = RANGE_BYTES,
+    def __init__(self, client, inputs: list[Input], ports: frozenset[int], range_bytes: int | None = None,
                  progress: Callable[[str], None] | None = None):
         self.client, self.ports, self.range_bytes, self.progress = client, ports, range_bytes, progress
         self.run_id = uuid.uuid4().hex[:8]
@@ -121,9 +121,9 @@ class Run:
     # -- reading ------------------------------------------------------------------------------------------
     def read(self) -> None:
         """Read every capture; a failed split file is read again whole, then failures are final."""
-        probes = {}
+        probes, workers = {}, self.workers()
         for cap in self.captures:
-            cuts = adapter.plan_ranges(cap.inp.location, -(-cap.inp.size // self.range_bytes)) if cap.inp.local else []
+            cuts = adapter.plan_ranges(cap.inp.location, self._ranges_for(cap.inp, workers)) if cap.inp.local else []
             probes[cap.index] = self._ranges(cap, cuts) if cuts else self._whole(cap)
         self._wait(probes)
         again = {}
@@ -139,6 +139,15 @@ class Run:
                 self.captures[i].error = _error_text(self.captures[i].inp, probe.exception())
         if self.progress:
             self.progress("")
+
+    def _ranges_for(self, inp: Input, workers: int) -> int:
+        """How many byte ranges to read ``inp`` in: one per ``range_bytes`` when given; else one per
+        ``RANGE_BYTES``, but only as many as there are workers per capture, since stitching a cut costs
+        more than it gains once every worker has a capture of its own."""
+        if self.range_bytes:
+            return -(-inp.size // self.range_bytes)
+        local = sum(1 for c in self.captures if c.inp.local)
+        return min(-(-inp.size // RANGE_BYTES), -(-workers // local))
 
     def _whole(self, cap: Capture, again: str = ""):
         part = self._submit(tasks.read, cap.inp, 0, None, self.ports, False, key=f"read{again}-{cap.index}")
@@ -294,7 +303,7 @@ def summary(stats: dict, include_localhost: bool) -> str:
 
 
 def analyze(sources, ports: frozenset[int], include_localhost: bool, pods, address, progress=None,
-            engine: str = "native", range_bytes: int = RANGE_BYTES):
+            engine: str = "native", range_bytes: int | None = None):
     """``api.analyze(..., dask=address)``: the ``Report`` of the one-machine run, computed on a cluster.
     Raises ``CaptureFormatError`` when every capture fails; failures of some are in ``stats["failures"]``
     and the warnings."""

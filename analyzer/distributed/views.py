@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 from ..errors import AnalyzerError
-from .engine import RANGE_BYTES, Run, cluster, summary
+from .engine import Run, cluster, summary
 from .inputs import expand
 from .tasks import shown
 
@@ -25,7 +25,7 @@ class Views(NamedTuple):
 
 def analyze_views(captures, address, ports: frozenset[int], include_localhost: bool, pods, resource: str,
                   view: str, dataset: str | None, progress: Callable[[str], None] | None = None,
-                  range_bytes: int = RANGE_BYTES) -> Views:
+                  range_bytes: int | None = None) -> Views:
     """Run the captures on the cluster at ``address``; ``dataset``: write the flows there as Parquet.
     Raises ``AnalyzerError`` when no capture could be read (each failure on its own line)."""
     inputs = expand(captures)
