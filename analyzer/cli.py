@@ -24,13 +24,15 @@ from .report.schema import EDGE_NAMES, FLOW_NAMES, PAIR_NAMES
 VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES, "edges": EDGE_NAMES}
 
 
-def output_options(f=None, *, formats=FORMATS):
-    """Options shared by every command that prints a table (``formats``: the --format choices)."""
+def output_options(f=None, *, formats=FORMATS, dataset: bool = False):
+    """Options shared by every command that prints a table (``formats``: the --format choices;
+    ``dataset``: -o may name a folder, for ``--dask``'s Parquet dataset)."""
     def add(f):
         f = click.option("--format", "fmt", type=click.Choice(formats), default="table", show_default=True,
                          help="Output format (parquet needs -o and pyarrow).")(f)
-        f = click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-                         help="Write the table to PATH instead of standard output.")(f)
+        f = click.option("-o", "--output", type=click.Path(dir_okay=dataset, writable=True, path_type=Path),
+                         help="Write the table to PATH instead of standard output"
+                              + (" (--dask --view flows --format parquet: a new or empty folder)." if dataset else "."))(f)
         return f
     return add(f) if f is not None else add
 
@@ -112,7 +114,7 @@ def dask_option(f):
               help="flows: one row per TCP flow; pairs: one row per host pair; edges: one row per pod "
                    "(or --resource) pair with a status (needs --pods or --kubectl).  [default: edges with a "
                    "pod list, else pairs]")
-@output_options(formats=FORMATS + EXPORT_FORMATS)
+@output_options(formats=FORMATS + EXPORT_FORMATS, dataset=True)
 @pods_options
 @click.option("--decode-as", "decode_as", multiple=True, metavar="tcp.port==P,tls",
               help="Expect TLS on port P (tshark syntax; repeatable). A hint: payload still decides.")

@@ -325,3 +325,10 @@ def test_report_on_dask_is_the_one_machine_report(tmp_path):
         doc.pop("generated_at")
         doc["tool"].pop("command")
     assert on_dask == one
+
+
+def test_dataset_goes_into_a_new_or_empty_folder_only(tmp_path):
+    (tmp_path / "old.parquet").write_bytes(b"PAR1")
+    res = cli("analyze", CAPTURES[0], "--view", "flows", "--format", "parquet", "-o", tmp_path, "--dask")
+    assert res.returncode == 2 and res.stderr == f"Error: {tmp_path}: a Parquet dataset is written into a new or empty folder\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.parquet"]

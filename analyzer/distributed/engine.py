@@ -112,6 +112,17 @@ class Run:
         self.held.append(fut)
         return fut
 
+    def _gather(self, futures):
+        """Results to the client.  After the reading, a task fails only when a worker cannot write (a
+        dataset) or workers kept dying under it: one error line, not a traceback from the cluster."""
+        distributed = _distributed()
+        try:
+            return self.client.gather(futures)
+        except OSError as exc:
+            raise AnalyzerError(f"a worker cannot write: {exc}") from None
+        except distributed.KilledWorker as exc:
+            raise AnalyzerError(f"the cluster lost the workers running {exc.task}: {exc}") from None
+
     def _call(self) -> int:
         """A number for each output asked for: its tasks' keys carry it, as its arguments (the pod list,
         the level, the folder) may differ from an earlier call's."""
@@ -211,9 +222,9 @@ class Run:
         """Count each capture's flows (and so the flow-id offsets), localhost hops and shown verdicts;
         the captures' metadata.  Only these numbers come back to the client."""
         good, call = self.good, self._call()
-        counts = self.client.gather([[self._submit(tasks.tally, b, include_localhost, key=f"tally{call}-{c.index}-{j}")
+        counts = self._gather([[self._submit(tasks.tally, b, include_localhost, key=f"tally{call}-{c.index}-{j}")
                                       for j, b in enumerate(c.blocks)] for c in good])
-        metas = self.client.gather([c.meta for c in good])
+        metas = self._gather([c.meta for c in good])
         offset, local, verdicts = 0, 0, Counter()
         for cap, per_block in zip(good, counts):
             cap.offset, cap.flows = offset, sum(n for n, _, _ in per_block)
@@ -231,19 +242,20 @@ class Run:
         out: list[dict] = []
         for cap in self.good:
             for block in cap.blocks:
-                out += tasks.offset_rows(block.result(), cap.offset)
+                out += tasks.offset_rows(self._gather(block), cap.offset)
         out.sort(key=lambda r: r["flow_id"])
         return out
 
     # -- outputs on the cluster ------------------------------------------------------------------------
     def write_dataset(self, out_dir: str, include_localhost: bool) -> int:
-        """The flows as a Parquet dataset, one file per block, a folder per capture; rows written."""
-        os.makedirs(out_dir, exist_ok=True)
+        """The flows as a Parquet dataset, one file per block, a folder per capture; rows written.
+        ``out_dir`` must be new or empty: files of an earlier run would be read as part of this one."""
+        check_dataset_folder(out_dir)
         name, call = os.path.basename, self._call()
         futs = [self._submit(tasks.write_block, b, c.offset, include_localhost, os.path.abspath(out_dir), c.index,
                              name(c.inp.location.rstrip("/")), j, key=f"write{call}-{c.index}-{j}")
                 for c in self.good for j, b in enumerate(c.blocks)]
-        return sum(self.client.gather(futs))
+        return sum(self._gather(futs))
 
     def pairs(self, include_localhost: bool) -> list[dict]:
         rows = self._reduce("pairs", tasks.pair_buckets, (include_localhost,), tasks.reduce_pairs, ())
@@ -266,7 +278,17 @@ class Run:
         reduced = [self._submit(reduce, *reduce_args,
                                 *[self._submit(tasks.pick, s, i, key=f"{what}-pick-{k}-{i}") for k, s in enumerate(split_f)],
                                 key=f"{what}-reduce-{i}") for i in range(n)]
-        return [row for part in self.client.gather(reduced) for row in part]
+        return [row for part in self._gather(reduced) for row in part]
+
+
+def check_dataset_folder(out_dir: str) -> None:
+    """A dataset goes into a new or empty folder (an earlier run's files would be read as part of it)."""
+    if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
+        raise AnalyzerError(f"{out_dir}: a Parquet dataset is written into a new or empty folder")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise AnalyzerError(f"{out_dir}: cannot write: {exc.strerror or exc}") from None
 
 
 def _mib(n: int) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 from ..errors import AnalyzerError
-from .engine import Run, cluster, summary
+from .engine import Run, check_dataset_folder, cluster, summary
 from .inputs import expand
 from .tasks import shown
 
@@ -29,6 +29,8 @@ def analyze_views(captures, address, ports: frozenset[int], include_localhost: b
     """Run the captures on the cluster at ``address``; ``dataset``: write the flows there as Parquet.
     Raises ``AnalyzerError`` when no capture could be read (each failure on its own line)."""
     inputs = expand(captures)
+    if dataset is not None:
+        check_dataset_folder(dataset)
     with cluster(address) as client:
         run = Run(client, inputs, ports, range_bytes, progress)
         run.read()
