@@ -12,7 +12,8 @@ under ``--dir`` (``gencapture.py``; never in the repository), then times, each i
 A Dask run is what ``analyze --dask --view pairs`` does: read every capture (byte ranges of 64 MiB for a
 large file, stitched on the cluster), count the flows, reduce the pairs on the workers; only the pairs
 come back.  Wall time is the analysis (cluster start and stop are shown apart); peak RSS is the client's
-own ``ru_maxrss`` and each worker's (asked from the worker at the end).  Each configuration runs
+own ``ru_maxrss`` and each worker's (asked from the worker at the end); CPU seconds are the client's and
+the workers' (user + system, during the analysis), the work done whatever the load did to the wall time.  Each configuration runs
 ``--repeat`` times and the fastest counts; the load average before that run is printed with it (this
 machine's 2 cores are shared).
 """
@@ -44,15 +45,21 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process so far (user + system): the work, whatever the load made the wall."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 # -- one configuration, in this (fresh) process ------------------------------------------------------
 def one_process(files: list[str]) -> dict:
     from analyzer import analyze
 
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), _cpu_s()
     report = analyze(files, jobs=1)
     pairs = report.pair_rows
-    return {"wall_s": time.perf_counter() - t, "flows": len(report.flow_rows), "pairs": len(pairs),
-            "client_mib": _mib(_peak_rss()), "workers_mib": []}
+    return {"wall_s": time.perf_counter() - t, "cpu_s": _cpu_s() - cpu, "flows": len(report.flow_rows),
+            "pairs": len(pairs), "client_mib": _mib(_peak_rss()), "workers_mib": []}
 
 
 def on_dask(files: list[str], address, workers: int) -> dict:
@@ -71,19 +78,21 @@ def on_dask(files: list[str], address, workers: int) -> dict:
         client = distributed.Client(cluster)
     client.wait_for_workers(workers)
     started = time.perf_counter() - t0
-    t = time.perf_counter()
+    cpu0 = client.run(_cpu_s)
+    t, cpu = time.perf_counter(), _cpu_s()
     run = engine.Run(client, expand(files), frozenset())
     run.read()
     stats = run.tally(False)
     pairs = run.pairs(False)
     wall = time.perf_counter() - t
+    cpu = _cpu_s() - cpu + sum(v - cpu0[w] for w, v in client.run(_cpu_s).items())
     rss = client.run(_peak_rss)
     units = run.units
     client.close()
     if cluster is not None:
         cluster.close()
     shown = sum(stats["verdicts"].values())
-    return {"wall_s": wall, "start_s": started, "flows": shown, "pairs": len(pairs), "units": units,
+    return {"wall_s": wall, "cpu_s": cpu, "start_s": started, "flows": shown, "pairs": len(pairs), "units": units,
             "client_mib": _mib(_peak_rss()), "workers_mib": sorted(_mib(v) for v in rss.values())}
 
 
@@ -100,9 +109,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def fastest(runs: int, measure) -> dict:
-    """The fastest of ``runs`` fresh runs (the others' load, not ours, makes the slow ones slow)."""
-    return min((measure() for _ in range(runs)), key=lambda r: r["wall_s"])
+def fastest(runs: int, configs: list) -> list[tuple[str, dict]]:
+    """Each configuration's fastest of ``runs`` fresh runs, taken in turns (one of each, then again), so
+    that a spell of load from others falls on all of them alike."""
+    seen: dict[str, list[dict]] = {name: [] for name, _ in configs}
+    for _ in range(runs):
+        for name, measure in configs:
+            seen[name].append(measure())
+    return [(name, min(seen[name], key=lambda r: r["wall_s"])) for name, _ in configs]
 
 
 def _run_child(files: list[str], mode: str, workers: int = 0, address: str = "") -> dict:
@@ -151,10 +165,11 @@ def generate(directory: Path, n: int, packets: int, big: int) -> tuple[list[str]
 def table(title: str, rows: list[tuple[str, dict]]) -> str:
     base = rows[0][1]["wall_s"]
     lines = [f"**{title}**", "",
-             "| run | wall s | speed-up | cluster start s | flows | units | client peak RSS MiB | workers' peak RSS MiB | load |",
-             "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+             "| run | wall s | speed-up | CPU s (all processes) | cluster start s | flows | units | client peak RSS MiB "
+             "| workers' peak RSS MiB | load |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for name, r in rows:
-        lines.append(f"| {name} | {r['wall_s']:.1f} | {base / r['wall_s']:.2f}× | {r.get('start_s', 0):.1f} | "
+        lines.append(f"| {name} | {r['wall_s']:.1f} | {base / r['wall_s']:.2f}× | {r['cpu_s']:.1f} | {r.get('start_s', 0):.1f} | "
                      f"{r['flows']} | {r.get('units', '')} | {r['client_mib']} | "
                      f"{', '.join(map(str, r['workers_mib'])) or '-'} | {r['load']:.1f} |")
     return "\n".join(lines)
@@ -180,11 +195,11 @@ def main() -> None:
     files, big = generate(args.dir, args.captures, args.packets, args.big)
     results = {}
     for title, inputs in ((f"{len(files)} captures of {args.packets} packets", files), (f"one capture of {args.big} packets", [big])):
-        n = args.repeat
-        rows = [("one process (jobs=1)", fastest(n, lambda: _run_child(inputs, "one"))),
-                ("LocalCluster, 1 worker", fastest(n, lambda: _run_child(inputs, "dask", 1))),
-                ("LocalCluster, 2 workers", fastest(n, lambda: _run_child(inputs, "dask", 2))),
-                ("scheduler + 2 worker processes", fastest(n, lambda: _with_processes(inputs)))]
+        configs = [("one process (jobs=1)", lambda: _run_child(inputs, "one")),
+                   ("LocalCluster, 1 worker", lambda: _run_child(inputs, "dask", 1)),
+                   ("LocalCluster, 2 workers", lambda: _run_child(inputs, "dask", 2)),
+                   ("scheduler + 2 worker processes", lambda: _with_processes(inputs))]
+        rows = fastest(args.repeat, configs)
         results[title] = rows
         print(table(title, rows), end="\n\n", flush=True)
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
