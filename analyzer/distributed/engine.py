@@ -328,7 +328,7 @@ def analyze(sources, ports: frozenset[int], include_localhost: bool, pods, addre
             engine: str = "native", range_bytes: int | None = None):
     """``api.analyze(..., dask=address)``: the ``Report`` of the one-machine run, computed on a cluster.
     Raises ``CaptureFormatError`` when every capture fails; failures of some are in ``stats["failures"]``
-    and the warnings."""
+    and the warnings.  ``progress(line, 0, 0)``: the progress line (read tasks, MiB, workers)."""
     from ..api import Report
 
     if engine != "native":
