@@ -141,6 +141,8 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
         view = "edges" if pods_file is not None or use_kubectl else "pairs"
     if (view == "edges" or fail_on) and pods_file is None and not use_kubectl:
         raise click.UsageError("--view edges and --fail-on need a pod list: --pods FILE or --kubectl")
+    if dask_address is not None and engine != "native":
+        raise click.UsageError("--dask runs the native engine")
     if engine == "both":
         if pods_file is not None or use_kubectl or fail_on or view == "edges":
             raise click.UsageError("--engine both compares the engines flow by flow; it takes no pod list, "
@@ -152,7 +154,7 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
     try:
         pods = load_pod_list(pods_file, use_kubectl, context, namespace, all_namespaces)
         if dask_address is not None:
-            rows, edges, warnings, summary_line = _on_dask(captures, dask_address, engine, decode_as, include_localhost,
+            rows, edges, warnings, summary_line = _on_dask(captures, dask_address, decode_as, include_localhost,
                                                            pods, resource, view, fmt, output, progress)
         else:
             report = run_analysis(list(captures), decode_as=decode_as, include_localhost=include_localhost,
@@ -191,14 +193,12 @@ def finish_edges(edges: list[dict], pods, fail_on, quiet: bool) -> None:
         sys.exit(3)
 
 
-def _on_dask(captures, address: str, engine: str, decode_as, include_localhost: bool, pods, resource: str, view: str,
+def _on_dask(captures, address: str, decode_as, include_localhost: bool, pods, resource: str, view: str,
              fmt: str, output, progress) -> tuple:
     """``--dask``: the view's rows (None when the workers wrote a flows dataset to ``output``)."""
     from .api import parse_decode_as
     from .distributed.views import analyze_views
 
-    if engine != "native":
-        raise click.UsageError("--dask runs the native engine")
     captures, address = dask_target(address, captures)
     dataset = None
     if view == "flows" and fmt == "parquet":

@@ -332,3 +332,16 @@ def test_dataset_goes_into_a_new_or_empty_folder_only(tmp_path):
     res = cli("analyze", CAPTURES[0], "--view", "flows", "--format", "parquet", "-o", tmp_path, "--dask")
     assert res.returncode == 2 and res.stderr == f"Error: {tmp_path}: a Parquet dataset is written into a new or empty folder\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.parquet"]
+
+
+def test_dask_before_the_captures_gives_the_first_one_back():
+    one = cli("analyze", *CAPTURES[:2], "--format", "csv")
+    res = cli("analyze", "--dask", *CAPTURES[:2], "--format", "csv")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == one.stdout and res.stderr.startswith("2 captures on ")
+
+
+def test_dask_runs_the_native_engine_only():
+    for engine in ("tshark", "both"):
+        res = cli("analyze", CAPTURES[0], "--engine", engine, "--dask")
+        assert res.returncode == 2 and "Error: --dask runs the native engine" in res.stderr
