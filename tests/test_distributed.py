@@ -345,3 +345,10 @@ def test_dask_runs_the_native_engine_only():
     for engine in ("tshark", "both"):
         res = cli("analyze", CAPTURES[0], "--engine", engine, "--dask")
         assert res.returncode == 2 and "Error: --dask runs the native engine" in res.stderr
+
+
+def test_a_scheduler_that_does_not_answer_is_one_error_line():
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    res = cli("analyze", CAPTURES[0], f"--dask={address}")
+    assert res.returncode == 2
+    assert res.stderr.startswith(f"Error: --dask {address}: cannot connect to the scheduler: ") and res.stderr.count("\n") == 1

@@ -49,26 +49,32 @@ def _distributed():
 def cluster(address=None):
     """A client for ``address``: None, True or "" starts a ``LocalCluster`` (one single-threaded worker
     process per core) and stops it after; ``tcp://host:8786`` connects to that scheduler; a
-    ``distributed.Client`` is used as it is and left open."""
+    ``distributed.Client`` is used as it is and left open (and its logging left alone)."""
     distributed = _distributed()
-    quiet = logging.getLogger().getEffectiveLevel() >= logging.WARNING  # without -v, the cluster's own log
-    if quiet:  # (closing comms, a task that raised: reported once, as a failed capture) is not the user's news
-        logging.getLogger("distributed").setLevel(logging.CRITICAL)
     if isinstance(address, distributed.Client):
         yield address
         return
-    if address and address is not True:
-        try:
-            client = distributed.Client(address, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError) as exc:
-            raise AnalyzerError(f"--dask {address}: cannot connect to the scheduler: {exc}") from None
-        with client:
+    log = logging.getLogger("distributed")
+    old = log.level
+    quiet = logging.getLogger().getEffectiveLevel() >= logging.WARNING  # without -v, the cluster's own log
+    if quiet:  # (closing comms, a task that raised: reported once, as a failed capture) is not the user's news
+        log.setLevel(logging.CRITICAL)
+    try:
+        if address and address is not True:
+            try:
+                client = distributed.Client(address, timeout=CONNECT_TIMEOUT_S)
+            except (OSError, TimeoutError) as exc:
+                raise AnalyzerError(f"--dask {address}: cannot connect to the scheduler: {exc}") from None
+            with client:
+                yield client
+            return
+        with distributed.LocalCluster(n_workers=_cores(), threads_per_worker=1, processes=True,
+                                      dashboard_address=":0",  # any free port: the HTTP server runs anyway
+                                      silence_logs=logging.CRITICAL if quiet else logging.INFO) as local, \
+                distributed.Client(local) as client:
             yield client
-        return
-    with distributed.LocalCluster(n_workers=_cores(), threads_per_worker=1, processes=True,
-                                  dashboard_address=":0",  # any free port: the HTTP server runs with or without the dashboard
-                                  silence_logs=logging.CRITICAL if quiet else logging.INFO) as local, distributed.Client(local) as client:
-        yield client
+    finally:
+        log.setLevel(old)
 
 
 def _cores() -> int:
