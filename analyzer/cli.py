@@ -168,7 +168,7 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
         click.echo("\r\033[K", err=True, nl=False)
     if rows is None:
         pass  # the workers wrote the flows dataset
-    elif fmt in EXPORT_FORMATS:  # parquet, jsonl (issue 6)
+    elif fmt in EXPORT_FORMATS:  # parquet, jsonl
         _export(rows, view, fmt, output)
     else:
         emit(render(rows, VIEWS[view], fmt, view), output)
