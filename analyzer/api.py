@@ -139,6 +139,7 @@ def analyze(
     engine: str = "native",
     jobs: int | None = None,
     clock_skew: float = DEFAULT_CLOCK_SKEW_S,
+    dask=None,
 ) -> Report:
     """Analyse one or more captures (paths, ``"-"`` for stdin, or binary file objects).
 
@@ -157,6 +158,9 @@ def analyze(
     at least ``parallel.MIN_BYTES``, 1 = one pass.  The rows are those of one pass.
     ``clock_skew``: seconds two captures' clocks may differ by; rows of several captures that are one TCP
     connection become one row (``analyzer.join``), and ``stats["clock_skew_s"]`` reports the skew used.
+    ``dask``: run on a Dask cluster (``analyzer.distributed``; ``pip install 'mtls-analyzer[dask]'``):
+    ``True`` starts a local one, ``"tcp://host:8786"`` or a ``distributed.Client`` uses that one.  The
+    rows are those of one machine; sources may also be globs, directories and fsspec URLs.
     """
     if clock_skew < 0:
         raise AnalyzerError(f"clock skew must be 0 or more seconds, not {clock_skew}")
@@ -164,6 +168,10 @@ def analyze(
         from .kube.pods import PodIndex, load_pods
 
         pods = pods if isinstance(pods, PodIndex) else load_pods(pods)
+    if dask is not None and dask is not False:  # the same rows, computed on a Dask cluster
+        from .distributed.engine import analyze as on_dask
+
+        return on_dask(sources, parse_decode_as(decode_as), include_localhost, pods, dask, progress, engine)
     notes = list(pods.notes) if pods is not None else []  # what the pod list could not say
     if engine != "native":  # ``engine="tshark"``: the same rows from Wireshark's dissectors
         if engine != "tshark":

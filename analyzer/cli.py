@@ -25,13 +25,15 @@ from .report.schema import EDGE_NAMES, FLOW_NAMES, PAIR_NAMES
 VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES, "edges": EDGE_NAMES}
 
 
-def output_options(f=None, *, formats=FORMATS):
-    """Options shared by every command that prints a table (``formats``: the --format choices)."""
+def output_options(f=None, *, formats=FORMATS, dataset: bool = False):
+    """Options shared by every command that prints a table (``formats``: the --format choices;
+    ``dataset``: -o may name a folder, for ``--dask``'s Parquet dataset)."""
     def add(f):
         f = click.option("--format", "fmt", type=click.Choice(formats), default="table", show_default=True,
                          help="Output format (parquet needs -o and pyarrow).")(f)
-        f = click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-                         help="Write the table to PATH instead of standard output.")(f)
+        f = click.option("-o", "--output", type=click.Path(dir_okay=dataset, writable=True, path_type=Path),
+                         help="Write the table to PATH instead of standard output"
+                              + (" (--dask --view flows --format parquet: a new or empty folder)." if dataset else "."))(f)
         return f
     return add(f) if f is not None else add
 
@@ -64,7 +66,7 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
              lazy={"lab": ".lab.cli:lab", "compare": ".commands.compare:compare", "show": ".commands.show:show",
                    "capture": ".commands.capture:capture", "report": ".commands.report:report",
-                   "diff": ".commands.diff:diff"})
+                   "diff": ".commands.diff:diff", "edges": ".commands.edges:edges"})
 @click.version_option(__version__, prog_name="mtls-analyzer")
 @click.option("-v", "--verbose", count=True, help="More diagnostics on stderr.")
 def cli(verbose: int) -> None:
@@ -92,13 +94,29 @@ def pods_options(f):
     return f
 
 
+def dask_target(address: str, captures: tuple) -> tuple[tuple, str]:
+    """``--dask a.pcap b.pcap`` gives click's optional value the first capture: give it back (an address
+    has a colon: ``tcp://host:8786``, ``host:8786``).  Returns (captures, address)."""
+    if address and ":" not in address:
+        return (type(captures[0])(address) if captures else address, *captures), ""
+    return captures, address
+
+
+def dask_option(f):
+    """``--dask [ADDRESS]``: run on a Dask cluster (``analyzer.distributed``)."""
+    return click.option("--dask", "dask_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+                        help="Run on a Dask cluster: tcp://HOST:8786, or no address for a local one (one worker "
+                             "per core) started and stopped with the command (put it after the captures, or "
+                             "write --dask=ADDRESS). Needs mtls-analyzer[dask].")(f)
+
+
 @cli.command(short_help="Classify every TCP flow of CAPTURE files as TLS, plaintext or unknown.")
 @click.argument("captures", nargs=-1, required=True)
 @click.option("--view", type=click.Choice(tuple(VIEWS)), default=None,
               help="flows: one row per TCP flow; pairs: one row per host pair; edges: one row per pod "
                    "(or --resource) pair with a status (needs --pods or --kubectl).  [default: edges with a "
                    "pod list, else pairs]")
-@output_options(formats=FORMATS + EXPORT_FORMATS)
+@output_options(formats=FORMATS + EXPORT_FORMATS, dataset=True)
 @pods_options
 @click.option("--decode-as", "decode_as", multiple=True, metavar="tcp.port==P,tls",
               help="Expect TLS on port P (tshark syntax; repeatable). A hint: payload still decides.")
@@ -111,11 +129,14 @@ def pods_options(f):
               help="Processes per capture file (native engine; byte ranges, flows joined at the cuts). "
                    "0: one per CPU for a plain file of 64 MiB or more, else 1.")
 @clock_skew_option
+@dask_option
 def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, pods_file, use_kubectl, context,
-            namespace, all_namespaces, resource, trust_unknown_clients, fail_on, engine, jobs, clock_skew):
-    """Analyse CAPTURE files (pcap/pcapng, gzip ok; '-' reads standard input)."""
+            namespace, all_namespaces, resource, trust_unknown_clients, fail_on, engine, jobs, clock_skew, dask_address):
+    """Analyse CAPTURE files (pcap/pcapng, gzip ok; '-' reads standard input).  With --dask, CAPTURE may
+    also be a glob, a directory or a URL (http(s)://, s3://, gs://), and --view flows --format parquet
+    -o DIR writes a Parquet dataset."""
     from .kube.kubectl import load_pod_list
-    from .report.edges import edge_rows, summary as edges_summary
+    from .report.edges import edge_rows
 
     if pods_file is not None and use_kubectl:
         raise click.UsageError("give --pods FILE or --kubectl, not both")
@@ -123,6 +144,8 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
         view = "edges" if pods_file is not None or use_kubectl else "pairs"
     if (view == "edges" or fail_on) and pods_file is None and not use_kubectl:
         raise click.UsageError("--view edges and --fail-on need a pod list: --pods FILE or --kubectl")
+    if dask_address is not None and engine != "native":
+        raise click.UsageError("--dask runs the native engine")
     if engine == "both":
         if pods_file is not None or use_kubectl or fail_on or view == "edges":
             raise click.UsageError("--engine both compares the engines flow by flow; it takes no pod list, "
@@ -133,27 +156,61 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
     progress = _progress if sys.stderr.isatty() and not quiet else None
     try:
         pods = load_pod_list(pods_file, use_kubectl, context, namespace, all_namespaces)
-        report = run_analysis(list(captures), decode_as=decode_as, include_localhost=include_localhost,
-                              progress=progress, pods=pods, engine=engine, jobs=jobs or None,
-                              clock_skew=clock_skew)
+        if dask_address is not None:
+            rows, edges, warnings, summary_line = _on_dask(captures, dask_address, decode_as, include_localhost,
+                                                           pods, resource, view, fmt, output, progress,
+                                                           trust_unknown_clients)
+        else:
+            report = run_analysis(list(captures), decode_as=decode_as, include_localhost=include_localhost,
+                                  progress=progress, pods=pods, engine=engine, jobs=jobs or None,
+                                  clock_skew=clock_skew)
+            edges = (edge_rows(report.flow_rows, pods, resource, trust_unknown_clients=trust_unknown_clients)
+                     if pods is not None else [])
+            rows = {"flows": report.flow_rows, "pairs": report.pair_rows, "edges": edges}[view]
+            warnings, summary_line = report.stats["warnings"], report.summary()
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
     if progress:
         click.echo("\r\033[K", err=True, nl=False)
-    edges = edge_rows(report.flow_rows, pods, resource, trust_unknown_clients=trust_unknown_clients) if pods is not None else []
-    rows = {"flows": report.flow_rows, "pairs": report.pair_rows, "edges": edges}[view]
-    text = "" if fmt in EXPORT_FORMATS else render(rows, VIEWS[view], fmt, view)
-    if fmt in EXPORT_FORMATS:  # parquet, jsonl (issue 6)
+    if rows is None:
+        pass  # the workers wrote the flows dataset
+    elif fmt in EXPORT_FORMATS:  # parquet, jsonl
         _export(rows, view, fmt, output)
     else:
-        emit(text, output)
-    for warning in report.stats["warnings"]:
+        emit(render(rows, VIEWS[view], fmt, view), output)
+    for warning in warnings:
         warn(f"Warning: {warning}")
     if not quiet:
-        warn(report.summary())
-        if pods is not None:
-            warn(edges_summary(edges))
+        warn(summary_line)
+    finish_edges(edges, pods, fail_on, quiet)
+
+
+def finish_edges(edges: list[dict], pods, fail_on, quiet: bool) -> None:
+    """After the table: the edges' summary line (with a pod list, unless quiet) and the ``--fail-on``
+    gates, one line each that fails, then exit 3 if any did."""
+    from .report.edges import summary
+
+    if not quiet and pods is not None:
+        warn(summary(edges))
     exit_on_gates(edges, fail_on)
+
+
+def _on_dask(captures, address: str, decode_as, include_localhost: bool, pods, resource: str, view: str,
+             fmt: str, output, progress, trust_unknown_clients: bool = False) -> tuple:
+    """``--dask``: the view's rows (None when the workers wrote a flows dataset to ``output``)."""
+    from .api import parse_decode_as
+    from .distributed.views import analyze_views
+
+    captures, address = dask_target(address, captures)
+    dataset = None
+    if view == "flows" and fmt == "parquet":
+        if output is None:
+            raise click.UsageError("--dask --view flows --format parquet writes a dataset: give -o DIR")
+        dataset = str(output)
+    line = (lambda text: click.echo(f"\r\033[K{text}", err=True, nl=False)) if progress else None
+    views = analyze_views(list(captures), address, parse_decode_as(decode_as), include_localhost, pods, resource,
+                          view, dataset, line, trust_unknown_clients=trust_unknown_clients)
+    return views.rows, views.edges, views.warnings, views.summary
 
 
 def _export(rows, view: str, fmt: str, output) -> None:

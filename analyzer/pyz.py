@@ -16,7 +16,7 @@ import zipapp
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-EXCLUDE = ("cli.py", "__main__.py", "commands", "lab", "engines/drilldown.py", "report/frames.py")
+EXCLUDE = ("cli.py", "__main__.py", "commands", "lab", "engines/drilldown.py", "report/frames.py", "distributed")
 INTERPRETER = "/usr/bin/env python3"
 
 

@@ -74,3 +74,26 @@ def is_truncated(report) -> bool:
     return report.stats["truncated"]
 
 
+
+
+def run_on_tty(cmd: list[str], **popen) -> tuple[int, str, str]:
+    """Run ``cmd`` with its stderr on a pseudo-terminal: (exit code, stdout, what the terminal showed)."""
+    import os
+    import pty
+    import subprocess
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=follower, **popen)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    out, _ = proc.communicate(timeout=300)
+    os.close(leader)
+    return proc.returncode, out.decode(), b"".join(chunks).decode(errors="replace")

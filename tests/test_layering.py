@@ -66,3 +66,25 @@ def test_tls_package_does_not_reach_up_the_layers():
         text = f.read_text()
         for layer in ("analyzer.flows", "analyzer.capture", "analyzer.classify", "analyzer.report", "analyzer.api"):
             assert layer not in text, f"{f.name} imports {layer}"
+
+
+DASK_FREE = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+from click.testing import CliRunner
+from analyzer.cli import cli
+runner = CliRunner()
+for args in (["--help"], ["analyze", "--help"], ["analyze", {str(ROOT / 'captures' / 'demo-transparent.pcapng')!r}, "-q"],
+             ["edges", "--help"]):
+    assert runner.invoke(cli, args).exit_code == 0, args
+from analyzer import analyze
+analyze({str(ROOT / 'captures' / 'demo-transparent.pcapng')!r})
+print(sorted(m for m in ("dask", "distributed", "fsspec", "aiohttp") if m in sys.modules))
+"""
+
+
+def test_default_cli_and_analyze_do_not_load_dask_or_fsspec():
+    """The Dask engine is an optional extra: the CLI, its help and a one-machine run never import it."""
+    out = subprocess.run([sys.executable, "-c", DASK_FREE], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from support import run_on_tty
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,21 +28,7 @@ def _run(path: Path, tty: bool) -> tuple[int, str, str]:
     if not tty:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
         return out.returncode, out.stdout, out.stderr
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=follower, cwd=ROOT)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    out, _ = proc.communicate(timeout=300)
-    os.close(leader)
-    return proc.returncode, out.decode(), b"".join(chunks).decode(errors="replace")
+    return run_on_tty(cmd, cwd=ROOT)
 
 
 def test_progress_on_a_terminal(big_capture):

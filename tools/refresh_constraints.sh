@@ -14,7 +14,7 @@ venv=$(mktemp -d /tmp/mtls-constraints.XXXXXX)
 trap '[ -n "${KEEP_VENV:-}" ] || rm -rf "$venv"' EXIT
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q --no-cache-dir -e '.[test,lab,report]'
+"$venv/bin/python" -m pip install -q --no-cache-dir -e '.[test,lab,report,dask]'
 if [ "${1:-}" != "--no-test" ]; then
   "$venv/bin/python" -m pytest -q -p no:cacheprovider
 fi

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..cli import dask_option, dask_target
 from .common import TRUST_UNKNOWN_CLIENTS_HELP, InputError, clock_skew_option, warn
 
 from ..errors import AnalyzerError
@@ -56,8 +57,9 @@ def _resources():
               help="Print the JSON Schema of --json and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 @clock_skew_option
+@dask_option
 def report(captures, pods_file, use_kubectl, context, output, json_path, resource, trust_unknown_clients, fail_on,
-           decode_as, engine, quiet, clock_skew):
+           decode_as, engine, quiet, clock_skew, dask_address):
     """Write an audit report for CAPTURE files: the mesh graph, the edges with their evidence down to each
     flow, capture hashes and metadata, what could not be judged, and the policy result.
 
@@ -73,10 +75,12 @@ def report(captures, pods_file, use_kubectl, context, output, json_path, resourc
         raise click.UsageError("nothing to write: give -o report.html and/or --json report.json")
     if (pods_file is None) == (not use_kubectl):
         raise click.UsageError("an audit report needs a pod list: --pods FILE or --kubectl (one of them)")
+    captures, dask_address = dask_target(dask_address, captures)
     try:
         paths = load_path_list(captures)
         pods = load_pod_list(pods_file, use_kubectl, context)
-        result = analyze(paths, decode_as=decode_as, pods=pods, engine=engine, clock_skew=clock_skew)
+        result = analyze(paths, decode_as=decode_as, pods=pods, engine=engine, clock_skew=clock_skew,
+                         dask=None if dask_address is None else dask_address or True)
         doc = build_audit(result, paths, pods_file, resource, fail_on, engine, decode_as,
                           command=["mtls-analyzer", *sys.argv[1:]], trust_unknown_clients=trust_unknown_clients)
     except AnalyzerError as exc:

@@ -322,12 +322,23 @@ def edge_rows(flow_rows: Iterable[dict], pods: PodIndex, resource: str = "pod", 
         raise ValueError(f"resource must be one of {RESOURCES}, not {resource!r}")
     groups: dict[tuple, list] = {}
     for flow in flow_rows:
-        ts = flow["first_ts"]  # the connection's start: who held the IP when it was opened
-        src, dst = pods.resolve(flow["client_ip"], ts), destination(flow, pods, ts)
-        status = classify_flow(flow, src, dst, trust_unknown_clients)
-        key = (peer_end(src, resource), peer_end(dst, resource), flow["server_port"] if by_port else None)
-        groups.setdefault(key, []).append((flow, src, dst, status))
-    rows = [_edge_row(key, items) for key, items in groups.items()]
+        key, item = flow_edge(flow, pods, resource, by_port, trust_unknown_clients)
+        groups.setdefault(key, []).append(item)
+    return sort_edges([_edge_row(key, items) for key, items in groups.items()])
+
+
+def flow_edge(flow: dict, pods: PodIndex, resource: str = "pod", by_port: bool = False,
+              trust_unknown_clients: bool = False) -> tuple[tuple, tuple]:
+    """The edge a flow row falls into (its key: both ends at ``resource`` level, the port with
+    ``by_port``) and what the edge keeps of it: (flow, source peer, destination peer, FlowStatus)."""
+    ts = flow["first_ts"]  # the connection's start: who held the IP when it was opened
+    src, dst = pods.resolve(flow["client_ip"], ts), destination(flow, pods, ts)
+    key = (peer_end(src, resource), peer_end(dst, resource), flow["server_port"] if by_port else None)
+    return key, (flow, src, dst, classify_flow(flow, src, dst, trust_unknown_clients))
+
+
+def sort_edges(rows: list[dict]) -> list[dict]:
+    """Edge rows in their one order: source then destination namespace/name, then ports."""
     rows.sort(key=lambda r: (r["src_ns"], r["src"], r["dst_ns"], r["dst"], r["ports"]))
     return rows
 

@@ -1,0 +1,67 @@
+"""``mtls-analyzer edges FLOWS --pods pods.json``: judge stored flows against a (new) pod list.
+
+The flows come from ``analyze --view flows --format parquet|jsonl`` (a Parquet dataset folder, one
+Parquet file, or JSON Lines); the captures are not read again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import AnalyzerError
+from ..report.render import FORMATS
+from ..report.schema import EDGE_NAMES, EXPORT_FORMATS, PAIR_NAMES
+from .common import InputError, emit
+
+
+def _options(f):
+    from ..cli import output_options, pods_options
+
+    return output_options(formats=FORMATS + EXPORT_FORMATS)(pods_options(f))
+
+
+@click.command(short_help="Judge stored flows (Parquet or JSON Lines from analyze) against a pod list.")
+@click.argument("flows", type=click.Path(exists=True, path_type=Path))
+@click.option("--view", type=click.Choice(("edges", "pairs")), default="edges", show_default=True,
+              help="edges: one row per pod (or --resource) pair with a status (needs a pod list); pairs: one row "
+                   "per host pair.")
+@_options
+@click.option("--include-localhost", is_flag=True, help="Keep the localhost hops the stored flows hold.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
+def edges(flows, view, fmt, output, pods_file, use_kubectl, context, namespace, all_namespaces, resource,
+          trust_unknown_clients, fail_on, include_localhost, quiet):
+    """Re-judge FLOWS, written by `analyze --view flows --format parquet|jsonl` (a Parquet dataset folder, a
+    Parquet file or JSON Lines), against a pod list, without reading the captures again.
+
+    Exit code 0; 3 when a --fail-on gate fails (after the table); 2 on bad input.
+    """
+    from ..kube.kubectl import load_pod_list
+    from ..cli import finish_edges
+    from ..report.edges import edge_rows
+    from ..report.pairs import aggregate_pairs
+    from ..report.render import render
+    from ..report.stored import load_flow_rows
+
+    if pods_file is not None and use_kubectl:
+        raise click.UsageError("give --pods FILE or --kubectl, not both")
+    if (view == "edges" or fail_on) and pods_file is None and not use_kubectl:
+        raise click.UsageError("edges and --fail-on need a pod list: --pods FILE or --kubectl")
+    try:
+        pods = load_pod_list(pods_file, use_kubectl, context, namespace, all_namespaces)
+        rows = [r for r in load_flow_rows(flows) if include_localhost or not r["localhost"]]
+    except AnalyzerError as exc:
+        raise InputError(str(exc)) from None
+    judged = (edge_rows(rows, pods, resource, trust_unknown_clients=trust_unknown_clients)
+              if pods is not None else [])
+    out = judged if view == "edges" else aggregate_pairs(rows)
+    if fmt in EXPORT_FORMATS:
+        from ..cli import _export
+
+        _export(out, view, fmt, output)
+    else:
+        emit(render(out, EDGE_NAMES if view == "edges" else PAIR_NAMES, fmt, view), output)
+    if not quiet:
+        click.echo(f"{len(rows)} stored flows from {flows}", err=True)
+    finish_edges(judged, pods, fail_on, quiet)

@@ -1,0 +1,52 @@
+"""``analyze --dask``: the table a command asked for, computed on the cluster, with its summary.
+
+Role: between the CLI and ``engine.Run``.  Only what the view needs comes back to the client: the
+flows of a flows table (or none, when they go to a Parquet dataset the workers write), the pairs or
+the edges reduced on the workers, and counts for the summary.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+from ..errors import AnalyzerError
+from .engine import Run, check_dataset_folder, cluster, summary
+from .inputs import expand
+from .tasks import shown
+
+
+class Views(NamedTuple):
+    rows: list[dict] | None  # the view's rows; None when the workers wrote them (flows to a dataset)
+    edges: list[dict]  # with a pod list, for the summary and the gates
+    warnings: list[str]
+    summary: str
+    written: int  # flow rows the workers wrote
+
+
+def analyze_views(captures, address, ports: frozenset[int], include_localhost: bool, pods, resource: str,
+                  view: str, dataset: str | None, progress: Callable[[str], None] | None = None,
+                  range_bytes: int | None = None, trust_unknown_clients: bool = False) -> Views:
+    """Run the captures on the cluster at ``address``; ``dataset``: write the flows there as Parquet.
+    Raises ``AnalyzerError`` when no capture could be read (each failure on its own line)."""
+    inputs = expand(captures)
+    if dataset is not None:
+        check_dataset_folder(dataset)
+    with cluster(address) as client:
+        run = Run(client, inputs, ports, range_bytes, progress)
+        run.read()
+        if not run.good:
+            raise AnalyzerError("no capture could be analysed:\n" + "\n".join(run.failures))
+        stats = run.tally(include_localhost)
+        rows, written = None, 0
+        if view == "flows" and dataset is not None:
+            written = run.write_dataset(dataset, include_localhost)
+        elif view == "flows":
+            rows = shown(run.rows(), include_localhost)
+        elif view == "pairs":
+            rows = run.pairs(include_localhost)
+        edges = run.edges(include_localhost, pods, resource, trust_unknown_clients) if pods is not None else []
+        if view == "edges":
+            rows = edges
+    warnings = stats["warnings"] + [f"not analysed: {f}" for f in stats["failures"]]
+    line = summary(stats, include_localhost) + (f"; {written} flows written to {dataset}" if dataset and view == "flows" else "")
+    return Views(rows, edges, warnings, line, written)
