@@ -171,7 +171,8 @@ def analyze(
     if dask is not None and dask is not False:  # the same rows, computed on a Dask cluster
         from .distributed.engine import analyze as on_dask
 
-        return on_dask(sources, parse_decode_as(decode_as), include_localhost, pods, dask, progress, engine)
+        return on_dask(sources, parse_decode_as(decode_as), include_localhost, pods, dask, progress, engine,
+                       clock_skew=clock_skew)
     notes = list(pods.notes) if pods is not None else []  # what the pod list could not say
     if engine != "native":  # ``engine="tshark"``: the same rows from Wireshark's dissectors
         if engine != "tshark":

@@ -159,7 +159,7 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
         if dask_address is not None:
             rows, edges, warnings, summary_line = _on_dask(captures, dask_address, decode_as, include_localhost,
                                                            pods, resource, view, fmt, output, progress,
-                                                           trust_unknown_clients)
+                                                           trust_unknown_clients, clock_skew)
         else:
             report = run_analysis(list(captures), decode_as=decode_as, include_localhost=include_localhost,
                                   progress=progress, pods=pods, engine=engine, jobs=jobs or None,
@@ -196,7 +196,7 @@ def finish_edges(edges: list[dict], pods, fail_on, quiet: bool) -> None:
 
 
 def _on_dask(captures, address: str, decode_as, include_localhost: bool, pods, resource: str, view: str,
-             fmt: str, output, progress, trust_unknown_clients: bool = False) -> tuple:
+             fmt: str, output, progress, trust_unknown_clients: bool = False, clock_skew: float = 5.0) -> tuple:
     """``--dask``: the view's rows (None when the workers wrote a flows dataset to ``output``)."""
     from .api import parse_decode_as
     from .distributed.views import analyze_views
@@ -209,7 +209,7 @@ def _on_dask(captures, address: str, decode_as, include_localhost: bool, pods, r
         dataset = str(output)
     line = (lambda text: click.echo(f"\r\033[K{text}", err=True, nl=False)) if progress else None
     views = analyze_views(list(captures), address, parse_decode_as(decode_as), include_localhost, pods, resource,
-                          view, dataset, line, trust_unknown_clients=trust_unknown_clients)
+                          view, dataset, line, trust_unknown_clients=trust_unknown_clients, clock_skew=clock_skew)
     return views.rows, views.edges, views.warnings, views.summary
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import AnalyzerError, BackendUnavailable, CaptureFormatError
+from ..join import DEFAULT_CLOCK_SKEW_S
 from . import adapter, tasks
 from .inputs import Input, expand
 
@@ -243,6 +244,27 @@ class Run:
                      captures=len(good), elapsed_s=time.perf_counter() - self.t0)
         return stats
 
+    # -- joining captures ------------------------------------------------------------------------------
+    def needs_join(self, pods) -> bool:
+        """Several captures (or ClusterIPs to resolve): their rows meet in ``join.combine``."""
+        services = getattr(pods, "services", None)
+        return len(self.good) > 1 or (services is not None and services.has_cluster_ips)
+
+    def joined_rows(self, stats: dict, clock_skew: float, pods, include_localhost: bool) -> list[dict]:
+        """The rows of every capture joined into one row per TCP connection, by the one-machine rule
+        (``join.combine``).  The join needs the rows of all captures at once, so they are gathered here;
+        ``stats`` is brought up to date (flows, localhost hops, shown verdicts, the join's counters)."""
+        from ..join import combine
+
+        parts = [[row for block in cap.blocks for row in tasks.offset_rows(self._gather(block), cap.offset)]
+                 for cap in self.good]
+        names = [os.path.basename(info.path) for info in stats["infos"]]
+        rows = combine(parts, names, stats, clock_skew, getattr(pods, "services", None))
+        rows.sort(key=lambda r: r["flow_id"])
+        stats.update(flows=len(rows), excluded_localhost=sum(1 for r in rows if r["localhost"]),
+                     verdicts=Counter(r["verdict"] for r in tasks.shown(rows, include_localhost)))
+        return rows
+
     def rows(self) -> list[dict]:
         """Every flow row, gathered (for a ``Report`` or a flows table), ids across captures."""
         out: list[dict] = []
@@ -331,7 +353,7 @@ def summary(stats: dict, include_localhost: bool) -> str:
 
 
 def analyze(sources, ports: frozenset[int], include_localhost: bool, pods, address, progress=None,
-            engine: str = "native", range_bytes: int | None = None):
+            engine: str = "native", range_bytes: int | None = None, clock_skew: float = DEFAULT_CLOCK_SKEW_S):
     """``api.analyze(..., dask=address)``: the ``Report`` of the one-machine run, computed on a cluster.
     Raises ``CaptureFormatError`` when every capture fails; failures of some are in ``stats["failures"]``
     and the warnings.  ``progress(line, 0, 0)``: the progress line (read tasks, MiB, workers)."""
@@ -347,7 +369,7 @@ def analyze(sources, ports: frozenset[int], include_localhost: bool, pods, addre
         if not run.good:
             raise CaptureFormatError("; ".join(run.failures))
         stats = run.tally(include_localhost)
-        rows = run.rows()
+        rows = run.joined_rows(stats, clock_skew, pods, include_localhost) if run.needs_join(pods) else run.rows()
     infos = stats.pop("infos")
     stats["warnings"] += stats["failures"]
     return Report(rows, include_localhost, stats, infos, pods)

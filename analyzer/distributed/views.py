@@ -2,14 +2,18 @@
 
 Role: between the CLI and ``engine.Run``.  Only what the view needs comes back to the client: the
 flows of a flows table (or none, when they go to a Parquet dataset the workers write), the pairs or
-the edges reduced on the workers, and counts for the summary.
+the edges reduced on the workers, and counts for the summary.  Several captures are the exception: the
+join of one connection seen from several vantage points needs their rows together, so they come back
+and the views are made from the joined rows.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Callable, NamedTuple
 
 from ..errors import AnalyzerError
+from ..join import DEFAULT_CLOCK_SKEW_S
 from .engine import Run, check_dataset_folder, cluster, summary
 from .inputs import expand
 from .tasks import shown
@@ -25,7 +29,8 @@ class Views(NamedTuple):
 
 def analyze_views(captures, address, ports: frozenset[int], include_localhost: bool, pods, resource: str,
                   view: str, dataset: str | None, progress: Callable[[str], None] | None = None,
-                  range_bytes: int | None = None, trust_unknown_clients: bool = False) -> Views:
+                  range_bytes: int | None = None, trust_unknown_clients: bool = False,
+                  clock_skew: float = DEFAULT_CLOCK_SKEW_S) -> Views:
     """Run the captures on the cluster at ``address``; ``dataset``: write the flows there as Parquet.
     Raises ``AnalyzerError`` when no capture could be read (each failure on its own line)."""
     inputs = expand(captures)
@@ -38,6 +43,9 @@ def analyze_views(captures, address, ports: frozenset[int], include_localhost: b
             raise AnalyzerError("no capture could be analysed:\n" + "\n".join(run.failures))
         stats = run.tally(include_localhost)
         rows, written = None, 0
+        if run.needs_join(pods):  # several captures: their rows meet in the one-machine join, here
+            return _joined_views(run, stats, include_localhost, pods, resource, view, dataset, trust_unknown_clients,
+                                 clock_skew)
         if view == "flows" and dataset is not None:
             written = run.write_dataset(dataset, include_localhost)
         elif view == "flows":
@@ -50,3 +58,32 @@ def analyze_views(captures, address, ports: frozenset[int], include_localhost: b
     warnings = stats["warnings"] + [f"not analysed: {f}" for f in stats["failures"]]
     line = summary(stats, include_localhost) + (f"; {written} flows written to {dataset}" if dataset and view == "flows" else "")
     return Views(rows, edges, warnings, line, written)
+
+
+def _joined_views(run, stats: dict, include_localhost: bool, pods, resource: str, view: str, dataset: str | None,
+                  trust_unknown_clients: bool, clock_skew: float) -> Views:
+    """The views of several captures: one row per connection (``Run.joined_rows``), then the pairs, the
+    edges and the dataset from those rows, as on one machine."""
+    from ..report.edges import edge_rows
+    from ..report.pairs import aggregate_pairs
+
+    joined = shown(run.joined_rows(stats, clock_skew, pods, include_localhost), include_localhost)
+    edges = (edge_rows(joined, pods, resource, trust_unknown_clients=trust_unknown_clients)
+             if pods is not None else [])
+    rows, written = {"flows": joined, "pairs": aggregate_pairs(joined), "edges": edges}[view], 0
+    if view == "flows" and dataset is not None:
+        written, rows = write_joined(joined, dataset), None
+    warnings = stats["warnings"] + [f"not analysed: {f}" for f in stats["failures"]]
+    line = summary(stats, include_localhost) + (f"; {written} flows written to {dataset}" if written else "")
+    return Views(rows, edges, warnings, line, written)
+
+
+def write_joined(rows: list[dict], dataset: str) -> int:
+    """Joined rows as the flows dataset, a folder per capture that holds the row (its ``capture``)."""
+    from .tasks import write_block
+
+    by_capture: dict[str, list[dict]] = {}
+    for row in rows:
+        by_capture.setdefault(row["capture"], []).append(row)
+    return sum(write_block(part, 0, True, os.path.abspath(dataset), index, name, 0)
+               for index, (name, part) in enumerate(by_capture.items()))
