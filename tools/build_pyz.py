@@ -3,7 +3,7 @@
 
     python3 tools/build_pyz.py [-o mtls-analyzer.pyz]
 
-The zipapp holds the standard-library-only part of ``analyzer`` (capture, flows, tls, classify, report
+The zipapp holds the standard-library-only part of ``analyzer`` (capture, flows, tls, analysis, pipeline, report
 rows and rendering, kube pod lists, the tshark engine, live capture) with ``analyzer.sidecar:main`` as
 its entry point.  Left out: the click CLI (``cli.py``, ``commands/``), the lab, the pyshark drill-down
 and the pandas frame builder, none of which the linkerd-debug image could import.

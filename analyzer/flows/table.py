@@ -2,7 +2,7 @@
 
 Role: the connection layer (Zeek's ``Connection``).  Keys flows by 5-tuple in both directions, counts
 packets and payload bytes each way, tracks SYN/FIN/RST, decides the client, and hands each
-direction's in-order bytes to an *inspector* (``classify.FlowInspector``) until it has seen enough.
+direction's in-order bytes to an *inspector* (``analysis.inspector.FlowInspector``) until it has seen enough.
 
 Rules:
   1. This module never looks inside payloads.  What the bytes mean is the inspector's business; the
