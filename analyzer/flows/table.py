@@ -12,7 +12,7 @@ Rules:
   3. Memory grows with live flows only: a flow that closed (FIN both ways or RST) and went quiet, or
      any flow idle too long, is finished and handed to ``on_finish``; the table forgets it.
   4. Directions are ``orig`` (0, the first packet's sender) and ``resp`` (1) until the end, when
-     ``client_dir()`` maps them to TLS roles using SYN, SYN-ACK, ClientHello, ports, in that order.
+     ``analysis.verdict.client_direction`` maps them to TLS roles (SYN, SYN-ACK, ClientHello, ports).
 """
 
 from __future__ import annotations
@@ -171,21 +171,6 @@ class Flow:
         if isn is not None:
             return seq != isn
         return bool(self.bytes[0] or self.bytes[1] or self.closed)
-
-    def client_dir(self, server_ports: frozenset[int]) -> tuple[int, str]:
-        """Which direction is the client, and on what basis (syn|synack|hello|port|first-packet)."""
-        if self.syn_dir is not None:
-            return self.syn_dir, "syn"
-        if self.synack_dir is not None:
-            return 1 - self.synack_dir, "synack"
-        hello = self.inspector.client_hint()
-        if hello is not None:
-            return hello, "hello"
-        p0, p1 = self.ports
-        s0, s1 = p0 in server_ports or p0 < 1024, p1 in server_ports or p1 < 1024
-        if s0 != s1:
-            return (1 if s0 else 0), "port"
-        return 0, "first-packet"
 
 
 class Track:

@@ -7,7 +7,6 @@ column names); DataFrames are built on demand, so pandas is imported only when o
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -132,8 +131,3 @@ class Report:
             f"{unsupported} frames not analysed, {stats['elapsed_s']:.2f} s"
             + (f" ({stats['processes']} processes)" if stats.get("processes", 1) > 1 else "")
         )
-
-
-def capture_name(path: str) -> str:
-    """The capture column's value for a path: its file name."""
-    return os.path.basename(path)
