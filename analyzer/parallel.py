@@ -38,9 +38,9 @@ from .pipeline import Part, context_for, fewer_gc_passes, flow_row, read_part, r
 
 log = logging.getLogger(__name__)
 
-MIN_BYTES = 64 * 1024 * 1024  # smaller files are read in one pass: starting processes costs ~0.1 s
+MIN_BYTES = 64 * 1024 * 1024  # smaller files are read in one pass: starting processes would cost more than it saves
 MAX_JOBS = 8
-FIRST_SHARE = 0.9  # the first range's size relative to the others' (its process also stitches: ~0.15 s)
+FIRST_SHARE = 0.9  # the first range's size relative to the others' (its process also stitches)
 MAX_CANDIDATES = 200_000  # pieces a range may hold before it gives up (Rule 2: memory)
 SYN_RETRY_S = 130.0  # Linux gives up on a SYN after 127 s (tcp_syn_retries 6); other stacks sooner
 
@@ -93,7 +93,7 @@ def analyze_file(path, cuts: list, ports: frozenset[int], first_fid: int, progre
 
 
 def _analyze_file(path, cuts: list, ports: frozenset[int], first_fid: int, progress) -> Part | None:
-    import multiprocessing  # only here: ~10 ms of imports that one-pass runs do not need
+    import multiprocessing  # only here: imports that one-pass runs do not need
 
     ctx = multiprocessing.get_context("fork")
     ranges = list(zip(cuts, cuts[1:]))

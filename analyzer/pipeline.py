@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable
 
-from .analysis.addresses import LOOPBACK_IFACE_NAMES, address_localhost_reason, ip_text
+from .analysis.addresses import LOOPBACK_IFACE_NAMES, address_localhost_reason, ip_text, protocol_name
 from .analysis.hints import SERVER_PORTS
 from .analysis.inspector import connection_facts, evidence_facts, new_inspector
 from .analysis.verdict import client_direction, flow_row as verdict_row
@@ -33,7 +33,6 @@ from .report.result import CaptureRun
 
 PROGRESS_EVERY_S = 0.5
 GC_THRESHOLD = 50_000  # allocations between young-generation passes of the cyclic GC during a run
-PROTOCOL_NAMES = {1: "icmp", 17: "udp", 58: "icmpv6", 132: "sctp"}  # IANA protocol numbers
 
 Source = str | os.PathLike | BinaryIO
 BatchHook = Callable[[FlowTable, "Context"], None]
@@ -178,7 +177,7 @@ def not_tcp_rows(not_tcp: Counter, loopback: Iterable, capture: str) -> list[dic
     """Per (source, destination, protocol) packet counts of traffic that is not TCP."""
     loopback = set(loopback)
     return [
-        {"src_ip": ip_text(src), "dst_ip": ip_text(dst), "protocol": PROTOCOL_NAMES.get(proto, str(proto)),
+        {"src_ip": ip_text(src), "dst_ip": ip_text(dst), "protocol": protocol_name(proto),
          "packets": count, "localhost": bool(address_localhost_reason(src, dst, (src, dst, proto) in loopback)),
          "capture": capture}
         for (src, dst, proto), count in sorted(not_tcp.items())

@@ -51,3 +51,12 @@ def address_localhost_reason(a: bytes, b: bytes, loopback_iface: bool = False) -
 
 # Interface names that capture loopback traffic (Linux, BSD/macOS, Npcap).
 LOOPBACK_IFACE_NAMES = frozenset({"lo", "lo0", "loopback", "Loopback", "\\Device\\NPF_Loopback"})
+IP_PROTOCOL_NAMES = {1: "icmp", 17: "udp", 58: "icmpv6", 132: "sctp"}  # IANA protocol numbers
+
+
+def protocol_name(number: int | str) -> str:
+    """The name of an IP protocol number (as a number or as tshark prints it); the number itself otherwise."""
+    try:
+        return IP_PROTOCOL_NAMES.get(int(number), str(number))
+    except ValueError:
+        return str(number)

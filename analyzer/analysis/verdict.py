@@ -135,28 +135,29 @@ def flow_row(conn: ConnectionFacts, client: tuple[int, str], facts: HandshakeFac
              decode_as: frozenset[int], voice: str = "") -> dict:
     """The flows-table row.  ``voice`` opens every reason that rests on the engine's own view
     (``"Wireshark: "`` for the tshark engine)."""
-    c, basis = client
-    s = 1 - c
-    row = connection_row(conn, c, basis)
+    client_d, basis = client
+    server_d = 1 - client_d
+    row = connection_row(conn, client_d, basis)
     if isinstance(facts, HandshakeFacts):
-        _handshake_row(row, conn, facts, c, voice)
+        _handshake_row(row, conn, facts, client_d, voice)
     else:
         _payload_row(row, conn, facts, voice)
-    apply_port_hint(row, conn.ports[s], decode_as)
+    apply_port_hint(row, conn.ports[server_d], decode_as)
     return row
 
 
-def connection_row(conn: ConnectionFacts, c: int, basis: str) -> dict:
+def connection_row(conn: ConnectionFacts, client_d: int, basis: str) -> dict:
     """The row's connection columns; the verdict columns stay as in the schema's empty row."""
-    s = 1 - c
+    server_d = 1 - client_d
     local = address_localhost_reason(*conn.raw_addrs, conn.loopback)
     row = empty_flow_row()
     row.update(
-        capture=conn.capture, flow_id=conn.flow_id, client_ip=conn.addrs[c], client_port=conn.ports[c],
-        server_ip=conn.addrs[s], server_port=conn.ports[s], client_basis=basis,
+        capture=conn.capture, flow_id=conn.flow_id,
+        client_ip=conn.addrs[client_d], client_port=conn.ports[client_d],
+        server_ip=conn.addrs[server_d], server_port=conn.ports[server_d], client_basis=basis,
         ip_version=4 if len(conn.raw_addrs[0]) == 4 else 6, first_ts=conn.first_ts, last_ts=conn.last_ts,
-        duration_s=round(conn.last_ts - conn.first_ts, 6), packets_c2s=conn.packets[c],
-        packets_s2c=conn.packets[s], bytes_c2s=conn.bytes[c], bytes_s2c=conn.bytes[s],
+        duration_s=round(conn.last_ts - conn.first_ts, 6), packets_c2s=conn.packets[client_d],
+        packets_s2c=conn.packets[server_d], bytes_c2s=conn.bytes[client_d], bytes_s2c=conn.bytes[server_d],
         syn_seen=conn.syn_dir is not None or conn.synack_dir is not None, fin_seen=conn.fin[0] or conn.fin[1],
         rst_seen=conn.rst[0] or conn.rst[1], midstream=conn.syn_dir is None and conn.synack_dir is None,
         gaps=conn.gaps, truncated_packets=conn.truncated, localhost=bool(local), localhost_reason=local,
@@ -165,7 +166,7 @@ def connection_row(conn: ConnectionFacts, c: int, basis: str) -> dict:
 
 
 # -- with a handshake ------------------------------------------------------------------------------
-def _handshake_row(row: dict, conn: ConnectionFacts, hs: HandshakeFacts, c: int, voice: str) -> None:
+def _handshake_row(row: dict, conn: ConnectionFacts, hs: HandshakeFacts, client_d: int, voice: str) -> None:
     app = f"{hs.prefix_protocol}+starttls" if hs.prefix_bytes else "tls"
     row.update(verdict="tls", evidence="handshake", app_protocol=app, client_hello=hs.client_hello,
                plaintext_prefix_bytes=hs.prefix_bytes, tls_records=hs.tls_records,
@@ -188,7 +189,7 @@ def _handshake_row(row: dict, conn: ConnectionFacts, hs: HandshakeFacts, c: int,
         parts.append("HelloRetryRequest, no final ServerHello captured")
     if hs.prefix_bytes:
         parts[0] = f"{hs.prefix_protocol} cleartext ({hs.prefix_bytes} bytes) then {parts[0]}"
-    row["handshake"], row["handshake_detail"] = handshake_outcome(conn, hs, c)
+    row["handshake"], row["handshake_detail"] = handshake_outcome(conn, hs, client_d)
     if hs.alert is not None:
         row["alert"] = f"{alert_text(hs.alert)} from {SIDES[hs.alert.side]}"
     row["mtls"] = _mtls(hs, row["mesh"])
@@ -207,21 +208,21 @@ def is_tls13(version: int) -> bool:
     return version >= TLS13 or version >> 8 == DRAFT_PREFIX
 
 
-def handshake_outcome(conn: ConnectionFacts, hs: HandshakeFacts, c: int) -> tuple[str, str]:
+def handshake_outcome(conn: ConnectionFacts, hs: HandshakeFacts, client_d: int) -> tuple[str, str]:
     """completed | failed | incomplete, and which side ended it."""
-    s = 1 - c
+    server_d = 1 - client_d
     if hs.fatal_alert is not None:
         return "failed", f"{SIDES[hs.fatal_alert.side]} sent fatal alert {alert_name(hs.fatal_alert.description)}"
     if hs.server_version is None:
-        if conn.rst[s]:
+        if conn.rst[server_d]:
             return "failed", "server reset the connection after ClientHello"
-        if conn.rst[c]:
+        if conn.rst[client_d]:
             return "failed", "client reset the connection before ServerHello"
         if hs.server_reply == "not-tls":
             return "failed", "server answered without TLS" + (f": {hs.server_reply_detail}" if hs.server_reply_detail else "")
         if hs.server_reply == "unparsed":
             return "incomplete", f"server's reply did not parse as TLS: {hs.server_reply_detail}"
-        if conn.fin[s]:
+        if conn.fin[server_d]:
             return "failed", "server closed the connection after ClientHello"
         return "incomplete", "no ServerHello captured"
     both_app_data = bool(hs.app_data[CLIENT] and hs.app_data[SERVER])
@@ -233,7 +234,7 @@ def handshake_outcome(conn: ConnectionFacts, hs: HandshakeFacts, c: int) -> tupl
     elif (hs.ccs[CLIENT] and hs.ccs[SERVER]) or both_app_data:
         return "completed", ""
     if conn.rst[0] or conn.rst[1]:
-        return "failed", f"{'server' if conn.rst[s] else 'client'} reset the connection during the handshake"
+        return "failed", f"{'server' if conn.rst[server_d] else 'client'} reset the connection during the handshake"
     return "incomplete", "capture ended before both sides finished"
 
 

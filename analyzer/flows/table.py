@@ -51,6 +51,21 @@ def follow_seq(nxt: int | None, seq: int, wire_len: int) -> tuple[int | None, bo
     return nxt, False
 
 
+def note_flags(conn, d: int, flags: int) -> None:
+    """Record what SYN, SYN-ACK, FIN and RST say about a connection (any object with ``syn_dir``,
+    ``synack_dir``, ``fin`` and ``rst``: a ``Flow``, or the tshark engine's stream)."""
+    if flags & TH_SYN:
+        if flags & TH_ACK:
+            if conn.synack_dir is None:
+                conn.synack_dir = d
+        elif conn.syn_dir is None:
+            conn.syn_dir = d
+    if flags & TH_FIN:
+        conn.fin[d] = True
+    if flags & TH_RST:
+        conn.rst[d] = True
+
+
 def flow_key(src: bytes, dst: bytes, sport: int, dport: int) -> bytes:
     """The table's key for one direction: src, dst, sport, dport as on the wire (12 or 36 bytes).
 
@@ -232,9 +247,8 @@ class FlowTable:
         segment -- is decoded inline with the one ``unpack_from`` of ``decode.TCP4_FAST``, and its flow
         key is the 12 address+port bytes sliced from the header; every other frame goes through
         ``decode_frame``, which accepts exactly the same frames, so the result does not depend on
-        the path.  Measured on the 1M-packet SLL2 benchmark (2 cores, fastest of 3, a shared machine):
-        calling ``decode_frame`` per frame and keying by a 4-tuple cost ~0.5-1 s more per million
-        packets than this.
+        the path.  Calling ``decode_frame`` per frame and keying by a 4-tuple is measurably slower
+        (``benchmarks/run.py``): the inline path skips a function call and a tuple per packet.
         """
         flows = self.flows
         get = flows.get
@@ -328,19 +342,10 @@ class FlowTable:
         return flow, 0
 
     def _flags(self, flow: Flow, d: int, flags: int, seq: int) -> None:
-        if flags & TH_SYN:
-            if flags & TH_ACK:
-                if flow.synack_dir is None:
-                    flow.synack_dir = d
-            elif flow.syn_dir is None:
-                flow.syn_dir = d
-            if flow.isn[d] is None:
-                flow.isn[d] = seq
-                flow.streams[d].set_isn(seq)
-        if flags & TH_FIN:
-            flow.fin[d] = True
-        if flags & TH_RST:
-            flow.rst[d] = True
+        note_flags(flow, d, flags)
+        if flags & TH_SYN and flow.isn[d] is None:
+            flow.isn[d] = seq
+            flow.streams[d].set_isn(seq)
 
     def _finish(self, flow: Flow) -> None:
         a, b = flow.addrs

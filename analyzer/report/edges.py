@@ -4,7 +4,7 @@ Role: the audit answer.  Like ``linkerd viz edges``, but proven from packets: ev
 ones too), out-of-mesh peers are shown, and a pair mixing TLS and plaintext is never hidden.
 
 Rules:
-  1. Each flow is judged alone first (:func:`classify_flow`): its verdict and SNI, both ends as the pod
+  1. Each flow is judged alone first (:func:`flow_status`): its verdict and SNI, both ends as the pod
      list saw them *at the flow's time*, and the server port.  An edge's status is derived from its
      flows' statuses only (:func:`edge_status`), so rolling pods up to deployments or namespaces never
      changes what a flow was.
@@ -54,7 +54,7 @@ class FlowStatus:
 
 
 # -- one flow ------------------------------------------------------------------------------------------
-def classify_flow(flow: dict, src: Peer, dst: Peer) -> FlowStatus:
+def flow_status(flow: dict, src: Peer, dst: Peer) -> FlowStatus:
     """Status of one flow row (``schema.FLOW_COLUMNS``) between two resolved peers."""
     verdict = flow["verdict"]
     if verdict == "unknown":
@@ -275,7 +275,7 @@ def edge_rows(flow_rows: Iterable[dict], pods: PodIndex, resource: str = "pod", 
     for flow in flow_rows:
         ts = flow["first_ts"]  # the connection's start: who held the IP when it was opened
         src, dst = pods.resolve(flow["client_ip"], ts), pods.resolve(flow["server_ip"], ts)
-        status = classify_flow(flow, src, dst)
+        status = flow_status(flow, src, dst)
         key = (_end(src, resource), _end(dst, resource), flow["server_port"] if by_port else None)
         groups.setdefault(key, []).append((flow, src, dst, status))
     rows = [_edge_row(key, items) for key, items in groups.items()]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from ...analysis.addresses import LOOPBACK_IFACE_NAMES, address_localhost_reason, packed
+from ...analysis.addresses import LOOPBACK_IFACE_NAMES, address_localhost_reason, packed, protocol_name
 from ...analysis.hints import SERVER_PORTS
 from ...analysis.signatures import ENCRYPTED_NOT_TLS
 from ...analysis.verdict import (
@@ -30,11 +30,11 @@ from ...analysis.verdict import (
     client_direction,
     flow_row,
 )
-from ...flows.table import CLOSED_IDLE_S, EVICT_EVERY, IDLE_S, TH_ACK, TH_FIN, TH_RST, TH_SYN
+from ...flows.table import CLOSED_IDLE_S, EVICT_EVERY, IDLE_S, TH_ACK, TH_SYN, note_flags
 from ...tls.constants import HELLO_RETRY_REQUEST_RANDOM
 from .tool import AGGREGATOR, FIELD_MAP
 
-F = {name: i for i, name in enumerate(FIELD_MAP)}  # our name -> column index
+COLUMN = {name: i for i, name in enumerate(FIELD_MAP)}  # our name -> column of a tshark output line
 ARPHRD_LOOPBACK = "772"  # linux/if_arp.h: captured on lo
 TLS_LAYERS = frozenset({"tls", "ssl", "ssl2"})
 # frame.protocols entries that name no application protocol: reassembly bookkeeping, raw data, errors.
@@ -42,7 +42,6 @@ NEUTRAL_LAYERS = frozenset({"data", "tcp.segments", "_ws.short", "_ws.malformed"
                             "data-text-lines", "media"})
 VALID_RECORD_TYPES = frozenset({20, 21, 22, 23, 24})  # RFC 8446 5.1, RFC 6520
 SAMPLE_HEX = 1024  # hex digits of payload kept per direction (512 bytes)
-PROTOCOL_NAMES = {"1": "icmp", "17": "udp", "58": "icmpv6", "132": "sctp"}  # IANA protocol numbers
 HRR_RANDOM = HELLO_RETRY_REQUEST_RANDOM.hex()  # as tshark prints tls.handshake.random, colons dropped
 VOICE = "Wireshark: "  # opens the reasons that rest on Wireshark's dissection
 
@@ -177,31 +176,31 @@ class Aggregator:
     # -- per packet --------------------------------------------------------------------------------
     def feed(self, line: str) -> None:
         f = line.rstrip("\n").split("\t")
-        if len(f) < len(F):
-            f += [""] * (len(F) - len(f))
+        if len(f) < len(COLUMN):
+            f += [""] * (len(COLUMN) - len(f))
         self.packets += 1
         try:
-            ts = float(f[F["ts"]])
+            ts = float(f[COLUMN["ts"]])
         except ValueError:
             ts = self._now
         self._now = ts
-        loop = f[F["hatype"]] == ARPHRD_LOOPBACK or f[F["iface"]] in LOOPBACK_IFACE_NAMES
-        sid = f[F["stream"]]
+        loop = f[COLUMN["hatype"]] == ARPHRD_LOOPBACK or f[COLUMN["iface"]] in LOOPBACK_IFACE_NAMES
+        sid = f[COLUMN["stream"]]
         src, dst = self._addresses(f)
         if not sid:
             if src:
-                proto = _last(f[F["ip_proto"]]) if f[F["ip_src"]] else _last(f[F["ip6_nxt"]])
-                key = (src, dst, PROTOCOL_NAMES.get(proto, proto))
+                proto = _last(f[COLUMN["ip_proto"]]) if f[COLUMN["ip_src"]] else _last(f[COLUMN["ip6_nxt"]])
+                key = (src, dst, protocol_name(proto))
                 self.not_tcp[key] += 1
                 if loop:
                     self.not_tcp_loopback.add(key)
             else:
-                parts = f[F["protocols"]].split(":")
+                parts = f[COLUMN["protocols"]].split(":")
                 self.skipped[f"not IP ({parts[1] if len(parts) > 1 else parts[0] or 'unknown'})"] += 1
             return
         sid = _last(sid)
-        sport, dport = int(_last(f[F["sport"]])), int(_last(f[F["dport"]]))
-        flags = int(_last(f[F["flags"]]) or "0", 16)
+        sport, dport = int(_last(f[COLUMN["sport"]])), int(_last(f[COLUMN["dport"]]))
+        flags = int(_last(f[COLUMN["flags"]]) or "0", 16)
         st = self.streams.get(sid)
         if st is None and self.carried:
             st = self._carry(sid, src, dst, sport, dport, flags)
@@ -213,19 +212,10 @@ class Aggregator:
         st.packets[d] += 1
         if loop:
             st.loopback = True
-        if flags & TH_SYN:
-            if flags & TH_ACK:
-                if st.synack_dir is None:
-                    st.synack_dir = d
-            elif st.syn_dir is None:
-                st.syn_dir = d
-        if flags & TH_FIN:
-            st.fin[d] = True
-        if flags & TH_RST:
-            st.rst[d] = True
-        if f[F["lost"]]:
+        note_flags(st, d, flags)
+        if f[COLUMN["lost"]]:
             st.lost += 1
-        tcp_len = int(_last(f[F["tcp_len"]]) or "0")
+        tcp_len = int(_last(f[COLUMN["tcp_len"]]) or "0")
         if tcp_len:
             self._payload(st, d, f, tcp_len)
         self._since_evict += 1
@@ -240,28 +230,28 @@ class Aggregator:
     @staticmethod
     def _addresses(f: list[str]) -> tuple[str, str]:
         """Innermost IP layer: the one named last in frame.protocols (tunnels, 6in4)."""
-        protos = f[F["protocols"]]
-        v4, v6 = f[F["ip_src"]], f[F["ip6_src"]]
+        protos = f[COLUMN["protocols"]]
+        v4, v6 = f[COLUMN["ip_src"]], f[COLUMN["ip6_src"]]
         if v4 and (not v6 or protos.rfind(":ip:") > protos.rfind(":ipv6:")):
-            return _last(v4), _last(f[F["ip_dst"]])
+            return _last(v4), _last(f[COLUMN["ip_dst"]])
         if v6:
-            return _last(v6), _last(f[F["ip6_dst"]])
+            return _last(v6), _last(f[COLUMN["ip6_dst"]])
         return "", ""
 
     def _payload(self, st: _Stream, d: int, f: list[str], tcp_len: int) -> None:
         st.bytes[d] += tcp_len
         st.payload_dirs[d] = True
         try:
-            cut = int(f[F["cap_len"]]) < int(f[F["frame_len"]])
+            cut = int(f[COLUMN["cap_len"]]) < int(f[COLUMN["frame_len"]])
         except ValueError:
             cut = False
         if cut:
             st.truncated += 1
-        layers = _layers_after_tcp(f[F["protocols"]])
+        layers = _layers_after_tcp(f[COLUMN["protocols"]])
         # The TLS dissector ran but found no record ("Continuation Data", junk on a TLS port): bytes
         # Wireshark could not read, like "data".
         is_tls = any(layer in TLS_LAYERS for layer in layers) and bool(
-            f[F["rec_type"]] or f[F["opaque_type"]] or f[F["hs_type"]] or "ssl2" in layers)
+            f[COLUMN["rec_type"]] or f[COLUMN["opaque_type"]] or f[COLUMN["hs_type"]] or "ssl2" in layers)
         apps = [x for x in layers if x not in TLS_LAYERS and x not in NEUTRAL_LAYERS and not x.startswith("_ws")]
         kind = "tls" if is_tls and not apps else "app" if apps else "data" if "data" in layers else "tcp"
         if st.first_kind[d] is None and kind != "tcp":
@@ -273,7 +263,7 @@ class Aggregator:
             if not st.tls_dirs[d]:
                 st.prefix[d] += tcp_len
         elif kind in ("data", "tcp") and not st.data_sample[d]:
-            st.data_sample[d] = _first(f[F["payload"]])[:SAMPLE_HEX]
+            st.data_sample[d] = _first(f[COLUMN["payload"]])[:SAMPLE_HEX]
         if is_tls:
             self._tls(st, d, f, cut)
         if self.on_verdict is not None and st.fid not in self.announced and (st.hello or st.server_hello or apps):
@@ -283,36 +273,36 @@ class Aggregator:
     @staticmethod
     def _detail(app: str, f: list[str]) -> str:
         if app == "http":
-            if f[F["http_method"]]:
-                return f"HTTP/1.x request {_first(f[F['http_method']])} {_first(f[F['http_uri']])}"
-            if f[F["http_code"]]:
-                return f"HTTP/1.x response {_first(f[F['http_code']])}"
+            if f[COLUMN["http_method"]]:
+                return f"HTTP/1.x request {_first(f[COLUMN['http_method']])} {_first(f[COLUMN['http_uri']])}"
+            if f[COLUMN["http_code"]]:
+                return f"HTTP/1.x response {_first(f[COLUMN['http_code']])}"
         if app == "http2":
             return "HTTP/2 cleartext (h2c / gRPC without TLS)"
-        if app == "ssh" and f[F["ssh_proto"]]:
-            return _first(f[F["ssh_proto"]])
+        if app == "ssh" and f[COLUMN["ssh_proto"]]:
+            return _first(f[COLUMN["ssh_proto"]])
         return ""
 
     def _tls(self, st: _Stream, d: int, f: list[str], cut: bool) -> None:
-        types = _ints(f[F["rec_type"]])
-        opaque = _ints(f[F["opaque_type"]])
-        versions = _ints(f[F["rec_version"]], 16)
+        types = _ints(f[COLUMN["rec_type"]])
+        opaque = _ints(f[COLUMN["opaque_type"]])
+        versions = _ints(f[COLUMN["rec_version"]], 16)
         valid = [t for t in types if t in VALID_RECORD_TYPES]
-        if versions and not any(0x0300 <= v <= 0x0304 for v in versions) and not f[F["protocols"]].endswith("ssl2"):
+        if versions and not any(0x0300 <= v <= 0x0304 for v in versions) and not f[COLUMN["protocols"]].endswith("ssl2"):
             valid = []
         n = len(valid) + len(opaque)
         if not n:
             return
         st.records[d] += n
-        st.record_bytes[d] += sum(_ints(f[F["rec_len"]])) + 5 * n
+        st.record_bytes[d] += sum(_ints(f[COLUMN["rec_len"]])) + 5 * n
         st.tls_dirs[d] = True
         st.appdata[d] += valid.count(23) + opaque.count(23)
         if 20 in valid:
             st.ccs[d] = True
-        hs = _ints(f[F["hs_type"]])
+        hs = _ints(f[COLUMN["hs_type"]])
         if 21 in valid and st.alert is None:
-            desc = _ints(f[F["alert_desc"]])
-            level = _ints(f[F["alert_level"]])
+            desc = _ints(f[COLUMN["alert_desc"]])
+            level = _ints(f[COLUMN["alert_level"]])
             if desc:
                 st.alert = (d, desc[0], bool(level) and level[0] == 2)  # RFC 8446 6: level 2 is fatal
             else:
@@ -324,23 +314,23 @@ class Aggregator:
             st.cut_hello = True
             return
         if 1 in hs and st.hello is None:
-            st.hello = {"sni": _first(f[F["sni"]]), "alpn": f[F["alpn"]].replace(AGGREGATOR, ",")}
+            st.hello = {"sni": _first(f[COLUMN["sni"]]), "alpn": f[COLUMN["alpn"]].replace(AGGREGATOR, ",")}
             st.hello_dir = d
         if 2 in hs:
-            randoms = f[F["hs_random"]].split(AGGREGATOR)
+            randoms = f[COLUMN["hs_random"]].split(AGGREGATOR)
             if any(r.replace(":", "").lower() == HRR_RANDOM for r in randoms):
                 st.hrr = True
             elif st.server_hello is None:
-                sup = _ints(f[F["sup_version"]], 16)
-                legacy = _ints(f[F["hs_version"]], 16)
-                ciphers = _ints(f[F["cipher"]], 16)
+                sup = _ints(f[COLUMN["sup_version"]], 16)
+                legacy = _ints(f[COLUMN["hs_version"]], 16)
+                ciphers = _ints(f[COLUMN["cipher"]], 16)
                 st.server_hello = {
                     "version": sup[0] if sup else legacy[0] if legacy else 0,
                     "cipher": ciphers[0] if ciphers else None,
-                    "alpn": _first(f[F["alpn"]]),
+                    "alpn": _first(f[COLUMN["alpn"]]),
                 }
         if 11 in hs and st.hello_dir is not None and d == st.hello_dir:
-            lens = _ints(f[F["certs_len"]])
+            lens = _ints(f[COLUMN["certs_len"]])
             st.client_cert = bool(lens and lens[-1] > 0)
         if 13 in hs:
             st.cert_request = True
@@ -414,38 +404,42 @@ class Aggregator:
             fin=(st.fin[0], st.fin[1]), rst=(st.rst[0], st.rst[1]), loopback=st.loopback, truncated=st.truncated,
             gaps=st.lost, snaplen=self.snaplen)
         client = client_direction(conn, self.server_ports)
-        c = client[0]
-        facts = _handshake(st, c) if st.hello is not None or st.server_hello is not None else _payload(st, c, conn)
+        client_d = client[0]
+        if st.hello is not None or st.server_hello is not None:
+            facts: HandshakeFacts | PayloadFacts = _handshake(st, client_d)
+        else:
+            facts = _payload(st, client_d, conn)
         return flow_row(conn, client, facts, self.decode_ports, VOICE)
 
 
-def _handshake(st: _Stream, c: int) -> HandshakeFacts:
-    s = 1 - c
+def _handshake(st: _Stream, client_d: int) -> HandshakeFacts:
+    server_d = 1 - client_d
     hello, sh = st.hello, st.server_hello
-    cleartext = [app for d in (c, s) for app in st.apps[d] if app not in ENCRYPTED_NOT_TLS]
+    cleartext = [app for d in (client_d, server_d) for app in st.apps[d] if app not in ENCRYPTED_NOT_TLS]
     alert = None
     if st.alert is not None:
-        alert = AlertFacts(CLIENT if st.alert[0] == c else SERVER, st.alert[1], st.alert[2])
+        alert = AlertFacts(CLIENT if st.alert[0] == client_d else SERVER, st.alert[1], st.alert[2])
     return HandshakeFacts(
         client_hello=hello is not None, sni=hello["sni"] if hello else "",
         alpn=tuple(hello["alpn"].split(",")) if hello and hello["alpn"] else (),
         server_version=sh["version"] if sh else None, cipher_suite=sh["cipher"] if sh else None,
         alpn_selected=sh["alpn"] if sh else "", hrr=st.hrr, client_cert=st.client_cert, cert_request=st.cert_request,
         alert=alert, fatal_alert=alert if alert is not None and alert.fatal else None,
-        ccs=(st.ccs[c], st.ccs[s]), app_data=(st.appdata[c], st.appdata[s]), tls_records=st.records[0] + st.records[1],
+        ccs=(st.ccs[client_d], st.ccs[server_d]), app_data=(st.appdata[client_d], st.appdata[server_d]),
+        tls_records=st.records[0] + st.records[1],
         prefix_protocol=cleartext[0] if cleartext else "",
-        prefix_bytes=st.prefix[c] + st.prefix[s] if cleartext else 0,
-        server_reply="not-tls" if st.apps[s] or st.first_kind[s] == "data" else "")
+        prefix_bytes=st.prefix[client_d] + st.prefix[server_d] if cleartext else 0,
+        server_reply="not-tls" if st.apps[server_d] or st.first_kind[server_d] == "data" else "")
 
 
-def _payload(st: _Stream, c: int, conn: ConnectionFacts) -> PayloadFacts:
+def _payload(st: _Stream, client_d: int, conn: ConnectionFacts) -> PayloadFacts:
     """No hello dissected: TLS records, a protocol Wireshark named, undissected data, or nothing."""
-    s = 1 - c
+    server_d = 1 - client_d
     counts = {"tls_records": st.records[0] + st.records[1], "app_data_records": st.appdata[0] + st.appdata[1]}
     if not (st.records[0] or st.records[1] or st.apps[0] or st.apps[1] or st.data_sample[0] or st.data_sample[1]):
         return PayloadFacts(0, **counts)  # no bytes, or bytes on the wire none of which were captured
     captured = st.bytes[0] + st.bytes[1]
-    dirs = [d for d in (c, s) if st.payload_dirs[d]]
+    dirs = [d for d in (client_d, server_d) if st.payload_dirs[d]]
     midstream = conn.syn_dir is None and conn.synack_dir is None
 
     def tls_direction(d: int) -> bool:
@@ -458,11 +452,12 @@ def _payload(st: _Stream, c: int, conn: ConnectionFacts) -> PayloadFacts:
         total = st.records[0] + st.records[1]
         exact = total == 1 and all(st.record_bytes[d] == st.bytes[d] for d in dirs)
         return PayloadFacts(captured, records=RecordFacts(total, total, exact, st.cut_hello), **counts)
-    for d, side in ((c, CLIENT), (s, SERVER)):
+    for d, side in ((client_d, CLIENT), (server_d, SERVER)):
         for app, detail in st.apps[d].items():
             return PayloadFacts(captured, protocol=app, protocol_detail=detail, protocol_side=side, **counts)
-    d = c if st.data_sample[c] or not st.data_sample[s] else s
-    return PayloadFacts(captured, sample=_unhex(st.data_sample[d]), sample_side=CLIENT if d == c else SERVER, **counts)
+    d = client_d if st.data_sample[client_d] or not st.data_sample[server_d] else server_d
+    return PayloadFacts(captured, sample=_unhex(st.data_sample[d]), sample_side=CLIENT if d == client_d else SERVER,
+                        **counts)
 
 
 def _ends(addrs: tuple[str, str], ports: tuple[int, int]) -> tuple:

@@ -16,10 +16,9 @@ from .aggregator import Aggregator
 
 log = logging.getLogger(__name__)
 
-# A live tshark is replaced after this many packets or bytes.  In the lab (benchmarks/live_rss.py)
-# tshark starts at ~145 MiB and grows ~1 KiB per frame, so 20k packets cap its growth at ~20 MiB, while
-# a restart (loading the dissectors again) costs a fraction of a second of CPU.  The byte bound is for
-# bulk traffic (full-size frames).
+# A live tshark is replaced after this many packets or bytes: tshark grows with every frame it keeps
+# state for, and a restart costs the loading of its dissectors again, so the bound trades one for the
+# other (``benchmarks/live_rss.py`` measures both).  The byte bound is for bulk traffic (full-size frames).
 RESTART_PACKETS = 20_000
 RESTART_BYTES = 32 << 20
 

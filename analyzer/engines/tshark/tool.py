@@ -77,12 +77,11 @@ FIELD_MAP: dict[str, str] = {
     "http_uri": "http.request.uri",
     "http_code": "http.response.code",
     "ssh_proto": "ssh.protocol",
-    # The payload's first bytes, for the sample in a reason and the mid-stream opacity test.  Costs ~10%
-    # of tshark's time (measured on the corpus); tshark prints nothing else for a payload it could not
-    # hand to any dissector (a snaplen-cut segment, a one-sided stream).
+    # The payload's first bytes, for the sample in a reason and the mid-stream opacity test.  It makes
+    # tshark print more, but tshark prints nothing else for a payload it could not hand to any
+    # dissector (a snaplen-cut segment, a one-sided stream).
     "payload": "tcp.payload",
 }
-F = {name: i for i, name in enumerate(FIELD_MAP)}  # our name -> column index
 
 
 @dataclass(frozen=True)
