@@ -14,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import time
@@ -45,8 +46,8 @@ class Context:
     decode_as: frozenset[int] = frozenset()  # ports the user said carry TLS
     snaplen: int = 0  # smallest snaplen among the capture's interfaces (0 = unknown)
 
-    @property
-    def server_ports(self) -> frozenset[int]:
+    @functools.cached_property
+    def server_ports(self) -> frozenset[int]:  # computed once per context, not once per flow
         return SERVER_PORTS | self.decode_as
 
 

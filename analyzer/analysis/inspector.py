@@ -168,10 +168,17 @@ def connection_facts(flow: Flow, snaplen: int = 0) -> ConnectionFacts:
         capture=flow.capture, flow_id=flow.fid, addrs=(ip_text(flow.addrs[0]), ip_text(flow.addrs[1])),
         raw_addrs=flow.addrs, ports=flow.ports, first_ts=flow.first_ts, last_ts=flow.last_ts,
         packets=tuple(flow.packets), bytes=tuple(flow.bytes), syn_dir=flow.syn_dir,  # type: ignore[arg-type]
-        synack_dir=flow.synack_dir, hello_dir=flow.inspector.client_hint(), fin=tuple(flow.fin),  # type: ignore[arg-type]
+        synack_dir=flow.synack_dir, hello_dir=_hello_dir(flow), fin=tuple(flow.fin),  # type: ignore[arg-type]
         rst=tuple(flow.rst), loopback=flow.loopback, truncated=flow.truncated,  # type: ignore[arg-type]
         gaps=streams[0].gaps + streams[1].gaps + flow.jumps, snaplen=snaplen,
     )
+
+
+def _hello_dir(flow: Flow) -> int | None:
+    # Only asked when no SYN or SYN-ACK names the client (``verdict.client_direction``): most flows have one.
+    if flow.syn_dir is not None or flow.synack_dir is not None:
+        return None
+    return flow.inspector.client_hint()
 
 
 def evidence_facts(flow: Flow, client_d: int) -> HandshakeFacts | PayloadFacts:
@@ -179,12 +186,11 @@ def evidence_facts(flow: Flow, client_d: int) -> HandshakeFacts | PayloadFacts:
     server_d = 1 - client_d
     ins: FlowInspector = flow.inspector
     heads = (bytes(ins.heads[client_d]), bytes(ins.heads[server_d]))
-    server_reply, detail = _server_reply(ins, server_d, heads[1])
-    if any(_is_hello(ev) for ev in ins.events[client_d] + ins.events[server_d]):
-        return _handshake(ins.events[client_d], ins.events[server_d], (ins.appdata[client_d], ins.appdata[server_d]),
-                          ins.records[client_d] + ins.records[server_d],
-                          server_reply=server_reply, server_reply_detail=detail)
-    starttls = _after_cleartext(heads, server_reply=server_reply, server_reply_detail=detail)
+    events_c, events_s = ins.events[client_d], ins.events[server_d]
+    if _has_hello(events_c) or _has_hello(events_s):
+        return _handshake(events_c, events_s, (ins.appdata[client_d], ins.appdata[server_d]),
+                          ins.records[client_d] + ins.records[server_d], **_server_reply(ins, server_d, heads[1]))
+    starttls = _after_cleartext(heads, ins, server_d)
     if starttls is not None:
         return starttls
     counts = {"tls_records": ins.records[client_d] + ins.records[server_d],
@@ -204,20 +210,23 @@ def evidence_facts(flow: Flow, client_d: int) -> HandshakeFacts | PayloadFacts:
     return PayloadFacts(captured, sample=heads[sample_side], sample_side=sample_side, **counts)
 
 
-def _is_hello(event) -> bool:
-    """A ClientHello, or a ServerHello that is not a HelloRetryRequest."""
-    cls = event.__class__
-    return cls is ClientHello or (cls is ServerHello and not event.is_hello_retry_request)
+def _has_hello(events: list) -> bool:
+    """A ClientHello, or a ServerHello that is not a HelloRetryRequest, among a direction's events."""
+    for event in events:
+        cls = event.__class__
+        if cls is ClientHello or (cls is ServerHello and not event.is_hello_retry_request):
+            return True
+    return False
 
 
-def _server_reply(ins: FlowInspector, server_d: int, head: bytes) -> tuple[str, str]:
-    """Did the server answer a ClientHello with something that is not TLS?"""
+def _server_reply(ins: FlowInspector, server_d: int, head: bytes) -> dict[str, str]:
+    """Did the server answer a ClientHello with something that is not TLS?  (``HandshakeFacts`` fields.)"""
     err = ins.errors[server_d]
     if err is None:
-        return "", ""
+        return {}
     if head and err[0] == 0 and not ins.events[server_d]:
-        return "not-tls", escape(head, 24)
-    return "unparsed", err[1]
+        return {"server_reply": "not-tls", "server_reply_detail": escape(head, 24)}
+    return {"server_reply": "unparsed", "server_reply_detail": err[1]}
 
 
 def _handshake(events_c: list, events_s: list, app_data: tuple[int, int], tls_records: int, **extra) -> HandshakeFacts:
@@ -254,7 +263,7 @@ def _handshake(events_c: list, events_s: list, app_data: tuple[int, int], tls_re
         alert=alert, fatal_alert=fatal, ccs=(ccs[0], ccs[1]), app_data=app_data, tls_records=tls_records, **extra)
 
 
-def _after_cleartext(heads: tuple[bytes, bytes], **extra) -> HandshakeFacts | None:
+def _after_cleartext(heads: tuple[bytes, bytes], ins: FlowInspector, server_d: int) -> HandshakeFacts | None:
     """STARTTLS, HTTP CONNECT, SOCKS: cleartext first, then a ClientHello on the same connection."""
     at = find_client_hello(heads[0])
     if not at:
@@ -266,7 +275,8 @@ def _after_cleartext(heads: tuple[bytes, bytes], **extra) -> HandshakeFacts | No
         return None
     found = identify(heads[0], "orig") or identify(heads[1], "resp")
     return _handshake(events_c, events_s, (app_c, app_s), records_c + records_s,
-                      prefix_protocol=found[0] if found else "cleartext", prefix_bytes=at + (server_at or 0), **extra)
+                      prefix_protocol=found[0] if found else "cleartext", prefix_bytes=at + (server_at or 0),
+                      **_server_reply(ins, server_d, heads[1]))
 
 
 def _reparse(data: bytes) -> tuple[list, int, int]:

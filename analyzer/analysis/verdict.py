@@ -25,6 +25,8 @@ from .addresses import address_localhost_reason
 from .hints import apply_port_hint, is_mesh, parse_identity
 from .signatures import ENCRYPTED_NOT_TLS, escape, looks_opaque
 
+# The fact types are slots dataclasses, read-only by convention: a few are built per flow, and a frozen
+# dataclass would pay one object.__setattr__ call per field for each of them (ten times the plain init).
 CLIENT, SERVER = 0, 1  # indexes of the per-side tuples in the handshake and payload facts
 SIDES = ("client", "server")
 MIN_PAYLOAD_TO_JUDGE = 8  # fewer unrecognised bytes than this are no evidence either way
@@ -32,7 +34,7 @@ TLS13 = 0x0304  # RFC 8446 4.2.1
 DRAFT_PREFIX = 0x7F  # 0x7fNN: a TLS 1.3 draft version (RFC 8446 drafts)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectionFacts:
     """What TCP showed of one connection.  Pairs are per direction: 0 = orig (first packet's sender)."""
 
@@ -56,7 +58,7 @@ class ConnectionFacts:
     snaplen: int = 0  # the capture's smallest snaplen (0 = not known)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AlertFacts:
     side: int  # CLIENT or SERVER
     description: int  # RFC 8446 6; -1 when the alert was encrypted
@@ -67,7 +69,7 @@ class AlertFacts:
         return self.description < 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HandshakeFacts:
     """What the TLS handshake showed.  Pairs are per TLS side: ``CLIENT``, ``SERVER``."""
 
@@ -91,7 +93,7 @@ class HandshakeFacts:
     server_reply_detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RecordFacts:
     """Every direction that carried bytes is a chain of TLS record headers (no hello parsed)."""
 
@@ -101,7 +103,7 @@ class RecordFacts:
     cut_hello: bool  # a hello record header opens the stream and the snaplen cut the rest
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PayloadFacts:
     """What the payload showed without a TLS handshake."""
 
