@@ -4,8 +4,8 @@
 >>> report = analyze("captures/demo-transparent.pcapng")   # doctest: +SKIP
 >>> report.flows[["client_ip", "server_ip", "verdict", "reason"]]   # doctest: +SKIP
 
-The core (capture, flows, tls, classify, report rows) is standard library only; pandas is imported
-when a DataFrame is asked for.
+The core (capture, flows, tls, analysis, pipeline, report rows) is standard library only; pandas is
+imported when a DataFrame is asked for.
 """
 
 from .errors import AnalyzerError, BackendUnavailable, CaptureFormatError, TLSParseError
@@ -22,4 +22,13 @@ def analyze(*args, **kwargs):
 
 analyze.__doc__ = "Analyse captures; see analyzer.api.analyze for arguments and the Report it returns."
 
-__all__ = ["analyze", "AnalyzerError", "BackendUnavailable", "CaptureFormatError", "TLSParseError", "__version__"]
+
+def __getattr__(name: str):
+    # ``Report`` on first use: ``import analyzer`` stays as light as the errors module.
+    if name == "Report":
+        from .report.result import Report
+
+        return Report
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+__all__ = ["analyze", "Report", "AnalyzerError", "BackendUnavailable", "CaptureFormatError", "TLSParseError", "__version__"]

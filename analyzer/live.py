@@ -16,7 +16,7 @@ Rules:
      own ``tshark -r -`` is replaced every ``RESTART_PACKETS`` packets (``engines.tshark.TsharkPipe``).
   3. One reader: ``Follower`` is the growing file (and its ring successors) as a non-seekable stream, so
      ``capture.reader.CaptureReader`` hands out each batch as soon as its bytes are written, and
-     ``api._run`` drives the same ``FlowTable`` as ``analyze`` (its ``on_batch`` hook lets us announce
+     ``pipeline.run`` drives the same ``FlowTable`` as ``analyze`` (its ``on_batch`` hook lets us announce
      settled flows, finish quiet ones on time and tick the live view).  Live state is bounded by live
      flows and host pairs, never by the number of flows seen.
   4. Tool missing or capture not permitted: ``BackendUnavailable`` with one line saying what to install
@@ -289,19 +289,17 @@ def terminal_rows() -> tuple[int, int]:
 
 # -- classification while capturing ----------------------------------------------------------------
 class _NativeLive:
-    """``CaptureReader`` over the ``Follower`` -> ``FlowTable``, wired by ``api._run``; announces each flow
+    """``CaptureReader`` over the ``Follower`` -> ``FlowTable``, wired by ``pipeline.run``; announces each flow
     once its verdict is settled (before it ends when it can), and counts it in the pair summary."""
 
     def __init__(self, decode_as, on_flow: Callable[[dict], None] | None):
-        from .api import parse_decode_as
-        from .classify import SERVER_PORTS
+        from .analysis.hints import parse_decode_as
 
         self.ports = parse_decode_as(decode_as)
-        self.server_ports = SERVER_PORTS | self.ports
         self.on_flow = on_flow
         self.summary = PairSummary()
         self.announced: set[int] = set()  # live flows already reported (bounded by live flows)
-        self.rows: list[dict] = []  # finished flows' rows, handed over by api._run, emptied every batch
+        self.rows: list[dict] = []  # finished flows' rows, handed over by pipeline.run, emptied every batch
         self.table = None
         self.info = None
         self.newest = 0.0  # newest packet time among live flows (capture time)
@@ -313,10 +311,10 @@ class _NativeLive:
         return self.table.packets if self.table is not None else 0
 
     def run(self, stream, supervise: Callable[[], None]) -> None:
-        from .api import _run
+        from .analysis.inspector import new_inspector
         from .capture.reader import CaptureReader
-        from .classify import Context, new_inspector
         from .flows.table import FlowTable
+        from .pipeline import Context, run as run_pipeline
 
         finished: list = []
         table = FlowTable(new_inspector, finished.append)
@@ -328,8 +326,7 @@ class _NativeLive:
 
         with CaptureReader(stream) as reader:
             self.info = reader.info
-            _run(reader, table, finished, self.rows, Context(decode_as=self.ports), self.server_ports, None,
-                 on_batch=on_batch)
+            run_pipeline(reader, table, finished, self.rows, Context(decode_as=self.ports), None, on_batch=on_batch)
         self._finished()
         for w in reader.info.warnings:
             log.info("live: %s", w)
@@ -362,7 +359,7 @@ class _NativeLive:
             self._scan()
 
     def _scan(self) -> None:
-        from .classify import classify
+        from .pipeline import flow_row
 
         table, ctx = self._pending  # type: ignore[misc]
         self._pending = None
@@ -377,8 +374,7 @@ class _NativeLive:
                 continue
             both = flow.bytes[0] and flow.bytes[1]
             if flow.closed or not (flow.wants[0] or flow.wants[1]) or (both and flow.last_ts - flow.first_ts >= SETTLE_S):
-                client_d, basis = flow.client_dir(self.server_ports)
-                row = classify(flow, ctx, client_d, basis)
+                row = flow_row(flow, ctx)
                 self.announced.add(flow.fid)
                 self.summary.add(row, final=False)
                 if self.on_flow is not None:
@@ -399,7 +395,7 @@ class _TsharkLive:
 
     def __init__(self, decode_as, on_flow: Callable[[dict], None] | None,
                  restart_packets: int | None = None, restart_bytes: int | None = None):
-        from .api import parse_decode_as
+        from .analysis.hints import parse_decode_as
         from .engines import tshark as engine
 
         self.summary = PairSummary()

@@ -2,7 +2,7 @@
 
 Role: ``analyze(jobs=N)`` on a plain capture file.  The file is cut into N byte ranges; each range is
 read (``CaptureReader(start, stop)``), decoded and inspected by its own process through the same
-``api._run`` and ``FlowTable`` as one pass, and the parent joins the pieces of connections that cross a
+``pipeline.run`` and ``FlowTable`` as one pass, and the parent joins the pieces of connections that cross a
 cut.  Python runs one core per process, so this is how a 2-core sidecar or laptop reads at twice the
 rate (``benchmarks/README.md``).
 
@@ -28,61 +28,50 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
-from dataclasses import dataclass, field
 
 from .capture.decode import IPPROTO_TCP, decode_frame
-from .capture.reader import CaptureInfo, CaptureReader, open_source
+from .capture.inputs import is_regular_file
+from .capture.reader import GZIP_MAGIC, CaptureReader
 from .errors import CaptureFormatError
-from .flows.table import CLOSED_IDLE_S, IDLE_S, TH_ACK, TH_SYN, Flow, FlowTable, flow_key, follow_seq
+from .flows.table import CLOSED_IDLE_S, IDLE_S, TH_ACK, TH_SYN, Flow, flow_key, follow_seq
+from .pipeline import Part, context_for, fewer_gc_passes, flow_row, read_part, rows_of
 
 log = logging.getLogger(__name__)
 
-MIN_BYTES = 64 * 1024 * 1024  # smaller files are read in one pass: starting processes costs ~0.1 s
+MIN_BYTES = 64 * 1024 * 1024  # smaller files are read in one pass: starting processes would cost more than it saves
 MAX_JOBS = 8
-FIRST_SHARE = 0.9  # the first range's size relative to the others' (its process also stitches: ~0.15 s)
+FIRST_SHARE = 0.9  # the first range's size relative to the others' (its process also stitches)
 MAX_CANDIDATES = 200_000  # pieces a range may hold before it gives up (Rule 2: memory)
 SYN_RETRY_S = 130.0  # Linux gives up on a SYN after 127 s (tcp_syn_retries 6); other stacks sooner
 
 
-@dataclass
-class Part:
-    """What reading one byte range produced (pickled back from its process)."""
-
-    info: CaptureInfo
-    rows: list[dict] = field(default_factory=list)  # flows finished inside the range, classified
-    pieces: list[Flow] = field(default_factory=list)  # finished mid-stream pieces, stripped (Rule 1)
-    live: list[Flow] = field(default_factory=list)  # flows still live at the range's end, whole
-    fids: int = 0  # flows created in the range (local ids 0..fids-1)
-    packets: int = 0
-    skipped: Counter = field(default_factory=Counter)
-    not_tcp: Counter = field(default_factory=Counter)
-    not_tcp_loopback: set = field(default_factory=set)
-    overflow: bool = False
-
-
 def plan(source, jobs: int | None) -> list[int]:
-    """Cut offsets ``[0, c1, ..., None]`` for ``source``, or [] when it is read in one pass."""
+    """Cut offsets ``[0, c1, ..., None]`` for ``source``, or [] when it is read in one pass.
+
+    Only a plain (not gzip) regular file is cut: a pipe, a device or standard input is one stream, and
+    is not even opened here (its first bytes belong to the one pass).  The file is opened here only
+    when it would be cut, to look for gzip's magic."""
     if jobs == 1 or not isinstance(source, (str, os.PathLike)) or os.fspath(source) == "-":
         return []
-    if not hasattr(os, "fork"):
+    if not hasattr(os, "fork") or not is_regular_file(source):
         return []  # the ranges' processes are forked (no re-import, no pickled arguments but the range)
-    try:
-        size = os.path.getsize(source)
-        stream, _, gz = open_source(source)
-        stream.close()
-    except (OSError, CaptureFormatError):
-        return []  # the one-pass reader reports it
-    if gz or not os.path.isfile(source):
-        return []
+    size = os.path.getsize(source)
     if jobs is None:
         jobs = min(_cpus(), MAX_JOBS) if size >= MIN_BYTES else 1
     jobs = max(1, min(jobs, MAX_JOBS, size // 4096))
-    if jobs == 1:
+    if jobs == 1 or _gzipped(source):
         return []
     # This process reads the first range, then stitches: it gets a little less to read.
     shares = [FIRST_SHARE] + [1.0] * (jobs - 1)
     return [int(size * sum(shares[:k]) / sum(shares)) for k in range(jobs)] + [None]  # type: ignore[list-item]
+
+
+def _gzipped(path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+    except OSError:
+        return True  # not cut: the one-pass reader reports it
 
 
 def _cpus() -> int:
@@ -99,7 +88,12 @@ def analyze_file(path, cuts: list, ports: frozenset[int], first_fid: int, progre
     waits for the tuples still live at its cut (known once the ranges before it are stitched) and sends
     back only the pieces on those tuples: the rest can continue nothing.
     """
-    import multiprocessing  # only here: ~10 ms of imports that one-pass runs do not need
+    with fewer_gc_passes():  # receiving and stitching the ranges allocate as much as reading
+        return _analyze_file(path, cuts, ports, first_fid, progress)
+
+
+def _analyze_file(path, cuts: list, ports: frozenset[int], first_fid: int, progress) -> Part | None:
+    import multiprocessing  # only here: imports that one-pass runs do not need
 
     ctx = multiprocessing.get_context("fork")
     ranges = list(zip(cuts, cuts[1:]))
@@ -118,7 +112,7 @@ def analyze_file(path, cuts: list, ports: frozenset[int], first_fid: int, progre
         except CaptureFormatError:
             return None
         for conn in conns:
-            stitch.classify_ahead()  # while that range's process may still be reading
+            stitch.rows_ahead()  # while that range's process may still be reading
             conn.send(stitch.carried_keys())
             part = conn.recv()
             if isinstance(part, str):
@@ -152,47 +146,31 @@ def _range_process(conn, path, start: int, stop: int | None, ports: frozenset[in
 
 def read_range(source, start: int, stop: int | None, ports: frozenset[int], later: bool, progress=None,
                first_fid: int = 0) -> Part:
-    """One process's work: its range through ``api._run``.  Flows still live at its end are handed back
-    whole, unless the range ends the file: then they are finished here, and only mid-stream pieces go
-    back (stripped, like any finished piece).  ``api.analyze`` reads a capture in one pass as the one
-    range ``(0, None)`` of any source (a file, ``-``, a stream), its flow ids from ``first_fid``."""
-    from .api import _run
-    from .classify import SERVER_PORTS, Context, new_inspector
-
-    finished: list[Flow] = []
-    fresh: list[Flow] = []  # pieces finished in this batch, stripped once classified
+    """One process's work: its range through ``pipeline.read_part``.  Flows still live at its end are
+    handed back whole, unless the range ends the file: then they are finished here, and only mid-stream
+    pieces go back (stripped, like any finished piece)."""
+    pieces: list[Flow] = []
+    fresh: list[Flow] = []  # pieces finished in this batch, stripped once their rows are made
     first_ts: list[float] = []  # when this range starts (its first flow), for ``_may_continue``
 
     def on_finish(flow: Flow) -> None:
-        finished.append(flow)
         if later and _may_continue(flow, first_ts[0] if first_ts else flow.first_ts):
             fresh.append(flow)
 
+    def on_batch(table, _ctx) -> None:
+        if not first_ts and table.flows:
+            first_ts.append(min(f.first_ts for f, _ in table.flows.values()))
+        pieces.extend(map(_strip, fresh))
+        fresh.clear()
+        if len(pieces) > MAX_CANDIDATES:
+            raise _Overflow
+
     with CaptureReader(source, start, stop) as reader:
-        part = Part(reader.info)
-        table = FlowTable(new_inspector, on_finish)
-        table.capture = os.path.basename(reader.info.path)
-        table.next_fid = first_fid
-        table.track = later
-
-        def on_batch(_table, _ctx) -> None:
-            if not first_ts and table.flows:
-                first_ts.append(min(f.first_ts for f, _ in table.flows.values()))
-            part.pieces += map(_strip, fresh)
-            fresh.clear()
-            if len(part.pieces) > MAX_CANDIDATES:
-                part.overflow = True
-                raise _Overflow
-
         try:
-            _run(reader, table, finished, part.rows, Context(decode_as=ports), SERVER_PORTS | ports, progress,
-                 on_batch=on_batch, finish=stop is None)
+            part = read_part(reader, ports, progress, first_fid, on_finish, on_batch, finish=stop is None, track=later)
         except _Overflow:
             return Part(reader.info, overflow=True)
-    part.pieces += map(_strip, fresh)
-    part.live = list({id(f): f for f, _ in table.flows.values()}.values())
-    part.fids, part.packets, part.skipped = table.next_fid, table.packets, table.skipped
-    part.not_tcp, part.not_tcp_loopback = table.not_tcp, table.not_tcp_loopback
+    part.pieces = pieces + list(map(_strip, fresh))
     return part
 
 
@@ -230,32 +208,26 @@ class Stitcher:
     """
 
     def __init__(self, ports: frozenset[int], first_fid: int):
-        from .classify import SERVER_PORTS
-
-        self.ports, self.server_ports = ports, SERVER_PORTS | ports
+        self.ports = ports
         self.parts: list[Part] = []
         self.rows: list[dict] = []
         self.finished: list[Flow] = []
         self.carried: dict[bytes, Flow] = {}
         self.next_fid = first_fid
-        self.ahead: dict[int, dict] = {}  # fid -> its row, made while waiting (``classify_ahead``)
+        self.ahead: dict[int, dict] = {}  # fid -> its row, made while waiting (``rows_ahead``)
         self.joined: set[int] = set()  # fids of flows a later piece was added to (their rows are remade)
 
     def carried_keys(self) -> set[bytes]:
         return set(self.carried)
 
-    def classify_ahead(self) -> None:
+    def rows_ahead(self) -> None:
         """Make the rows of the carried flows now, while the next range is still being read: most get
         no more packets.  Only for flows whose streams hold no out-of-order bytes (finishing a stream
         would count those as a gap) and not joined since; a row is made again for any that changes."""
-        from .api import context_for
-        from .classify import classify
-
         ctx = context_for(self.parts[0].info.interfaces, self.ports)
         for flow in {id(f): f for f in self.carried.values()}.values():
             if flow.fid not in self.ahead and not any(s.pending for s in flow.streams):
-                client_d, basis = flow.client_dir(self.server_ports)
-                self.ahead[flow.fid] = classify(flow, ctx, client_d, basis)
+                self.ahead[flow.fid] = flow_row(flow, ctx)
 
     def add(self, part: Part) -> bool:
         if self.parts and not self._seam_holds(self.parts[-1], part):
@@ -326,8 +298,6 @@ class Stitcher:
         return joined, ended
 
     def result(self) -> Part:
-        from .api import _classify_all, context_for
-
         last = self.parts[-1]
         out = Part(last.info, rows=self.rows, packets=sum(p.packets for p in self.parts))
         out.info.frames = sum(p.info.frames for p in self.parts)  # interfaces: the last range's drops
@@ -344,7 +314,7 @@ class Stitcher:
                 s.finish()
             finished.append(flow)
         ctx = context_for(out.info.interfaces, self.ports)
-        _classify_all(sorted(finished, key=lambda f: f.fid), out.rows, ctx, self.server_ports)
+        rows_of(sorted(finished, key=lambda f: f.fid), out.rows, ctx)
         out.rows.sort(key=lambda r: r["flow_id"])
         return out
 

@@ -18,7 +18,7 @@ the RSS is the largest of the Python process and the tshark it drives, not their
   10,000-packet ``editcap`` slice of the SLL2 file;
 - ``floor.py``: mmap + ``struct.unpack_from`` building a flow dict, for orientation.
 
-Targets (issue 2): analyze at least as fast as ndpiReader on the same file, at least 10x the
+Targets: analyze at least as fast as ndpiReader on the same file, at least 10x the
 tshark-fields packet rate, peak RSS under 300 MiB.
 
 Must not: write captures into the repository (they go to ``--workdir``, default under /tmp), or
@@ -64,7 +64,7 @@ TARGET_VS_NDPI = 1.0  # analyze packets/s >= ndpiReader's on the SLL file
 TARGET_VS_TSHARK = 10.0  # analyze packets/s >= 10x tshark-fields on the SLL2 file
 TARGET_RSS_MIB = 300
 
-# The fields the job needs, in tshark's names (issue 2).
+# The fields the job needs, in tshark's names.
 TSHARK_FIELDS = ("frame.time_epoch", "ip.src", "ip.dst", "tcp.srcport", "tcp.dstport", "tcp.stream",
                  "tcp.len", "tls.record.content_type", "tls.handshake.type",
                  "tls.handshake.extensions_server_name", "tls.handshake.extensions.supported_version",
@@ -413,7 +413,7 @@ def report(results: list[Result], meta: dict, correctness: str) -> str:
         name = r.name + (f" ({r.note})" if r.note else "")
         lines.append(f"| {name} | {r.file} | {r.packets:,} | {fmt(r.wall_s if r.ok else None, '.2f')} | "
                      f"{fmt(r.pps, ',.0f')} | {fmt(r.rss_mib if r.ok else None, '.0f')} | {fmt(ratio, '.2f')} |")
-    lines += ["", "Targets (issue 2):", ""]
+    lines += ["", "Targets:", ""]
     nd, ts = by.get(("ndpiReader", "sll")), by.get(("tshark -T fields", "sll2"))
 
     def verdict(ok: bool | None) -> str:

@@ -16,7 +16,7 @@ import pytest
 import pcapgen as g
 from analyzer.capture import reader as reader_mod
 from analyzer.capture.reader import CaptureReader, FrameBatch
-from analyzer.classify import FlowInspector
+from analyzer.analysis.inspector import FlowInspector
 from analyzer.flows import table as table_mod
 from analyzer.flows.table import FlowTable, flow_key
 
@@ -122,21 +122,21 @@ def test_a_failed_parser_is_freed_without_the_cyclic_gc():
 
 
 def test_a_run_raises_the_gc_threshold_and_restores_it(tmp_path, monkeypatch):
-    """``api._run`` makes the cyclic GC's young passes rarer while it reads (they re-walked every live
+    """``pipeline.run`` makes the cyclic GC's young passes rarer while it reads (they re-walked every live
     flow), and gives the caller's thresholds back afterwards, also when the read hits damage."""
-    from analyzer import analyze, api
+    from analyzer import analyze, pipeline
 
     seen = []
-    original = api.FlowTable.process
+    original = pipeline.FlowTable.process
 
     def spy(self, buf, frames):
         seen.append(gc.get_threshold()[0])
         return original(self, buf, frames)
 
-    monkeypatch.setattr(api.FlowTable, "process", spy)
+    monkeypatch.setattr(pipeline.FlowTable, "process", spy)
     before = gc.get_threshold()
     analyze(Path(__file__).resolve().parents[1] / "captures" / "demo-transparent.pcapng", jobs=1)
-    assert seen and all(t >= api.GC_THRESHOLD for t in seen)
+    assert seen and all(t >= pipeline.GC_THRESHOLD for t in seen)
     assert gc.get_threshold() == before
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(g.pcap_header(1) + b"\xff" * 40)  # a corrupt record header: a warning

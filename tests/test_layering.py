@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = ["capture", "flows", "tls", "classify.py", "protocols.py", "api.py", "errors.py",
-        "report/schema.py", "report/pairs.py", "report/render.py"]
+CORE = ["capture", "flows", "tls", "analysis", "pipeline.py", "parallel.py", "api.py", "errors.py",
+        "report/schema.py", "report/pairs.py", "report/render.py", "report/result.py"]
 
 SCRIPT = f"""
 import sys
@@ -64,7 +64,7 @@ def test_tls_package_does_not_reach_up_the_layers():
     """tls/ is the bottom layer: it may use analyzer.errors and itself, nothing else of ours."""
     for f in (ROOT / "analyzer" / "tls").rglob("*.py"):
         text = f.read_text()
-        for layer in ("analyzer.flows", "analyzer.capture", "analyzer.classify", "analyzer.report", "analyzer.api"):
+        for layer in ("analyzer.flows", "analyzer.capture", "analyzer.analysis", "analyzer.report", "analyzer.api"):
             assert layer not in text, f"{f.name} imports {layer}"
 
 
@@ -88,3 +88,36 @@ def test_default_cli_and_analyze_do_not_load_dask_or_fsspec():
     out = subprocess.run([sys.executable, "-c", DASK_FREE], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """``analyzer.x.y`` names a module imports, relative imports resolved."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    if path.name == "__init__.py":
+        package = ".".join(path.relative_to(ROOT).parts[:-1])
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            module = ".".join(base[:len(base) - node.level + 1] + ([node.module] if node.module else [])) if node.level else node.module
+            names.add(module or "")
+            names |= {f"{module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+    return names
+
+
+def test_the_pipeline_and_engines_never_import_api():
+    """Imports run downwards: the streaming loop, the byte ranges and the engines are called by ``api``,
+    so none of them may import it (not even deferred inside a function)."""
+    lower = [ROOT / "analyzer" / "pipeline.py", ROOT / "analyzer" / "parallel.py"]
+    lower += sorted((ROOT / "analyzer" / "engines").rglob("*.py"))
+    lower += sorted((ROOT / "analyzer" / "analysis").rglob("*.py"))
+    offenders = {str(f.relative_to(ROOT)) for f in lower if "analyzer.api" in _imported_modules(f)}
+    assert offenders == set()
+
+
+def test_parallel_is_below_the_pipeline():
+    """``parallel`` calls the pipeline; the pipeline never calls back into ``parallel``."""
+    assert "analyzer.parallel" not in _imported_modules(ROOT / "analyzer" / "pipeline.py")
+    assert "analyzer.pipeline" in _imported_modules(ROOT / "analyzer" / "parallel.py")

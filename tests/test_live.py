@@ -241,7 +241,7 @@ def test_capture_engine_tshark_restarts_tshark(lab, tmp_path):
     state, model = lab
     out = tmp_path / "restart.pcapng"
     ns = model.pod("voting").netns
-    run_cli = ("import sys; from analyzer.engines import tshark; tshark.RESTART_PACKETS = 40; "
+    run_cli = ("import sys; from analyzer.engines.tshark import pipe; pipe.RESTART_PACKETS = 40; "
                "from analyzer.cli import main; sys.argv[0] = 'mtls-analyzer'; main()")
     proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", run_cli, "-v", "capture", "--engine",
                              "tshark", "--seconds", "12", "-w", str(out), "--follow", "--view", "flows", "--format",

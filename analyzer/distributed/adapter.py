@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 from .. import parallel
-from ..api import _not_tcp_rows
+from ..pipeline import not_tcp_rows
 from ..capture.reader import CaptureInfo
 
 Part = parallel.Part
@@ -99,6 +99,6 @@ class Meta:
 
 
 def meta(part: Part) -> Meta:
-    """A whole capture's (or a stitched file's) counters, with its not-TCP rows as ``api`` makes them."""
-    not_tcp = _not_tcp_rows(part.not_tcp, part.not_tcp_loopback, os.path.basename(part.info.path))
+    """A whole capture's (or a stitched file's) counters, with its not-TCP rows as the pipeline makes them."""
+    not_tcp = not_tcp_rows(part.not_tcp, part.not_tcp_loopback, os.path.basename(part.info.path))
     return Meta(part.info, part.packets, part.skipped, not_tcp)

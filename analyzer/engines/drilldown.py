@@ -22,6 +22,10 @@ from dataclasses import dataclass, field
 
 from ..errors import AnalyzerError, BackendUnavailable
 from ..report.schema import FLOW_NAMES
+from ..analysis.hints import parse_decode_as
+from ..pipeline import read_capture
+from . import tshark
+from .compare import pair_flows
 from .tshark import HEURISTIC_ARGS, HEURISTIC_FIRST_ARGS, REASSEMBLY_ARGS, decode_as_args, find_tshark
 
 TIME_SLACK_S = 1e-3  # the window is widened by this much: timestamps travel as decimal text
@@ -55,17 +59,14 @@ def flow_filter(row: dict) -> str:
 
 def find_flow(capture: str, flow_id: int, decode_as=()) -> tuple[dict, dict | None]:
     """(native row, tshark row or None) for the native ``flow_id`` of ``capture``."""
-    from ..api import analyze
-    from .compare import pair_flows
-
-    native = analyze(capture, decode_as=decode_as, include_localhost=True)
-    row = next((r for r in native.all_flow_rows if r["flow_id"] == flow_id), None)
+    native = read_capture(capture, parse_decode_as(decode_as)).rows
+    row = next((r for r in native if r["flow_id"] == flow_id), None)
     if row is None:
-        n = len(native.all_flow_rows)
+        n = len(native)
         raise AnalyzerError(f"{capture}: no flow {flow_id} (flow ids are 0..{n - 1}; see `analyze --view flows "
                             f"--include-localhost`)")
     try:
-        other = analyze(capture, decode_as=decode_as, include_localhost=True, engine="tshark").all_flow_rows
+        other = tshark.read_capture(capture, decode_as).rows
     except BackendUnavailable:
         return row, None
     mine = [r for r in other if {(r["client_ip"], r["client_port"]), (r["server_ip"], r["server_port"])}

@@ -2,7 +2,7 @@
 
 Role: the connection layer (Zeek's ``Connection``).  Keys flows by 5-tuple in both directions, counts
 packets and payload bytes each way, tracks SYN/FIN/RST, decides the client, and hands each
-direction's in-order bytes to an *inspector* (``classify.FlowInspector``) until it has seen enough.
+direction's in-order bytes to an *inspector* (``analysis.inspector.FlowInspector``) until it has seen enough.
 
 Rules:
   1. This module never looks inside payloads.  What the bytes mean is the inspector's business; the
@@ -12,7 +12,7 @@ Rules:
   3. Memory grows with live flows only: a flow that closed (FIN both ways or RST) and went quiet, or
      any flow idle too long, is finished and handed to ``on_finish``; the table forgets it.
   4. Directions are ``orig`` (0, the first packet's sender) and ``resp`` (1) until the end, when
-     ``client_dir()`` maps them to TLS roles using SYN, SYN-ACK, ClientHello, ports, in that order.
+     ``analysis.verdict.client_direction`` maps them to TLS roles (SYN, SYN-ACK, ClientHello, ports).
 """
 
 from __future__ import annotations
@@ -50,6 +50,21 @@ def follow_seq(nxt: int | None, seq: int, wire_len: int) -> tuple[int | None, bo
     if (end - nxt) & SEQ_MASK < SEQ_HALF:  # overlaps the end: a partial retransmission
         return end, False
     return nxt, False
+
+
+def note_flags(conn, d: int, flags: int) -> None:
+    """Record what SYN, SYN-ACK, FIN and RST say about a connection (any object with ``syn_dir``,
+    ``synack_dir``, ``fin`` and ``rst``: a ``Flow``, or the tshark engine's stream)."""
+    if flags & TH_SYN:
+        if flags & TH_ACK:
+            if conn.synack_dir is None:
+                conn.synack_dir = d
+        elif conn.syn_dir is None:
+            conn.syn_dir = d
+    if flags & TH_FIN:
+        conn.fin[d] = True
+    if flags & TH_RST:
+        conn.rst[d] = True
 
 
 def flow_key(src: bytes, dst: bytes, sport: int, dport: int) -> bytes:
@@ -175,21 +190,6 @@ class Flow:
             return seq != isn
         return bool(self.bytes[0] or self.bytes[1] or self.closed)
 
-    def client_dir(self, server_ports: frozenset[int]) -> tuple[int, str]:
-        """Which direction is the client, and on what basis (syn|synack|hello|port|first-packet)."""
-        if self.syn_dir is not None:
-            return self.syn_dir, "syn"
-        if self.synack_dir is not None:
-            return 1 - self.synack_dir, "synack"
-        hello = self.inspector.client_hint()
-        if hello is not None:
-            return hello, "hello"
-        p0, p1 = self.ports
-        s0, s1 = p0 in server_ports or p0 < 1024, p1 in server_ports or p1 < 1024
-        if s0 != s1:
-            return (1 if s0 else 0), "port"
-        return 0, "first-packet"
-
 
 class Track:
     """A flow first seen in a later byte range of the file (``analyzer.parallel``): what an earlier
@@ -250,9 +250,8 @@ class FlowTable:
         segment -- is decoded inline with the one ``unpack_from`` of ``decode.TCP4_FAST``, and its flow
         key is the 12 address+port bytes sliced from the header; every other frame goes through
         ``decode_frame``, which accepts exactly the same frames, so the result does not depend on
-        the path.  Measured on the 1M-packet SLL2 benchmark (2 cores, fastest of 3, a shared machine):
-        calling ``decode_frame`` per frame and keying by a 4-tuple cost ~0.5-1 s more per million
-        packets than this.
+        the path.  Calling ``decode_frame`` per frame and keying by a 4-tuple is measurably slower
+        (``benchmarks/run.py``): the inline path skips a function call and a tuple per packet.
         """
         flows = self.flows
         get = flows.get
@@ -356,19 +355,10 @@ class FlowTable:
         return flow, 0
 
     def _flags(self, flow: Flow, d: int, flags: int, seq: int) -> None:
-        if flags & TH_SYN:
-            if flags & TH_ACK:
-                if flow.synack_dir is None:
-                    flow.synack_dir = d
-            elif flow.syn_dir is None:
-                flow.syn_dir = d
-            if flow.isn[d] is None:
-                flow.isn[d] = seq
-                flow.streams[d].set_isn(seq)
-        if flags & TH_FIN:
-            flow.fin[d] = True
-        if flags & TH_RST:
-            flow.rst[d] = True
+        note_flags(flow, d, flags)
+        if flags & TH_SYN and flow.isn[d] is None:
+            flow.isn[d] = seq
+            flow.streams[d].set_isn(seq)
 
     def _finish(self, flow: Flow) -> None:
         a, b = flow.addrs

@@ -11,7 +11,7 @@ Rules:
   2. The layout is versioned: ``REPORT_SCHEMA_VERSION`` changes when a key is renamed or removed or a
      value changes meaning; adding keys or columns keeps it.  ``json_schema()`` describes the layout and
      ``docs/report.schema.json`` is that description, checked by a test.  Readers ignore unknown keys.
-  3. Nothing is decided here: a flow's place in its edge comes from ``edges.classify_flow``, an edge's
+  3. Nothing is decided here: a flow's place in its edge comes from ``edges.flow_status``, an edge's
      status from ``edges.edge_rows``, gate results from ``edges.GATE_TESTS``.
   4. Standard library only.  Input files are read here (hashes, time span): a second, cheap pass over
      each capture that does not depend on the engine that judged it.
@@ -30,7 +30,7 @@ from typing import Iterable, Sequence
 from ..capture.reader import CaptureReader
 from ..errors import CaptureFormatError
 from ..join.vantage import capture_vantages, sides
-from .edges import GATE_TESTS, GATES, RESOURCES, classify_flow, destination, peer_end
+from .edges import GATE_TESTS, GATES, RESOURCES, flow_status, destination, peer_end
 from .render import iso
 from .schema import CATEGORIES, EDGE_COLUMNS, EDGE_STATUSES, FLOW_COLUMNS, Column
 
@@ -159,7 +159,7 @@ def link_flows(flow_rows: Sequence[dict], edge_rows: Sequence[dict], pods, resou
     for flow in flow_rows:
         src = pods.resolve(flow["client_ip"], flow["first_ts"])
         dst = destination(flow, pods, flow["first_ts"])
-        status = classify_flow(flow, src, dst, trust_unknown_clients)
+        status = flow_status(flow, src, dst, trust_unknown_clients)
         (_, sns, sname), (_, dns, dname) = peer_end(src, resource), peer_end(dst, resource)
         edge = by_key[edge_key(sns, sname, dns, dname)]
         edge["flow_ids"].append(flow["flow_id"])

@@ -4,7 +4,7 @@ Role: the audit answer.  Like ``linkerd viz edges``, but proven from packets: ev
 ones too), out-of-mesh peers are shown, and a pair mixing TLS and plaintext is never hidden.
 
 Rules:
-  1. Each flow is judged alone first (:func:`classify_flow`): its verdict and SNI, both ends as the pod
+  1. Each flow is judged alone first (:func:`flow_status`): its verdict and SNI, both ends as the pod
      list saw them *at the flow's time*, and the server port.  An edge's status is derived from its
      flows' statuses only (:func:`edge_status`), so rolling pods up to deployments or namespaces never
      changes what a flow was.
@@ -62,7 +62,7 @@ class FlowStatus:
 
 
 # -- one flow ------------------------------------------------------------------------------------------
-def classify_flow(flow: dict, src: Peer, dst: Peer, trust_unknown_clients: bool = False) -> FlowStatus:
+def flow_status(flow: dict, src: Peer, dst: Peer, trust_unknown_clients: bool = False) -> FlowStatus:
     """Status of one flow row (``schema.FLOW_COLUMNS``) between two resolved peers."""
     verdict = flow["verdict"]
     if flow.get("vantage_conflict"):  # captures of one connection disagree: never resolved to either reading
@@ -334,7 +334,7 @@ def flow_edge(flow: dict, pods: PodIndex, resource: str = "pod", by_port: bool =
     ts = flow["first_ts"]  # the connection's start: who held the IP when it was opened
     src, dst = pods.resolve(flow["client_ip"], ts), destination(flow, pods, ts)
     key = (peer_end(src, resource), peer_end(dst, resource), flow["server_port"] if by_port else None)
-    return key, (flow, src, dst, classify_flow(flow, src, dst, trust_unknown_clients))
+    return key, (flow, src, dst, flow_status(flow, src, dst, trust_unknown_clients))
 
 
 def sort_edges(rows: list[dict]) -> list[dict]:

@@ -99,6 +99,18 @@ PAIR_COLUMNS: tuple[Column, ...] = (
 
 FLOW_NAMES = tuple(c.name for c in FLOW_COLUMNS)
 PAIR_NAMES = tuple(c.name for c in PAIR_COLUMNS)
+
+# A flow row before any evidence: every column at its dtype's empty value, the closed sets at their
+# "nothing seen" member.  Engines start every row from this (``analysis.verdict``).
+EMPTY_BY_DTYPE = {"string": "", "category": "", "boolean": False, "UInt8": 0, "UInt16": 0, "Int64": 0,
+                  "Float64": 0.0, "datetime64[ns, UTC]": 0.0}
+FLOW_START = {"verdict": "unknown", "evidence": "none", "handshake": "not-seen", "mtls": "none"}
+_EMPTY_FLOW = {c.name: FLOW_START.get(c.name, EMPTY_BY_DTYPE[c.dtype]) for c in FLOW_COLUMNS}
+
+
+def empty_flow_row() -> dict:
+    """A fresh flows-table row with every column of ``FLOW_COLUMNS``, in order."""
+    return dict(_EMPTY_FLOW)
 TIME_COLUMNS = frozenset(c.name for c in FLOW_COLUMNS + PAIR_COLUMNS if c.dtype.startswith("datetime"))
 
 # -- edges (issue 4): flows + pods -> one row per (source, destination) pod / workload / namespace ------

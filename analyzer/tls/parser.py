@@ -14,7 +14,7 @@ via ``receive_data()`` / ``next_event()``. The state rules all live here:
 * Rule 4: once ``next_event`` raised, it raises the same error forever; input is then dropped.
 
 Must not: do I/O, know about flows, packets or the other direction, decrypt, or judge what the events
-mean (that is ``classify``).
+mean (that is ``analysis``).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Role: Zeek's ``dpd.sig`` for the protocols a mesh audit meets: HTTP/1.x, the HTT
 Each signature is one compiled bytes regex anchored at the start of the data.
 
 Rules: standard library only; never raises; a signature describes bytes, it never decides a verdict
-(``classify.py`` does, and only from what these bytes are).
+(``verdict.py`` does, and only from what these bytes are).
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ SIGNATURES: tuple[tuple[str, re.Pattern[bytes], str], ...] = (
     ("http/1.1", re.compile(rb"(" + _HTTP_METHODS + rb") (\S{1,200})"), "orig"),  # request line cut short
     ("http/1.1", re.compile(rb"HTTP/1\.[01] (\d{3})[ \r\n]"), "resp"),
     ("ssh", re.compile(rb"SSH-(\d\.\d+)-([\x21-\x7e]{0,60})"), "either"),
+    # OpenVPN over TCP (no tls-auth): 2-byte length, P_CONTROL_HARD_RESET_CLIENT_V2 (7 << 3, key id 0),
+    # an 8-byte session id, an empty ACK array and message packet-id 0 (openvpn ssl_pkt.h).
+    ("openvpn", re.compile(rb"\x00[\x0e-\xff]\x38[\x00-\xff]{8}\x00\x00\x00\x00\x00", re.S), "orig"),
     ("smtp", re.compile(rb"220[ -][^\r\n]{0,200}(?:SMTP|ESMTP|mail|Postfix|Exim)", re.I), "resp"),
     ("smtp", re.compile(rb"(?:EHLO|HELO) [^\r\n]{1,200}\r?\n", re.I), "orig"),
     ("ftp", re.compile(rb"220[ -][^\r\n]{0,200}FTP", re.I), "resp"),
@@ -43,7 +46,11 @@ SIGNATURES: tuple[tuple[str, re.Pattern[bytes], str], ...] = (
 
 # Protocols that never turn into TLS on the same connection (no STARTTLS verb): reading on is waste
 # (an HTTP CONNECT is the exception, and it is the first line).
-NO_UPGRADE = frozenset({"http/1.1", "h2c", "ssh", "redis", "mysql"})
+NO_UPGRADE = frozenset({"http/1.1", "h2c", "ssh", "openvpn", "redis", "mysql"})
+# Encrypted, but not TLS: such a flow is ``unknown``, never ``plaintext`` (it is encrypted) and never
+# ``tls``.  Names as the signatures above and Wireshark's dissectors (frame.protocols) give them; the
+# native engine recognises ssh and openvpn, Wireshark all four.
+ENCRYPTED_NOT_TLS = frozenset({"ssh", "openvpn", "skype", "kerberos-gss-wrapped"})
 
 
 def identify(data: bytes, role: str) -> tuple[str, str] | None:
@@ -70,6 +77,8 @@ def _detail(name: str, m: re.Match[bytes], data: bytes) -> str:
         return "HTTP/2 cleartext connection preface (h2c / gRPC without TLS)"
     if name == "ssh":
         return f"SSH-{m.group(1).decode()} banner {escape(m.group(2), 40)}"
+    if name == "openvpn":
+        return "OpenVPN hard reset from the client"
     line = data.split(b"\n", 1)[0][:60]
     return f"{name} {escape(line, 60)}"
 
