@@ -168,8 +168,8 @@ def test_a_damaged_middle_is_read_in_one_pass(generated, tmp_path):
     data = bytearray(generated["sll2"].read_bytes())
     with CaptureReader(generated["sll2"]) as reader:  # the record header nearest 40 % of the file
         at = next(off - 16 for buf, batch in reader.iter_batches() for _t, _l, off, _c, _w, _i in batch
-                  if reader._win.consumed + off > len(data) * 2 // 5)
-        at += reader._win.consumed
+                  if reader.win.consumed + off > len(data) * 2 // 5)
+        at += reader.win.consumed
     data[at + 8:at + 12] = b"\xff\xff\xff\xff"  # caplen
     path = tmp_path / "damaged.pcap"
     path.write_bytes(bytes(data))
