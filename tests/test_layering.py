@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = ["capture", "flows", "tls", "classify.py", "protocols.py", "api.py", "errors.py",
+CORE = ["capture", "flows", "tls", "live", "classify.py", "protocols.py", "api.py", "errors.py",
         "report/schema.py", "report/pairs.py", "report/render.py"]
 
 SCRIPT = f"""

@@ -40,7 +40,7 @@ def test_bare_python_has_no_packages():
 
 def test_pyz_holds_only_the_stdlib_part(pyz):
     names = zipfile.ZipFile(pyz).namelist()
-    assert "__main__.py" in names and "analyzer/sidecar.py" in names and "analyzer/live.py" in names
+    assert "__main__.py" in names and "analyzer/sidecar.py" in names and "analyzer/live/session.py" in names
     assert not any(n.startswith(("analyzer/lab/", "analyzer/commands/")) or n == "analyzer/cli.py" for n in names)
     assert pyz.stat().st_size < 1_000_000
 

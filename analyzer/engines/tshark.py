@@ -308,7 +308,7 @@ class Aggregator:
     from that knowledge -- ``tls_records``, ``app_data_records``, ``gaps``, through them the handshake
     outcome, and a reason quoting them -- can differ from one tshark pass for a connection crossing a
     restart.  Flows, verdicts, evidence, SNI, packet and byte counts did not differ on the bundled
-    captures or the corpus with a restart every 30 packets (tests/test_live_tshark_memory.py).
+    captures or the corpus with a restart every 30 packets (tests/live/test_live_tshark_memory.py).
     """
 
     def __init__(self, capture: str, decode_ports: frozenset[int] = frozenset(), next_fid: int = 0,
