@@ -23,9 +23,8 @@ from click.testing import CliRunner
 from pcapgen import T0_NS, Endpoint, Frame, encap, merge, pcap_bytes, shift, simple_pcapng, tcp_flow
 from tlsbytes import app_data, tls13_exchange
 
-REPO = Path(__file__).resolve().parents[1]
+from paths import CORPUS, corpus_present, REPO
 CAPTURES = sorted((REPO / "captures").glob("*.pcap*"))
-CORPUS = REPO.parent / "shared" / "corpus"
 STATS = ("packets", "frames_unsupported", "not_tcp", "warnings", "excluded_localhost", "not_tcp_packets", "truncated")
 SERVER = Endpoint("10.42.0.12", 4143)
 WEB = Endpoint("10.42.0.12", 8080)
@@ -237,7 +236,7 @@ def test_byte_ranges_add_up_to_the_whole_file(tmp_path, fmt):
 
 
 # -- the public corpus ---------------------------------------------------------------------------
-@pytest.mark.skipif(not (CORPUS / "truth.csv").exists(), reason="../shared/corpus is absent")
+@pytest.mark.skipif(not corpus_present(), reason="no corpus (--corpus DIR or MTLS_CORPUS)")
 def test_corpus_captures_give_the_same_rows():
     """Every corpus capture that reads cleanly, in 3 ranges: the same rows.  ``gaps`` is the one
     column allowed to differ, by one, where a piece's own inspection met a hole (parallel Rule 3)."""

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from paths import REPO
 
 
 @pytest.fixture(scope="module")
 def big_capture(tmp_path_factory) -> Path:
     """About a second of work: long enough for at least one progress update."""
     path = tmp_path_factory.mktemp("big") / "big.pcap"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gencapture.py"), "-o", str(path),
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "gencapture.py"), "-o", str(path),
                     "--packets", "150000", "--linktype", "sll2"], check=True, capture_output=True, timeout=300)
     return path
 
@@ -25,10 +25,10 @@ def big_capture(tmp_path_factory) -> Path:
 def _run(path: Path, tty: bool) -> tuple[int, str, str]:
     cmd = [sys.executable, "-m", "analyzer", "analyze", str(path), "-o", os.devnull]
     if not tty:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
         return out.returncode, out.stdout, out.stderr
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=follower, cwd=ROOT)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=follower, cwd=REPO)
     os.close(follower)
     chunks = []
     while True:

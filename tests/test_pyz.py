@@ -15,8 +15,7 @@ import pytest
 
 from labutil import capinfos_packets, lab_fixture
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "captures" / "demo-transparent.pcapng"
+from paths import DEMO_CAPTURE as DEMO, REPO
 # Debian's python3 is what the linkerd-debug image has; any python3 >= 3.11 with -I -S is as bare.
 BARE = [shutil.which("python3", path="/usr/bin") or sys.executable, "-I", "-S"]
 

@@ -12,7 +12,6 @@ import dataclasses
 import io
 import json
 import os
-import struct
 import time
 import zlib
 
