@@ -47,8 +47,7 @@ def iter_pcap(rd: "CaptureReader") -> Iterator[tuple[bytes, FrameBatch]]:
     while True:
         frames: list = []  # flat, see FrameBatch
         add = frames.extend
-        buf, pos, end = w.buf, w.pos, w.end
-        lim = stop - w.consumed
+        buf, pos, end, lim = w.batch(stop)
         last = min(end - 16, lim - 1)  # the last offset a record header may start at in this batch
         damage = ""
         while pos <= last:

@@ -87,8 +87,7 @@ def iter_pcapng(rd: "CaptureReader") -> Iterator[tuple[bytes, FrameBatch]]:
     while True:
         frames: list = []  # flat, see FrameBatch
         add = frames.extend
-        buf, pos, end = w.buf, w.pos, w.end
-        lim = stop - w.consumed
+        buf, pos, end, lim = w.batch(stop)
         last = min(end - 12, lim - 1)
         damage = ""
         epb, u32 = _EPB[bo], _U32[bo]

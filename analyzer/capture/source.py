@@ -60,6 +60,11 @@ class Window:
         """Stream offset of ``buf[pos]``."""
         return self.consumed + self.pos
 
+    def batch(self, stop: int) -> tuple[bytearray, int, int, int]:
+        """The next batch's locals for a format's loop: buffer, position, end of data, and ``stop`` (a
+        stream offset) as a buffer offset."""
+        return self.buf, self.pos, self.end, stop - self.consumed
+
     def jump(self, offset: int) -> None:
         """Continue reading at stream ``offset`` (a seekable file only)."""
         self.f.seek(offset)
