@@ -79,6 +79,11 @@ def clamp_ts(ts: float) -> float:
     return TS_MAX if ts > TS_MAX else ts if ts >= TS_MIN else TS_MIN
 
 
+def clamped_warning(path: str, count: int) -> str:
+    return (f"{path}: {count} packet timestamps outside 1970..2255 (a bad if_tsresol or a damaged block) "
+            f"were set to the nearest bound")
+
+
 def clamp_times(flat: list) -> int:
     """Set every timestamp of a flat batch outside ``TS_MIN..TS_MAX`` to the nearest bound; how many."""
     stamps = flat[0::FRAME_FIELDS]

@@ -36,6 +36,7 @@ from .frames import (  # noqa: F401 - re-exported: the names other modules impor
     FrameBatch,
     Interface,
     clamp_times,
+    clamped_warning,
     empty_run_end,
 )
 from .pcap import PCAP_MAGIC, iter_pcap
@@ -108,9 +109,7 @@ class CaptureReader:
         finally:
             self.info.bytes_read = self.win.offset  # where reading stopped
             if self.info.clamped:
-                self.info.warnings.append(
-                    f"{self.info.path}: {self.info.clamped} packet timestamps outside 1970..2255 (a bad "
-                    f"if_tsresol or a damaged block) were set to the nearest bound")
+                self.info.warnings.append(clamped_warning(self.info.path, self.info.clamped))
 
     def _warn(self, msg: str) -> None:
         self.info.truncated = True

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
 from .. import protocols
+from ..capture.frames import clamp_ts, clamped_warning
 from ..capture.reader import BT_EPB, BT_IDB, BT_OPB, BT_SHB, BT_SPB, PCAP_MAGIC, PCAPNG_BOM, PCAPNG_SHB
 from ..classify import L5D_TRANSPORT_ALPN, SERVER_PORTS, apply_port_hint, parse_identity
 from ..errors import AnalyzerError, BackendUnavailable
@@ -325,6 +326,7 @@ class Aggregator:
         self.evict_s = evict_s
         self._evict_at = 0.0  # capture time of the next time-based eviction
         self.packets = 0
+        self.clamped = 0  # packets whose timestamp was outside capture.frames.TS_MIN..TS_MAX
         self.skipped: Counter[str] = Counter()
         self.not_tcp: Counter[tuple[str, str, str]] = Counter()
         self.not_tcp_loopback: set[tuple[str, str, str]] = set()
@@ -344,6 +346,9 @@ class Aggregator:
             ts = float(f[F["ts"]])
         except ValueError:
             ts = self._now
+        if ts != clamp_ts(ts):  # as the native reader does (capture.frames.TS_MAX)
+            ts = clamp_ts(ts)
+            self.clamped += 1
         self._now = ts
         loop = f[F["hatype"]] == ARPHRD_LOOPBACK or f[F["iface"]] in LOOPBACK_IFACE_NAMES
         sid = f[F["stream"]]
@@ -1099,6 +1104,8 @@ def analyze(sources, decode_as: Iterable[str] = (), include_localhost: bool = Fa
         stats["packets"] += agg.packets
         unsupported.update(agg.skipped)
         stats["not_tcp"] += agg.not_tcp_rows()
+        if agg.clamped:
+            stats["warnings"].append(clamped_warning(agg.capture, agg.clamped))
         if progress is not None:
             progress(agg.capture, agg.packets, len(rows))
     rows.sort(key=lambda r: r["flow_id"])

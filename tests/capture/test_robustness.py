@@ -12,6 +12,7 @@ import dataclasses
 import io
 import json
 import os
+import shutil
 import time
 import zlib
 
@@ -68,6 +69,21 @@ def test_every_output_format_survives_a_far_future_timestamp(cli, write_capture,
         assert pd.read_parquet(out)["verdict"].tolist() == ["tls"]
     else:
         assert out.stat().st_size > 0
+
+
+@pytest.mark.tshark
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_the_tshark_engine_clamps_the_same_way(cli, write_capture, tmp_path, fmt):
+    path = write_capture(_far_future(), "far.pcapng")
+    out = tmp_path / f"out.{fmt}"
+    res = cli("analyze", path, "--engine", "tshark", "--view", "flows", "--format", fmt, "-o", out)
+    err = res.stderr.decode()
+    assert res.returncode == 0, err
+    assert err.startswith(f"Warning: far.pcapng: {len(g.base_flow())} packet timestamps outside 1970..2255")
+    if fmt == "csv":
+        (row,) = list(csv.DictReader(io.StringIO(out.read_text())))
+        assert (row["verdict"], row["first_ts"]) == ("tls", TS_MAX_ISO + ".000000Z")
 
 
 def test_report_survives_a_far_future_timestamp(cli, write_capture, tmp_path):
