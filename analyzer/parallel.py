@@ -18,7 +18,9 @@ Rules:
      change mid-file, a range's process that fails, or more than ``MAX_CANDIDATES`` pieces in a range.
   3. Where one pass depends on when its table last looked for idle flows (``EVICT_EVERY`` packets), a
      range uses the idle limits themselves (``_continues``).  ``gaps`` (sequence holes) is counted
-     from the same segments, but a hole that a piece's own inspection met can count once more or less.
+     from the same segments: where a piece's own count cannot be the one of one pass (a reordered
+     segment at its start, an inspection that stopped with reordered bytes pending), ``_rescan``
+     follows that direction again from where the earlier flow had got to (``_replayed``).
   4. Memory per process is one pass's over its range, plus the pieces it may hand back, stripped of
      payload state (``_strip``): flows first seen mid-stream, and those a bare SYN opened within
      ``SYN_RETRY_S`` of its start; then only those on tuples still live at its cut are sent.
@@ -336,13 +338,25 @@ def _take_over_holes(old: Flow, piece: Flow) -> bool:
     rescan = False
     for d in (0, 1):
         e = d ^ s
-        if old.wants[e]:
+        if _replayed(old, e, track, d):
             rescan = rescan or piece.bytes[d] > 0
             continue
         if old.nxt[e] is not None and track.first[d] is not None:
             old.jumps += follow_seq(old.nxt[e], track.first[d], 0)[1]
         old.jumps += track.jumps[d] + track.after[d]
     return rescan
+
+
+def _replayed(old: Flow, e: int, track, d: int) -> bool:
+    """Must direction ``e`` of ``old`` be replayed from the file (``_rescan``) to count the holes one pass
+    would count in the piece's direction ``d``?  When ``old`` still wanted payload there; when the
+    piece begins behind where ``old`` had got to (a reordered segment across the cut): the piece's own
+    count started at that segment, one pass's at ``old.nxt``, so they agree only from where they meet;
+    and when the piece's inspection stopped with reordered bytes pending (``Track.aligned``)."""
+    if old.wants[e] or not track.aligned[d]:
+        return True
+    nxt, first = old.nxt[e], track.first[d]
+    return nxt is not None and first is not None and first != nxt and not follow_seq(nxt, first, 0)[1]
 
 
 def _rescan(path, start: int, stop: int, wanted: list[tuple[Flow, Flow]]) -> None:
@@ -359,7 +373,7 @@ def _rescan(path, start: int, stop: int, wanted: list[tuple[Flow, Flow]]) -> Non
         s = old.turn(piece)
         replays: list = [None, None]  # per direction of ``old``
         for d in (0, 1):
-            if old.wants[d ^ s] and piece.bytes[d]:
+            if piece.bytes[d] and _replayed(old, d ^ s, piece.track, d):
                 replays[d ^ s] = _Replay(piece, d)
         k0, k1 = _keys(old)
         todo[k0], todo[k1] = (old, 0, replays), (old, 1, replays)
@@ -390,11 +404,14 @@ def _rescan(path, start: int, stop: int, wanted: list[tuple[Flow, Flow]]) -> Non
 class _Replay:
     """One direction of a piece replayed into the earlier flow, with the piece's ``Track`` alongside."""
 
-    __slots__ = ("seen", "packets", "handover", "nxt", "jumps", "track_jumps", "after")
+    __slots__ = ("piece", "d", "seen", "packets", "handover", "nxt", "jumps", "track_jumps", "after")
 
     def __init__(self, piece: Flow, d: int):
         track = piece.track
-        self.seen, self.packets, self.handover = 0, piece.packets[d], track.handover[d]
+        self.piece, self.d = piece, d
+        # A handover that was not aligned counts ``after`` from elsewhere: then replay the whole piece.
+        self.seen, self.packets = 0, piece.packets[d]
+        self.handover = track.handover[d] if track.aligned[d] else 0
         self.nxt, self.jumps = None, 0  # the track as it stood at the packet replayed last
         self.track_jumps, self.after = track.jumps[d], track.after[d]
 
@@ -413,4 +430,8 @@ class _Replay:
         if not old.wants[d] and tracking and old.nxt[d] == self.nxt:
             old.jumps += self.track_jumps - self.jumps + self.after
             return True
-        return self.seen >= self.packets
+        if self.seen < self.packets:
+            return False
+        # The whole piece was replayed: ``old.nxt`` is where one pass would be; ``absorb`` takes it from there.
+        self.piece.nxt[self.d] = self.piece.track.nxt[self.d] = old.nxt[d]
+        return True

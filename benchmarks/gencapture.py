@@ -44,6 +44,13 @@ import struct
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from tlsbytes import extension as tls_extension  # noqa: E402 - standard library only, like this file
+from tlsbytes import handshake_msg as tls_handshake  # noqa: E402
+from tlsbytes import record as tls_record  # noqa: E402
+from tlsbytes import u16, vec8, vec16  # noqa: E402
 
 # --- pcap and link layer --------------------------------------------------------------------
 
@@ -206,32 +213,8 @@ def build_pods() -> list[Pod]:
 
 
 # ================================================================================================
-# Byte builders (per flow, not per packet)
+# Byte builders (per flow, not per packet); the TLS primitives are the tests' (tests/tlsbytes.py)
 # ================================================================================================
-
-def u16(n: int) -> bytes:
-    return n.to_bytes(2, "big")
-
-
-def vec8(data: bytes) -> bytes:
-    return bytes((len(data),)) + data
-
-
-def vec16(data: bytes) -> bytes:
-    return u16(len(data)) + data
-
-
-def tls_extension(ext_type: int, data: bytes) -> bytes:
-    return u16(ext_type) + vec16(data)
-
-
-def tls_record(content_type: int, body: bytes, version: int = TLS_VERSION_1_2) -> bytes:
-    return bytes((content_type,)) + u16(version) + vec16(body)
-
-
-def tls_handshake(msg_type: int, body: bytes) -> bytes:
-    return bytes((msg_type,)) + len(body).to_bytes(3, "big") + body
-
 
 def client_hello(rng: random.Random, sni: str, alpn: str | None, pq: bool) -> bytes:
     """A rustls-style TLS 1.3 ClientHello record (RFC 8446 4.1.2).

@@ -15,13 +15,25 @@ from pathlib import Path
 import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
-REPO = TESTS_DIR.parent
-# Test modules import ``pcapgen``/``tlsbytes`` as top-level modules whatever pytest's import mode.
+# Test modules import ``pcapgen``/``tlsbytes``/``paths`` as top-level modules whatever pytest's import mode.
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
+import paths  # noqa: E402
 import pcapgen  # noqa: E402
+from paths import REPO  # noqa: E402
 from support import rows  # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption("--corpus", metavar="DIR", help="the public capture corpus (truth.csv, files/); "
+                     "default $MTLS_CORPUS, else ../shared/corpus beside the repository")
+
+
+def pytest_configure(config):
+    # Before collection, so that modules reading ``paths.CORPUS`` at import see the option.
+    if config.getoption("--corpus"):
+        paths.CORPUS = Path(config.getoption("--corpus")).resolve()
 
 
 # --- building captures ------------------------------------------------------------------------

@@ -500,6 +500,17 @@ def simple_pcapng(frames: Sequence[Frame], *, byteorder: str = "<", tsresol: int
     return pcapng_bytes([Section([iface], blocks, byteorder)])
 
 
+# --- frames without a file -------------------------------------------------------------------
+def frame_batch(pkts: Sequence[Pkt]) -> tuple[bytes, list[tuple]]:
+    """Packets as the reader hands them to the flow table: one buffer and its frame records
+    ``(ts, linktype, off, caplen, wirelen, iface)`` (raw IP link type), for tests below the reader."""
+    buf, frames = bytearray(), []
+    for p in pkts:
+        frames.append((p.ts_ns / 1e9, LINKTYPE_RAW, len(buf), len(p.l3), len(p.l3), 0))
+        buf += p.l3
+    return bytes(buf), frames
+
+
 # --- damage ----------------------------------------------------------------------------------
 def gzip_bytes(data: bytes) -> bytes:
     """gzip with a fixed mtime, so output bytes are reproducible."""

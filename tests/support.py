@@ -97,3 +97,27 @@ def run_on_tty(cmd: list[str], **popen) -> tuple[int, str, str]:
     out, _ = proc.communicate(timeout=300)
     os.close(leader)
     return proc.returncode, out.decode(), b"".join(chunks).decode(errors="replace")
+
+
+def command_paths(group, path: tuple = ()) -> list[tuple[str, ...]]:
+    """Every command and subcommand path of a click group, lazy ones included: listed and loaded through
+    the group's own ``list_commands``/``get_command``, as ``--help`` does (not ``group.commands``, which
+    holds only what has been loaded so far)."""
+    import click
+
+    out = []
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        out.append(path + (name,))
+        if isinstance(cmd, click.Group):
+            out += command_paths(cmd, path + (name,))
+    return out
+
+
+def console_scripts() -> dict:
+    """Each console script's name -> its click group."""
+    from analyzer.cli import cli
+    from analyzer.kubectl_mtls import cli as kubectl_cli
+
+    return {"mtls-analyzer": cli, "kubectl-mtls": kubectl_cli}

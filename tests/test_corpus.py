@@ -1,4 +1,4 @@
-"""Conformance on real public captures (../shared/corpus) against tshark-derived truth (truth.csv).
+"""Conformance on real public captures (the corpus: tests/README.md) against tshark-derived truth (truth.csv).
 
 Required by the core issue: no flow that tshark labels plaintext, no_payload (or unknown) is called
 ``tls`` by us; our ``tls`` covers at least 99% of the truth's TLS flows; and every remaining
@@ -17,12 +17,12 @@ import pytest
 
 from analyzer import analyze
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+from paths import CORPUS, corpus_present
 EXPLAINED = Path(__file__).parent / "data" / "corpus_disagreements.csv"
 
 pytestmark = [
     pytest.mark.corpus,
-    pytest.mark.skipif(not (CORPUS / "truth.csv").exists(), reason="../shared/corpus is absent"),
+    pytest.mark.skipif(not corpus_present(), reason="no corpus (--corpus DIR or MTLS_CORPUS)"),
 ]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +15,7 @@ from analyzer.report.export import write_report_json
 
 import report_case as rc
 
-ROOT = Path(__file__).resolve().parents[1]
+from paths import REPO
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +86,7 @@ def test_two_real_audits_per_workload(cli, tmp_path):
     paths = []
     for name in ("demo-transparent", "node-transparent"):
         target = tmp_path / f"{name}.json"
-        out = cli("report", ROOT / "captures" / f"{name}.pcapng", "--pods", ROOT / "captures" / f"{name}.pods.json",
+        out = cli("report", REPO / "captures" / f"{name}.pcapng", "--pods", REPO / "captures" / f"{name}.pods.json",
                   "--resource", "deployment", "--json", target, "-q")
         assert out.returncode == 0, out.stderr
         paths.append(target)

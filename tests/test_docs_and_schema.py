@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import click
 import pandas as pd
@@ -14,9 +13,9 @@ from click.testing import CliRunner
 from analyzer import analyze
 from analyzer.cli import cli
 from analyzer.report.schema import FLOW_COLUMNS, PAIR_COLUMNS
+from support import command_paths, console_scripts
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "captures" / "demo-transparent.pcapng"
+from paths import DEMO_CAPTURE as DEMO, REPO
 
 
 def _check(df: pd.DataFrame, columns) -> None:
@@ -50,23 +49,28 @@ def test_analyze_docstring_names_the_returned_frames():
 
 
 def test_generated_docs_are_current():
-    out = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_docs.py"), "--check"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "gen_docs.py"), "--check"], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def _commands(group: click.Group, path=()):
-    for name, cmd in group.commands.items():
-        yield path + (name,), cmd
-        if isinstance(cmd, click.Group):
-            yield from _commands(cmd, path + (name,))
+ALL_COMMANDS = [(script, path) for script, group in console_scripts().items() for path in command_paths(group)]
 
 
-@pytest.mark.parametrize("path", [p for p, _ in _commands(cli)], ids=lambda p: " ".join(p))
-def test_every_command_has_help(path):
-    result = CliRunner().invoke(cli, [*path, "--help"])
+def test_the_command_walk_finds_the_lazy_commands():
+    """The walk below must see the commands the lazy group registers only when asked for."""
+    paths = {path for script, path in ALL_COMMANDS if script == "mtls-analyzer"}
+    assert {(name,) for name in cli.lazy} <= paths
+    assert ("lab", "up") in paths and ("kubectl-mtls", ("capture",)) in ALL_COMMANDS
+
+
+@pytest.mark.parametrize("script, path", ALL_COMMANDS, ids=lambda v: v if isinstance(v, str) else " ".join(v))
+def test_every_command_has_help(script, path):
+    group = console_scripts()[script]
+    result = CliRunner().invoke(group, [*path, "--help"], prog_name=script)
     assert result.exit_code == 0, result.output
-    assert "Usage:" in result.output
-    cmd = cli
+    assert result.output.startswith(f"Usage: {script} {' '.join(path)} ")
+    cmd, ctx = group, click.Context(group)
     for name in path:
-        cmd = cmd.commands[name]
-    assert (cmd.help or "").strip(), f"{' '.join(path)} has no help text"
+        cmd = cmd.get_command(ctx, name)
+    assert (cmd.help or "").strip(), f"{script} {' '.join(path)} has no help text"
+    assert cmd.get_short_help_str(limit=300).strip(), f"{script} {' '.join(path)} has no short help"

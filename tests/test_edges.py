@@ -21,7 +21,6 @@ import os
 import subprocess
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
@@ -30,8 +29,7 @@ from analyzer.kube import load_pods
 from analyzer.report.edges import edge_status, summary
 from analyzer.report.schema import EDGE_COLUMNS, EDGE_NAMES, EDGE_STATUSES
 
-REPO = Path(__file__).resolve().parent.parent
-CAPTURES = REPO / "captures"
+from paths import CAPTURES, DEMO_CAPTURE as DEMO, DEMO_PODS, REPO
 NAMES = sorted(p.name.removesuffix(".expected-edges.csv") for p in CAPTURES.glob("*.expected-edges.csv"))
 REASON_WORDS = {"kubelet_probe", "port_skipped", "no_tls_from_remote"}  # expected reasons that are MSG words
 
@@ -188,8 +186,6 @@ def run(*args) -> subprocess.CompletedProcess:
                           env=env, timeout=120)
 
 
-DEMO = CAPTURES / "demo-transparent.pcapng"
-DEMO_PODS = CAPTURES / "demo-transparent.pods.json"
 
 
 def test_cli_edges_table():

@@ -21,7 +21,7 @@ import pcapgen as pg
 from analyzer import analyze
 from kube_builders import NODE_IP, pod, write_pods
 
-REPO = Path(__file__).resolve().parent.parent
+from paths import REPO
 T0 = pg.T0_NS / 1e9
 IDENT = "{}.{}.serviceaccount.identity.linkerd.cluster.local".format
 

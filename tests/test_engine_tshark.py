@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,9 +17,9 @@ from analyzer.engines.compare import COMPARED, agreement, disagreements
 from analyzer.errors import BackendUnavailable
 from analyzer.report.schema import FLOW_COLUMNS, FLOW_NAMES
 
-REPO = Path(__file__).resolve().parents[1]
+from paths import CORPUS, REPO
 BUNDLED = sorted((REPO / "captures").glob("*.pcapng"))
-CORPUS = REPO.parent / "shared" / "corpus" / "files"
+CORPUS_FILES = CORPUS / "files"
 DISAGREEMENTS = REPO / "tests" / "data" / "engine_disagreements.csv"
 
 pytestmark = pytest.mark.tshark
@@ -134,9 +133,9 @@ def test_cli_engine_both_and_compare(tmp_path):
 
 @needs_tshark
 def test_compare_lists_a_disagreement_with_both_reasons(tmp_path):
-    rdp = CORPUS / "ndpi__rdp_over_tls.pcap"
+    rdp = CORPUS_FILES / "ndpi__rdp_over_tls.pcap"
     if not rdp.exists():
-        pytest.skip("../shared/corpus is absent")
+        pytest.skip("no corpus (--corpus DIR or MTLS_CORPUS)")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "analyzer", "compare", "--format", "csv", str(rdp)],
                           capture_output=True, text=True, env=env, timeout=120)
@@ -162,13 +161,13 @@ def test_disagreement_file_is_complete_prose():
 @needs_tshark
 @pytest.mark.corpus
 def test_every_corpus_disagreement_is_explained():
-    if not CORPUS.is_dir():
-        pytest.skip("../shared/corpus is absent")
+    if not CORPUS_FILES.is_dir():
+        pytest.skip("no corpus (--corpus DIR or MTLS_CORPUS)")
     explained = _explained()
     seen = set()
     unexplained = []
     total = {"paired": 0, "agree": 0}
-    for path in sorted(CORPUS.iterdir()):
+    for path in sorted(CORPUS_FILES.iterdir()):
         native = analyze(path, include_localhost=True).all_flow_rows
         tshark = analyze(path, include_localhost=True, engine="tshark").all_flow_rows
         counts = agreement(native, tshark)

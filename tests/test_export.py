@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import json
-from pathlib import Path
 
 import pytest
 
@@ -16,9 +15,7 @@ from analyzer.report.schema import EDGE_COLUMNS, FLOW_COLUMNS, FLOW_NAMES
 
 import report_case as rc
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "captures" / "demo-transparent.pcapng"
-DEMO_PODS = ROOT / "captures" / "demo-transparent.pods.json"
+from paths import DEMO_CAPTURE as DEMO, DEMO_PODS, REPO
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +138,7 @@ def test_report_command_bad_pod_list_is_one_error_line(cli, tmp_path):
 def test_json_schema_flag_prints_the_documented_schema(cli):
     out = cli("report", "--json-schema")
     assert out.returncode == 0
-    assert out.stdout.decode() == (ROOT / "docs" / "report.schema.json").read_text()
+    assert out.stdout.decode() == (REPO / "docs" / "report.schema.json").read_text()
 
 
 @pytest.mark.tshark

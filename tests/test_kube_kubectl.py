@@ -22,10 +22,8 @@ from analyzer.errors import BackendUnavailable
 from analyzer.kube import kubectl
 
 TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
+from paths import DEMO_CAPTURE as DEMO, DEMO_PODS, REPO
 STANDIN_DIR = TESTS / "bin"
-DEMO = REPO / "captures" / "demo-transparent.pcapng"
-DEMO_PODS = REPO / "captures" / "demo-transparent.pods.json"
 
 
 @pytest.fixture

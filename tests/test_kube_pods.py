@@ -8,7 +8,6 @@ reused and ambiguous IPs, finished pods, host-network pods, other owners and ide
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +16,7 @@ from analyzer.kube import PodIndex, PodsFormatError, load_pods, parse_pods, pars
 from analyzer.kube.pods import merge_pod_lists, select_pods, short_identity
 from kube_builders import pod, pods_doc
 
-REPO = Path(__file__).resolve().parent.parent
+from paths import REPO
 LAB_PODS = REPO / "captures" / "demo-transparent.pods.json"
 T = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 

@@ -34,9 +34,8 @@ from analyzer.kubectl_mtls import debug_sidecar_hint
 from analyzer.report.edges import edge_status
 
 TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
+from paths import DEMO_PODS, REPO
 STANDIN_DIR = TESTS / "bin"
-DEMO_PODS = REPO / "captures" / "demo-transparent.pods.json"
 
 
 def env_for(state: Path, path: str | None = None) -> dict:

@@ -12,17 +12,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CORE = ["capture", "flows", "tls", "analysis", "pipeline.py", "parallel.py", "api.py", "errors.py",
+from paths import REPO
+
+ROOT = REPO
+CORE = ["capture", "flows", "tls", "analysis", "live", "pipeline.py", "parallel.py", "api.py", "errors.py",
         "report/schema.py", "report/pairs.py", "report/render.py", "report/result.py"]
 
 SCRIPT = f"""
 import sys
-sys.path.insert(0, {str(ROOT)!r})
+sys.path.insert(0, {str(REPO)!r})
 from analyzer.api import analyze
 from analyzer.report.render import render, FORMATS
 from analyzer.report.schema import FLOW_NAMES, PAIR_NAMES
-r = analyze({str(ROOT / 'captures' / 'demo-transparent.pcapng')!r})
+r = analyze({str(REPO / 'captures' / 'demo-transparent.pcapng')!r})
 for fmt in FORMATS:
     render(r.flow_rows, FLOW_NAMES, fmt, "flows")
     render(r.pair_rows, PAIR_NAMES, fmt, "pairs")
@@ -54,15 +56,15 @@ def test_core_modules_import_only_the_standard_library():
     stdlib = sys.stdlib_module_names | {"analyzer", "__future__"}
     files = []
     for part in CORE:
-        p = ROOT / "analyzer" / part
+        p = REPO / "analyzer" / part
         files += sorted(p.rglob("*.py")) if p.is_dir() else [p]
-    offenders = {str(f.relative_to(ROOT)): sorted(_imports(f) - stdlib) for f in files}
+    offenders = {str(f.relative_to(REPO)): sorted(_imports(f) - stdlib) for f in files}
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
 def test_tls_package_does_not_reach_up_the_layers():
     """tls/ is the bottom layer: it may use analyzer.errors and itself, nothing else of ours."""
-    for f in (ROOT / "analyzer" / "tls").rglob("*.py"):
+    for f in (REPO / "analyzer" / "tls").rglob("*.py"):
         text = f.read_text()
         for layer in ("analyzer.flows", "analyzer.capture", "analyzer.analysis", "analyzer.report", "analyzer.api"):
             assert layer not in text, f"{f.name} imports {layer}"

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from paths import REPO
 MISSING = [m for m in ("nbclient", "nbformat", "ipykernel", "matplotlib") if importlib.util.find_spec(m) is None]
 needs_jupyter = pytest.mark.skipif(bool(MISSING), reason=f"{', '.join(MISSING)} not installed "
                                                        "(pip install -e '.[report]')")
 
 
 def _runner():
-    sys.path.insert(0, str(ROOT / "tools"))
+    sys.path.insert(0, str(REPO / "tools"))
     try:
         import run_notebooks
     finally:
@@ -28,7 +27,7 @@ def _runner():
     return run_notebooks
 
 
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 
 def test_there_is_a_notebook():

@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from paths import REPO
 from support import run_on_tty
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def big_capture(tmp_path_factory) -> Path:
     """About a second of work: long enough for at least one progress update."""
     path = tmp_path_factory.mktemp("big") / "big.pcap"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gencapture.py"), "-o", str(path),
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "gencapture.py"), "-o", str(path),
                     "--packets", "150000", "--linktype", "sll2"], check=True, capture_output=True, timeout=300)
     return path
 
@@ -26,9 +25,9 @@ def big_capture(tmp_path_factory) -> Path:
 def _run(path: Path, tty: bool) -> tuple[int, str, str]:
     cmd = [sys.executable, "-m", "analyzer", "analyze", str(path), "-o", os.devnull]
     if not tty:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
         return out.returncode, out.stdout, out.stderr
-    return run_on_tty(cmd, cwd=ROOT)
+    return run_on_tty(cmd, cwd=REPO)
 
 
 def test_progress_on_a_terminal(big_capture):

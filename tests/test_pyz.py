@@ -15,8 +15,7 @@ import pytest
 
 from labutil import capinfos_packets, lab_fixture
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "captures" / "demo-transparent.pcapng"
+from paths import DEMO_CAPTURE as DEMO, REPO
 # Debian's python3 is what the linkerd-debug image has; any python3 >= 3.11 with -I -S is as bare.
 BARE = [shutil.which("python3", path="/usr/bin") or sys.executable, "-I", "-S"]
 
@@ -40,7 +39,7 @@ def test_bare_python_has_no_packages():
 
 def test_pyz_holds_only_the_stdlib_part(pyz):
     names = zipfile.ZipFile(pyz).namelist()
-    assert "__main__.py" in names and "analyzer/sidecar.py" in names and "analyzer/live.py" in names
+    assert "__main__.py" in names and "analyzer/sidecar.py" in names and "analyzer/live/session.py" in names
     assert not any(n.startswith(("analyzer/lab/", "analyzer/commands/", "analyzer/distributed/")) or n == "analyzer/cli.py"
                for n in names)
     assert pyz.stat().st_size < 1_000_000

@@ -10,7 +10,6 @@ import json
 import re
 from datetime import datetime, timezone
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +20,7 @@ from analyzer.report.html import render_html
 
 import report_case as rc
 
-ROOT = Path(__file__).resolve().parents[1]
-CAPTURES = ROOT / "captures"
+from paths import CAPTURES, REPO
 BUNDLED = sorted(p.name.removesuffix(".pcapng") for p in CAPTURES.glob("*.pcapng"))
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
@@ -132,7 +130,7 @@ def test_the_document_is_plain_json_and_follows_its_schema(case, demo):
 
 
 def test_the_documented_schema_is_current():
-    path = ROOT / "docs" / "report.schema.json"
+    path = REPO / "docs" / "report.schema.json"
     assert path.read_text() == schema_text(), \
         "regenerate with: python tools/gen_docs.py"
 

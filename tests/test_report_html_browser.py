@@ -25,7 +25,7 @@ from analyzer.report.html import write_html
 
 import report_case as rc
 
-ROOT = Path(__file__).resolve().parents[1]
+from paths import REPO
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -66,7 +66,7 @@ def page(tmp_path_factory) -> tuple[Path, dict]:
 
 @pytest.fixture(scope="module")
 def demo_page(tmp_path_factory) -> tuple[Path, dict]:
-    capture, pods = ROOT / "captures" / "node-transparent.pcapng", ROOT / "captures" / "node-transparent.pods.json"
+    capture, pods = REPO / "captures" / "node-transparent.pcapng", REPO / "captures" / "node-transparent.pods.json"
     doc = build_audit(analyze(capture, pods=pods), [capture], pods)
     path = tmp_path_factory.mktemp("demo") / "report.html"
     write_html(doc, path)

@@ -8,12 +8,10 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "captures" / "demo-transparent.pcapng"
+from paths import DEMO_CAPTURE as DEMO, REPO
 pytestmark = [pytest.mark.tshark,
               pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")]
 pytest.importorskip("pyshark")

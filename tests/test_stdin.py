@@ -8,12 +8,10 @@ import io
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "captures" / "demo-transparent.pcapng"
+from paths import DEMO_CAPTURE as DEMO, REPO
 CMD = [sys.executable, "-m", "analyzer", "analyze", "--view", "flows", "--format", "csv", "-q"]
 KEY = ("client_ip", "client_port", "server_ip", "server_port", "verdict", "evidence", "sni", "tls_version")
 
@@ -23,7 +21,7 @@ def _flows(stdout: str) -> list[tuple]:
 
 
 def _run(args: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(CMD + args, input=stdin, capture_output=True, timeout=120, cwd=ROOT)
+    return subprocess.run(CMD + args, input=stdin, capture_output=True, timeout=120, cwd=REPO)
 
 
 def test_stdin_equals_file():
@@ -47,7 +45,7 @@ def test_tshark_pipe(fmt):
     """The live-pipe shape: tshark writes the capture to stdout as it goes, we read it as it comes."""
     tshark = subprocess.Popen(["tshark", "-n", "-r", str(DEMO), "-F", fmt, "-w", "-"],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    out = subprocess.run(CMD + ["-"], stdin=tshark.stdout, capture_output=True, timeout=120, cwd=ROOT)
+    out = subprocess.run(CMD + ["-"], stdin=tshark.stdout, capture_output=True, timeout=120, cwd=REPO)
     tshark.stdout.close()
     assert tshark.wait(timeout=60) == 0
     assert out.returncode == 0, out.stderr

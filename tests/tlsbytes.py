@@ -2,7 +2,8 @@
 
 Role: produce exact wire bytes (RFC 8446 / RFC 5246 layouts) so tests never carry inline hex.
 Must not: import anything outside the standard library, touch the network, use unseeded randomness,
-or depend on ``analyzer`` (the builders are the independent side of every parser test).
+or depend on ``analyzer`` (the builders are the independent side of every parser test).  The
+benchmark generator (``benchmarks/gencapture.py``) builds its TLS bytes from these same primitives.
 
 Handshake builders return a handshake *message* (type + u24 length + body); wrap them with
 ``handshake_record`` to get records. Key shares have real sizes, so a post-quantum ClientHello
@@ -164,13 +165,18 @@ def client_key_exchange() -> bytes:
     return handshake_msg(16, vec8(b"\x04" + _key(0x17, 64)))
 
 
+def record(content_type: int, fragment: bytes, version=0x0303) -> bytes:
+    """One record, whatever the fragment's length (RFC 8446 5.1: type, legacy_record_version, length)."""
+    return u8(content_type) + u16(version) + u16(len(fragment)) + fragment
+
+
 def records(content_type: int, payload: bytes, version=0x0303, max_fragment=16384) -> bytes:
     """Frame ``payload`` into records of at most ``max_fragment`` bytes (RFC 8446 5.1).
 
     An empty payload gives one zero-length record (invalid for the parser, useful in tests).
     """
     chunks = [payload[i:i + max_fragment] for i in range(0, len(payload), max_fragment)] or [b""]
-    return b"".join(u8(content_type) + u16(version) + u16(len(c)) + c for c in chunks)
+    return b"".join(record(content_type, c, version) for c in chunks)
 
 
 def handshake_record(*msgs: bytes, version=0x0301, max_fragment=16384) -> bytes:
@@ -189,8 +195,7 @@ def ccs(version=0x0303) -> bytes:
 
 def app_data(n: int, version=0x0303, seed=0) -> bytes:
     """One application_data record (type 23) with ``n`` seeded pseudo-random bytes."""
-    body = random.Random(seed).randbytes(n)
-    return u8(23) + u16(version) + u16(n) + body
+    return record(23, random.Random(seed).randbytes(n), version)
 
 
 def sslv2_client_hello(cipher_specs=(0x010080, 0x000004), challenge=bytes(16), version=0x0301,

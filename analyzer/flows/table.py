@@ -136,11 +136,12 @@ class Flow:
         if stream.stopped:
             self.wants[d] = False
         if not self.wants[d]:
-            if track is not None:
-                track.handover[d] = self.packets[d]
             if stream.base is not None:
                 # From here on only sequence numbers are followed, to count later holes cheaply.
                 self.nxt[d] = (stream.base + stream.nxt) & SEQ_MASK if not stream.stopped else None
+            if track is not None:
+                track.handover[d] = self.packets[d]
+                track.aligned[d] = track.nxt[d] == self.nxt[d]
 
     def turn(self, other: "Flow") -> int:
         """0 when ``other`` (the same tuple) has this flow's direction 0 as its own direction 0, else 1."""
@@ -197,16 +198,19 @@ class Track:
 
     Per direction: the first payload segment's seq, sequence numbers followed from there while this
     flow's own inspection runs (``nxt``, ``jumps``), the packet count when that inspection stopped
-    (``handover``), and the jumps counted after it (``after``).
+    (``handover``), whether the flow then went on from where those sequence numbers had got to
+    (``aligned``: not so when the inspection stopped with reordered bytes pending, and then ``after``
+    is not what one pass would count), and the jumps counted after it (``after``).
     """
 
-    __slots__ = ("first", "nxt", "jumps", "handover", "after")
+    __slots__ = ("first", "nxt", "jumps", "handover", "aligned", "after")
 
     def __init__(self) -> None:
         self.first: list[int | None] = [None, None]
         self.nxt: list[int | None] = [None, None]
         self.jumps = [0, 0]
         self.handover: list[int | None] = [None, None]
+        self.aligned = [True, True]
         self.after = [0, 0]
 
     def follow(self, d: int, seq: int, wire_len: int) -> None:

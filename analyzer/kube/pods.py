@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..capture.frames import clamp_ts
 from ..errors import AnalyzerError
 from .services import SERVICE_KINDS, parse_services
 
@@ -238,7 +239,7 @@ def _ts(value, where: str) -> float | None:
         raise PodsFormatError(f"{where}: bad timestamp {value!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
+    return clamp_ts(parsed.timestamp())  # year 9999 is valid RFC 3339 but past what outputs can show
 
 
 # -- typed access ----------------------------------------------------------------------------------------

@@ -12,15 +12,13 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from analyzer.lab.expect import compare, edges_path, read_edges
 from analyzer.lab.verify import render, verify
 
-REPO = Path(__file__).resolve().parents[2]
-CAPTURES = REPO / "captures"
+from paths import CAPTURES
 BUNDLED = sorted(CAPTURES.glob("*.pcapng"))
 
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")

@@ -14,6 +14,7 @@ from typing import BinaryIO, Iterable
 
 from ...analysis.hints import parse_decode_as
 from ...capture.blocks import BlockSplitter
+from ...capture.frames import clamped_warning
 from ...capture.inputs import is_regular_file, open_input
 from ...capture.reader import CaptureReader
 from ...errors import CaptureFormatError
@@ -93,4 +94,5 @@ def read_capture(source, decode_as: Iterable[str] = (), next_fid: int = 0, tshar
     agg = analyze_source(source, decode_as, next_fid, tshark, heuristics)
     if progress is not None:
         progress(agg.capture, agg.packets, len(agg.rows))
-    return CaptureRun(agg.capture, agg.rows, agg.packets, agg.skipped, agg.not_tcp_rows())
+    warnings = [clamped_warning(agg.capture, agg.clamped)] if agg.clamped else []
+    return CaptureRun(agg.capture, agg.rows, agg.packets, agg.skipped, agg.not_tcp_rows(), warnings)

@@ -30,6 +30,7 @@ from ...analysis.verdict import (
     client_direction,
     flow_row,
 )
+from ...capture.frames import clamp_ts
 from ...flows.table import CLOSED_IDLE_S, EVICT_EVERY, IDLE_S, TH_ACK, TH_SYN, note_flags
 from ...tls.constants import HELLO_RETRY_REQUEST_RANDOM
 from .tool import AGGREGATOR, FIELD_MAP
@@ -165,6 +166,7 @@ class Aggregator:
         self.evict_s = evict_s
         self._evict_at = 0.0  # capture time of the next time-based eviction
         self.packets = 0
+        self.clamped = 0  # packets whose timestamp was outside capture.frames.TS_MIN..TS_MAX
         self.skipped: Counter[str] = Counter()
         self.not_tcp: Counter[tuple[str, str, str]] = Counter()
         self.not_tcp_loopback: set[tuple[str, str, str]] = set()
@@ -184,6 +186,9 @@ class Aggregator:
             ts = float(f[COLUMN["ts"]])
         except ValueError:
             ts = self._now
+        if ts != clamp_ts(ts):  # as the native reader does (capture.frames.TS_MAX)
+            ts = clamp_ts(ts)
+            self.clamped += 1
         self._now = ts
         loop = f[COLUMN["hatype"]] == ARPHRD_LOOPBACK or f[COLUMN["iface"]] in LOOPBACK_IFACE_NAMES
         sid = f[COLUMN["stream"]]

@@ -24,8 +24,7 @@ import pytest
 from analyzer.live import ring_files_of
 from labutil import capinfos_packets, lab_fixture, wait_for_file
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "captures" / "demo-transparent.pcapng"
+from paths import DEMO_CAPTURE as DEMO, REPO
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import struct
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,7 @@ import pcapgen
 from analyzer.engines import tshark as engine
 from analyzer.report.schema import FLOW_NAMES
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "captures" / "demo-transparent.pcapng"
+from paths import DEMO_CAPTURE as DEMO, REPO
 MIDCONN = REPO / "captures" / "midconn-transparent.pcapng"
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 

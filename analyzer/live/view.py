@@ -1,0 +1,148 @@
+"""What a live capture shows: per host pair counts, the in-place terminal table, ``tap``-style lines.
+
+Role: the terminal side's state and drawing.  Its state is bounded by host pairs, never by flows.
+Must not start processes other than ``ip -o addr`` (``local_addresses``) nor read captures.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+from typing import TYPE_CHECKING
+
+from ..report.escape import text
+
+if TYPE_CHECKING:
+    from .session import LiveResult
+
+VERDICTS = ("tls", "plaintext", "unknown")
+
+
+class PairSummary:
+    """Per host pair verdict counts, bounded by the number of pairs (not flows): the live view's state.
+
+    ``add(row, final=False)`` counts a flow announced before it ended; its final row replaces that count.
+    Thread-safe (the tshark engine reports from its reader thread).
+    """
+
+    def __init__(self) -> None:
+        self.pairs: dict[tuple[str, str, bool], list[int]] = {}  # (client, server, localhost) -> tls/plain/unknown
+        self.provisional: dict[int, tuple[tuple[str, str, bool], int]] = {}  # live flows counted early
+        self.flows = 0
+        self.lock = threading.Lock()
+
+    def add(self, row: dict, final: bool = True) -> None:
+        key = (str(row["client_ip"]), str(row["server_ip"]), bool(row["localhost"]))
+        idx = VERDICTS.index(row["verdict"]) if row["verdict"] in VERDICTS else 2
+        with self.lock:
+            old = self.provisional.pop(row["flow_id"], None)
+            if old is not None:
+                self.pairs[old[0]][old[1]] -= 1
+            else:
+                self.flows += 1
+            self.pairs.setdefault(key, [0, 0, 0])[idx] += 1
+            if not final:
+                self.provisional[row["flow_id"]] = (key, idx)
+
+    def rows(self, include_localhost: bool = False) -> list[dict]:
+        """One dict per pair (client_ip, server_ip, flows, tls, plaintext, unknown, status), busiest first."""
+        from ..report.pairs import pair_status
+
+        merged: dict[tuple[str, str], list[int]] = {}
+        with self.lock:
+            for (c, s, local), n in self.pairs.items():
+                if local and not include_localhost:
+                    continue
+                m = merged.setdefault((c, s), [0, 0, 0])
+                for i in range(3):
+                    m[i] += n[i]
+        rows = [{"client_ip": c, "server_ip": s, "flows": sum(n), "tls": n[0], "plaintext": n[1], "unknown": n[2],
+                 "status": pair_status(*n)} for (c, s), n in merged.items() if sum(n)]
+        rows.sort(key=lambda r: (-r["flows"], r["client_ip"], r["server_ip"]))
+        return rows
+
+
+def summary_lines(result: "LiveResult", include_localhost: bool = False, max_rows: int = 20,
+                  width: int = 120, elapsed_s: float = 0.0) -> list[str]:
+    """The live table: a status line, a header, at most ``max_rows`` pairs and ``+N more``."""
+    rows = result.summary.rows(include_localhost)
+    v = [sum(r[k] for r in rows) for k in VERDICTS]
+    lines = [f"{result.output.name}: {result.packets} packets, {sum(v)} flows (tls {v[0]}, plaintext {v[1]}, "
+             f"unknown {v[2]}), {elapsed_s:.0f} s  (Ctrl-C stops)"]
+    cw = max([len("CLIENT")] + [len(r["client_ip"]) for r in rows[:max_rows]])
+    sw = max([len("SERVER")] + [len(r["server_ip"]) for r in rows[:max_rows]])
+    fmt = f"{{:<{cw}}}  {{:<{sw}}}  {{:>5}}  {{:>5}}  {{:>9}}  {{:>7}}  {{}}"
+    lines.append(fmt.format("CLIENT", "SERVER", "FLOWS", "TLS", "PLAINTEXT", "UNKNOWN", "STATUS"))
+    shown = rows if len(rows) <= max_rows else rows[:max(1, max_rows - 1)]
+    for r in shown:
+        lines.append(fmt.format(r["client_ip"], r["server_ip"], r["flows"], r["tls"], r["plaintext"], r["unknown"],
+                                r["status"]))
+    if len(shown) < len(rows):
+        lines.append(f"+{len(rows) - len(shown)} more")
+    return [line[:width] for line in lines]
+
+
+TABLE_REFRESH_S = 1.0  # seconds between redraws of the live table or status line
+
+
+class LiveTable:
+    """Redraw a block of lines in place on a terminal (ANSI: cursor up, clear to the end of the screen)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.height = 0
+
+    def draw(self, lines: list[str]) -> None:
+        self.stream.write(self._up() + "".join(line + "\n" for line in lines))
+        self.stream.flush()
+        self.height = len(lines)
+
+    def clear(self) -> None:
+        if self.height:
+            self.stream.write(self._up())
+            self.stream.flush()
+            self.height = 0
+
+    def _up(self) -> str:
+        return (f"\033[{self.height}F" if self.height else "\r") + "\033[J"
+
+
+def terminal_rows() -> tuple[int, int]:
+    """(pair rows that fit, columns) for the live table on this terminal."""
+    size = shutil.get_terminal_size((120, 24))
+    return max(3, min(40, size.lines - 4)), max(40, size.columns - 1)
+
+
+def local_addresses() -> frozenset[str]:
+    """This network namespace's addresses (``ip -o addr``), for ``proxy=in|out``; empty when unknown."""
+    ip = shutil.which("ip")
+    if ip is None:
+        return frozenset()
+    try:
+        out = subprocess.run([ip, "-o", "addr"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    return frozenset(m.group(1) for m in re.finditer(r"inet6? ([0-9a-fA-F:.]+)/", out))
+
+
+def tap_line(row: dict, local: frozenset[str] = frozenset()) -> str:
+    """One ``linkerd viz tap``-style line for a flow, escaped (the SNI is the sender's choice)."""
+    if row["server_ip"] in local and row["client_ip"] not in local:
+        proxy = "in"
+    elif row["client_ip"] in local and row["server_ip"] not in local:
+        proxy = "out"
+    else:
+        proxy = "local" if row["localhost"] else "-"
+    fmt = "[{}]:{}" if ":" in str(row["client_ip"]) else "{}:{}"
+    parts = [f"flow id={row['flow_id']}", f"proxy={proxy}", "src=" + fmt.format(row["client_ip"], row["client_port"]),
+             "dst=" + fmt.format(row["server_ip"], row["server_port"]), f"tls={'true' if row['verdict'] == 'tls' else 'false' if row['verdict'] == 'plaintext' else 'unknown'}"]
+    if row.get("sni"):
+        parts.append(f"sni={row['sni']}")
+    if row.get("tls_version"):
+        parts.append(f"version={row['tls_version'].replace(' ', '')}")
+    parts.append(f"evidence={row['evidence']}")
+    if row["localhost"]:
+        parts.append("localhost=true")
+    return text(" ".join(parts))
