@@ -75,7 +75,7 @@ def cli(verbose: int) -> None:
 
 
 def pods_options(f):
-    """Where the pod list comes from, how edges roll up, and the audit gate (issue 4)."""
+    """Where the pod list comes from, how edges roll up, and the audit gate."""
     from .report.edges import GATES, RESOURCES
 
     f = click.option("--fail-on", "fail_on", multiple=True, type=click.Choice(GATES),

@@ -1,6 +1,6 @@
 """Conformance on real public captures (the corpus: tests/README.md) against tshark-derived truth (truth.csv).
 
-Required by the core issue: no flow that tshark labels plaintext, no_payload (or unknown) is called
+What must hold: no flow that tshark labels plaintext, no_payload (or unknown) is called
 ``tls`` by us; our ``tls`` covers at least 99% of the truth's TLS flows; and every remaining
 disagreement is explained, flow by flow, in ``tests/data/corpus_disagreements.csv``.  The explanations
 file must match the real disagreements exactly: a new disagreement fails, and so does a fixed one that is

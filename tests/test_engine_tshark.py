@@ -1,4 +1,4 @@
-"""The tshark engine (issue 5): same schema as the native engine, same verdicts on every bundled capture,
+"""The tshark engine: same schema as the native engine, same verdicts on every bundled capture,
 and every corpus disagreement explained in ``tests/data/engine_disagreements.csv``."""
 
 from __future__ import annotations

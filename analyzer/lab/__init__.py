@@ -1,4 +1,4 @@
-"""The mesh lab (issue 3): pods in network namespaces, Linkerd-like mTLS sidecars, real tshark captures.
+"""The mesh lab: pods in network namespaces, Linkerd-like mTLS sidecars, real tshark captures.
 
 Modules: ``topology`` (the wiring and expected verdicts), ``pki`` (trust anchor and leaves), ``kube``
 (pods.json), ``netns`` (namespaces, nftables, processes), ``proxy``/``apps``/``traffic`` (what runs in

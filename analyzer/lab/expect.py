@@ -1,6 +1,6 @@
 """Compare an analyzer's flows with a lab capture's expected edges (the lab's side of the contract).
 
-The analyzer contract (issue 3): a flows table with ``client_ip``, ``server_ip``, ``server_port``,
+The analyzer contract: a flows table with ``client_ip``, ``server_ip``, ``server_port``,
 ``verdict`` (tls/plaintext/unknown) and ``localhost``. Localhost flows are left out; every other flow must
 fall on an expected (client, server, port) edge, and every TCP edge must be seen with exactly its expected
 verdict. UDP edges (reason ``udp``) are checked only if the analyzer reports them, since it may be TCP-only.

@@ -9,7 +9,7 @@ This module is the single source of truth for both sides of the lab:
 
 Rules it must keep: no I/O except :meth:`Lab.save`/:meth:`Lab.load`; no knowledge of sockets or processes.
 
-The expected verdicts follow ``shared/reference/linkerd-on-the-wire.md``: meshed -> meshed on an intercepted
+The expected verdicts follow what Linkerd puts on the wire: meshed -> meshed on an intercepted
 port is mTLS (app port in ``transparent`` mode, 4143 with ALPN ``transport.l5d.io/v1`` in ``transport-header``
 mode); kubelet probes, unmeshed peers, skip ports and UDP/DNS are plaintext; the proxy <-> app hop over ``lo``
 is listed separately (:func:`localhost_rows`) because analyzers exclude it.
@@ -59,7 +59,7 @@ INBOUND_SKIP_PORTS = (PROXY_TAP_PORT, PROXY_ADMIN_PORT) + IGNORED_PORTS
 OUTBOUND_SKIP_PORTS = IGNORED_PORTS
 PROXY_MARK = 0x2102  # SO_MARK on proxy-originated sockets; stands in for linkerd-init's proxy uid 2102
 
-# Verdict vocabulary of expected-edges.csv (issue 3).
+# Verdict vocabulary of expected-edges.csv.
 TLS = "tls"
 PLAINTEXT = "plaintext"
 SECURED = "secured"
@@ -122,7 +122,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
 )
 
 
-# The emojivoto-like application plus the traffic that must stay plaintext (issue 3).
+# The emojivoto-like application plus the traffic that must stay plaintext.
 PODS: tuple[PodSpec, ...] = (
     PodSpec("web", "emojivoto", "web", True, "web", (8080,), debug_sidecar=True, container="web-svc"),
     PodSpec("emoji", "emojivoto", "emoji", True, "emoji", (8080,), container="emoji-svc"),

@@ -113,7 +113,7 @@ def empty_flow_row() -> dict:
     return dict(_EMPTY_FLOW)
 TIME_COLUMNS = frozenset(c.name for c in FLOW_COLUMNS + PAIR_COLUMNS if c.dtype.startswith("datetime"))
 
-# -- edges (issue 4): flows + pods -> one row per (source, destination) pod / workload / namespace ------
+# -- edges: flows + pods -> one row per (source, destination) pod / workload / namespace ------
 # Why `status` and the `*_kind` columns are "string", not "category": CATEGORIES is keyed by column name
 # and "status" already means the pairs view's PAIR_STATUSES; kinds follow ownerReferences (open set).
 EDGE_STATUSES = ("secured", "plaintext-expected", "PLAINTEXT-UNEXPECTED", "mixed", "unverified")

@@ -1,4 +1,4 @@
-"""Verdicts: every TLS, plaintext and unknown case of issue 2 with its exact verdict, evidence and
+"""Verdicts: every TLS, plaintext and unknown case with its exact verdict, evidence and
 the facts the reason must carry. One scenario capture per case, through ``analyzer.analyze``.
 """
 
@@ -282,8 +282,7 @@ def test_ssh_is_encrypted_but_not_tls(one_flow):
     assert row["verdict"] != "tls"
     assert row["app_protocol"] == "ssh"
     assert "SSH" in row["reason"] and "not TLS" in row["reason"]
-    # the issue lists SSH under plaintext recognisers but says "encrypted but not TLS: say so";
-    # the core calls it unknown (not plaintext: the bytes after the banner are encrypted)
+    # SSH is encrypted but not TLS: unknown, not plaintext (the bytes after the banner are encrypted)
     assert row["verdict"] == "unknown"
     assert row["evidence"] == "payload"
 

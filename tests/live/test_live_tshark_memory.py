@@ -1,4 +1,4 @@
-"""The live tshark engine keeps memory flat (issue 5): tshark is restarted at block boundaries and the
+"""The live tshark engine keeps memory flat: tshark is restarted at block boundaries and the
 flows come out as from one tshark pass; the live Aggregator keeps no finished rows and finishes quiet
 streams on time.
 
