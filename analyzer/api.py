@@ -65,7 +65,8 @@ def analyze(
     if clock_skew < 0:
         raise AnalyzerError(f"clock skew must be 0 or more seconds, not {clock_skew}")
     if pods is not None:
-        from .kube.pods import PodIndex, load_pods
+        from .kube.podlist import load_pods
+        from .kube.pods import PodIndex
 
         pods = pods if isinstance(pods, PodIndex) else load_pods(pods)
     if dask is not None and dask is not False:  # the same rows, computed on a Dask cluster

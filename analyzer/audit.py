@@ -27,7 +27,8 @@ from typing import Callable, Iterable
 from .errors import AnalyzerError, BackendUnavailable
 from .kube import debug, kubectl
 from .kube.debug import EPHEMERAL, NODE, SIDECAR, CaptureFailed
-from .kube.pods import DEBUG_CONTAINER, Pod, merge_pod_lists, parse_pods_json
+from .kube.podlist import parse_pods_json
+from .kube.pods import DEBUG_CONTAINER, Pod, merge_pod_lists
 
 NODES_FOLDER = "nodes"  # DIR/nodes/<node>-<time>.pcapng
 START_TIMEOUT_S = 120.0  # a debug container has this long to pull its image and start

@@ -26,7 +26,8 @@ from .errors import AnalyzerError, BackendUnavailable
 from .kube import kubectl
 from .audit import DEFAULT_PARALLEL
 from .kube.debug import VIA_CHOICES
-from .kube.pods import DEBUG_ANNOTATION, DEBUG_CONTAINER, Pod, merge_pod_lists, parse_pods_json, select_pods
+from .kube.podlist import parse_pods_json
+from .kube.pods import DEBUG_ANNOTATION, DEBUG_CONTAINER, Pod, merge_pod_lists, select_pods
 from .report.edges import GATES, RESOURCES, edge_rows, summary
 from .report.render import FORMATS, render
 from .report.schema import EDGE_NAMES

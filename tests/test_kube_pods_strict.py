@@ -15,7 +15,7 @@ import pytest
 
 import kube_builders as kb
 from analyzer.kube import PodsFormatError, parse_pods
-from analyzer.kube.pods import parse_pods_yaml
+from analyzer.kube.podlist import parse_pods_yaml
 
 WEB = kb.injected_pod("web-6d8f9c7b5d-x2x7k", "10.42.0.12", sa="web", deployment="web")
 WHERE = r"pods\.json: items\[0\] \((emojivoto/)?web-6d8f9c7b5d-x2x7k\): "  # the namespace once it is read

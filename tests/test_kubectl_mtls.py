@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from analyzer import analyze
-from analyzer.kube.pods import load_pods
+from analyzer.kube.podlist import load_pods
 from analyzer.kubectl_mtls import debug_sidecar_hint
 from analyzer.report.edges import edge_status
 

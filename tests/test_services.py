@@ -16,7 +16,8 @@ import pytest
 
 import pcapgen as pg
 from analyzer import analyze
-from analyzer.kube.pods import PodsFormatError, parse_pods_json
+from analyzer.kube.podlist import parse_pods_json
+from analyzer.kube.pods import PodsFormatError
 from kube_builders import pod, rfc3339
 
 REPO = Path(__file__).resolve().parent.parent

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from analyzer import analyze  # noqa: E402  (after the path set-up above)
 from analyzer.errors import AnalyzerError  # noqa: E402
-from analyzer.kube.pods import parse_pods  # noqa: E402
+from analyzer.kube.podlist import parse_pods  # noqa: E402
 from analyzer.report.export import export_view  # noqa: E402
 from analyzer.report.render import FORMATS, render  # noqa: E402
 from analyzer.report.schema import FLOW_NAMES, PAIR_NAMES  # noqa: E402

@@ -15,7 +15,8 @@ import subprocess
 from typing import Sequence
 
 from ..errors import BackendUnavailable
-from .pods import PodIndex, parse_pods_json
+from .podlist import load_pods, parse_pods_json
+from .pods import PodIndex
 
 KUBECTL_ENV = "KUBECTL"
 GET_TIMEOUT_S = 60.0
@@ -95,8 +96,6 @@ def exec_argv(pod: str, namespace: str, container: str, command: Sequence[str], 
 def load_pod_list(pods_file=None, use_kubectl: bool = False, context: str | None = None,
                   namespace: str | None = None, all_namespaces: bool = False) -> PodIndex | None:
     """The pod list the CLI options ask for: a file, kubectl, or None.  Both at once is a usage error."""
-    from .pods import load_pods
-
     if pods_file is not None and use_kubectl:
         raise ValueError("give --pods FILE or --kubectl, not both")
     if pods_file is not None:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .pods import Peer, PodsFormatError, _ip, _ts
+
 SERVICE_KINDS = ("Service", "EndpointSlice")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # EndpointSlice -> its Service
 HEADLESS = "None"
@@ -103,8 +105,6 @@ class ServiceIndex:
 
 
 def _bad(where: str, what: str):
-    from .pods import PodsFormatError
-
     return PodsFormatError(f"{where}: {what}")
 
 
@@ -172,8 +172,6 @@ def parse_services(items: list[tuple[int, dict]], source: str, pods) -> ServiceI
 
     ``pods`` (the list's :class:`~analyzer.kube.pods.PodIndex`) only checks that slices name known pods.
     """
-    from .pods import _ip, _ts
-
     services, endpoints, notes = [], {}, []
     for i, item in items:
         where = f"{source}: items[{i}]"
@@ -199,8 +197,6 @@ def service_peer(flow: dict, pods, ts: float, svc: Service, sport: ServicePort):
     """The ``service`` peer a flow to ``svc:sport`` reached.  Its ``pod`` stands for the endpoints when
     that is a fact: the pod the connection was joined with after DNAT, or the one answer all endpoints
     give (same mesh membership and identity); otherwise ``pod`` is None and the note says why."""
-    from .pods import Peer
-
     ip = svc.cluster_ips[0]
     peer = dict(kind="service", ip=ip, name=svc.name, namespace=svc.namespace)
     if flow["service_ip"] and flow["server_ip"] != flow["service_ip"]:  # joined with its post-DNAT side
