@@ -320,7 +320,7 @@ def edge_rows(flow_rows: Iterable[dict], pods: PodIndex, resource: str = "pod", 
     Returns
     -------
     list[dict]
-        One dict per edge, keys ``schema.EDGE_NAMES``; sorted by source then destination namespace/name.
+        One dict per edge, keys ``schema.EDGE_NAMES``; in ``sort_edges`` order (worst first).
     """
     if resource not in RESOURCES:
         raise ValueError(f"resource must be one of {RESOURCES}, not {resource!r}")
