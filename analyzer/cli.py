@@ -136,7 +136,7 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
     also be a glob, a directory or a URL (http(s)://, s3://, gs://), and --view flows --format parquet
     -o DIR writes a Parquet dataset."""
     from .kube.kubectl import load_pod_list
-    from .report.edges import edge_rows
+    from .report.edges import edge_rows, headline
 
     if pods_file is not None and use_kubectl:
         raise click.UsageError("give --pods FILE or --kubectl, not both")
@@ -172,6 +172,8 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
         raise InputError(str(exc)) from None
     if progress:
         click.echo("\r\033[K", err=True, nl=False)
+    if not quiet and pods is not None:
+        warn(headline(edges))
     if rows is None:
         pass  # the workers wrote the flows dataset
     elif fmt in EXPORT_FORMATS:  # parquet, jsonl

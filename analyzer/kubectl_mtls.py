@@ -28,7 +28,7 @@ from .audit import DEFAULT_PARALLEL
 from .kube.debug import VIA_CHOICES
 from .kube.podlist import parse_pods_json
 from .kube.pods import DEBUG_ANNOTATION, DEBUG_CONTAINER, Pod, merge_pod_lists, select_pods
-from .report.edges import GATES, RESOURCES, edge_rows, summary
+from .report.edges import GATES, RESOURCES, edge_rows, headline, summary
 from .report.render import FORMATS, render
 from .report.schema import EDGE_NAMES
 
@@ -126,6 +126,7 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
     edges = edge_rows(report.flow_rows, index, resource, trust_unknown_clients=trust_unknown_clients)
+    say(headline(edges))
     emit(render(edges, EDGE_NAMES, fmt, "edges"), output)
     say(report.summary())
     say(summary(edges))
@@ -197,6 +198,8 @@ def audit(namespace, all_namespaces, selector, context, via, debug_image, second
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
     edges = edge_rows(report.flow_rows, result.pods, resource)
+    if not quiet:
+        warn(headline(edges))
     emit(render(edges, EDGE_NAMES, fmt, "edges"), None)
     if html_path is not None or json_path is not None:
         _write_audit_report(report, result, resource, fail_on, html_path, json_path)

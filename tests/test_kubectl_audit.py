@@ -94,6 +94,7 @@ def test_every_failure_mode_is_one_line_naming_the_fix_and_the_others_go_on(stat
                        state=state, KUBECTL_STANDIN_SYNTHETIC="7", KUBECTL_STANDIN_FAIL=fail)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []  # the synthetic pcapng holds one non-IP frame: no flows, no edges
+    assert "No TCP flows to judge in the captures" in result.stderr.splitlines()  # the headline, before the table
     lines = {line.split(": not captured: ")[0]: line.split(": not captured: ")[1]
              for line in result.stderr.splitlines() if ": not captured: " in line}
     assert set(lines) == {synth(i) for i in range(6)}
@@ -161,6 +162,8 @@ def test_analyze_in_pod_without_python_falls_back_to_packets(state, tmp_path):
     assert result.returncode == 0, result.stderr
     doc = json.loads((tmp_path / "audit.json").read_text())
     assert doc["edges"] == [] and len(doc["captures"]) == 1  # the fall-back's packets; the rows have no file
+    assert doc["headline"] == "No TCP flows to judge in the captures"
+    assert "No TCP flows" not in result.stderr  # -q: no headline on stderr
     captures = by_target(manifest(out))
     sent = captures[synth(0)]
     assert sent["rows"].endswith(".flows.jsonl") and not sent["path"] and sent["flows"] == 0

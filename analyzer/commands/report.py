@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import dask_option, dask_target
+from ..cli import dask_option, dask_target, exit_on_gates
 from .common import TRUST_UNKNOWN_CLIENTS_HELP, InputError, clock_skew_option, warn
 
 from ..errors import AnalyzerError
@@ -96,12 +96,9 @@ def report(captures, pods_file, use_kubectl, context, output, json_path, resourc
         warn(f"Warning: {warning}")
     policy = doc["policy"]
     if not quiet:
+        warn(doc["headline"])
         s = doc["summary"]
         per = ", ".join(f"{k} {v}" for k, v in s["edge_statuses"].items())
         warn(f"{s['edges']} edges ({per}) from {s['flows']} flows; policy: {policy['result']}; wrote "
              + " and ".join(str(p) for p in (output, json_path) if p is not None))
-    failed = [g for g in policy["gates"] if g["applied"] and not g["passed"]]
-    for gate in failed:
-        warn(f"--fail-on {gate['gate']}: {len(gate['edges'])} edges: {', '.join(gate['edges'])}")
-    if failed:
-        sys.exit(3)
+    exit_on_gates(doc["edges"], policy["applied"])

@@ -1,7 +1,8 @@
 """``mtls-analyzer lab up|capture|down|status``: a thin click layer over :mod:`analyzer.lab.control`.
 
 Every command needs root (network namespaces, nftables, capturing): without it, one error line and exit
-code 2. Library errors (:class:`~analyzer.lab.netns.LabError`) become ``click.ClickException`` (exit 1).
+code 2. Library errors (:class:`~analyzer.lab.netns.LabError`) become ``click.ClickException`` (exit 1),
+except a request that cannot be met (the lab is not up, no such pod: ``LabRequestError``), which exits 2.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import click
 
 from analyzer.lab import control
-from analyzer.lab.netns import LabError
+from analyzer.lab.netns import LabError, LabRequestError
 from analyzer.lab.topology import MODES, SCENARIOS
 
 ROOT_MESSAGE = "Error: `lab` needs root (it creates network namespaces and nftables rules and runs tshark)."
@@ -33,6 +34,10 @@ def lab_command(func):
             raise SystemExit(2)
         try:
             return func(*args, **kwargs)
+        except LabRequestError as exc:
+            error = click.ClickException(str(exc))
+            error.exit_code = 2
+            raise error from exc
         except LabError as exc:
             raise click.ClickException(str(exc)) from exc
 

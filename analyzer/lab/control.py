@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analyzer.lab import kube, netns, traffic
-from analyzer.lab.netns import LabError
+from analyzer.lab.netns import LabError, LabRequestError
 from analyzer.lab.topology import NODE, SCENARIOS, Lab, expected_rows, localhost_rows, rows_to_csv
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,21 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+NOT_UP = "the lab is not up: run `mtls-analyzer lab up`"
+
+
 def load(state: Path) -> Lab:
+    """The running lab of ``state``; :class:`LabRequestError` when it is not up (no state, or torn down)."""
+    lab = _recorded(state)
+    if lab is None:
+        raise LabRequestError(NOT_UP)
+    return lab
+
+
+def _recorded(state: Path) -> Lab | None:
+    """The lab recorded in ``state`` while its namespaces exist; None once it is down."""
     path = state / "lab.json"
-    if not path.exists():
-        raise LabError(f"no lab in {state}: run `lab up` first")
-    return Lab.load(path)
+    return Lab.load(path) if path.exists() and netns.lab_namespaces() else None
 
 
 # -- up / down -----------------------------------------------------------------------------------------
@@ -152,7 +162,7 @@ def _vantage(lab: Lab, pod: str | None) -> tuple[str, str, str]:
     try:
         target = lab.pod(pod)
     except KeyError:
-        raise LabError(f"no pod {pod!r}; pods: {', '.join(p.key for p in lab.pods)}") from None
+        raise LabRequestError(f"no pod {pod!r}; pods: {', '.join(p.key for p in lab.pods)}") from None
     return target.key, target.netns, "any"
 
 
@@ -282,7 +292,7 @@ def _row_order(row: dict) -> tuple:
 # -- status --------------------------------------------------------------------------------------------
 def status(state: Path) -> dict:
     namespaces = netns.lab_namespaces()
-    lab = Lab.load(state / "lab.json") if (state / "lab.json").exists() else None
+    lab = _recorded(state) if namespaces else None
     processes = []
     for ns in namespaces:
         for pid in netns.netns_pids(ns):

@@ -47,6 +47,10 @@ class LabError(RuntimeError):
     """A host command failed; the message says which and why."""
 
 
+class LabRequestError(LabError):
+    """The command cannot do what was asked (the lab is not up, no such pod): bad input, exit 2."""
+
+
 def run(*args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
     """Run a host command (never through a shell), bounded to 30 s."""
     log.debug("run: %s", " ".join(args))

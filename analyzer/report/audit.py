@@ -30,7 +30,7 @@ from typing import Iterable, Sequence
 from ..capture.reader import CaptureReader
 from ..errors import CaptureFormatError
 from ..join.vantage import capture_vantages, sides
-from .edges import GATE_TESTS, GATES, RESOURCES, flow_status, destination, peer_end
+from .edges import GATE_TESTS, GATES, RESOURCES, flow_status, destination, headline, peer_end
 from .render import iso
 from .schema import CATEGORIES, EDGE_COLUMNS, EDGE_STATUSES, FLOW_COLUMNS, Column
 
@@ -300,6 +300,7 @@ def build_audit(report, captures: Sequence[str | os.PathLike], pods_path: str | 
                     "clock_skew_s": report.stats.get("clock_skew_s")},
         "captures": facts,
         "pods": pods_facts(report.pods, pods_path),
+        "headline": headline(edges),
         "policy": policy_result(edges, fail_on),
         "summary": {
             "packets": report.stats["packets"],
@@ -365,10 +366,11 @@ def json_schema() -> dict:
         "title": "mtls-analyzer audit report",
         "description": "Written by `mtls-analyzer report --json`.  schema_version changes only when a key is "
                        "renamed or removed or changes meaning; readers must ignore keys they do not know.",
-        **_obj(("schema", "schema_version", "generated_at", "tool", "options", "captures", "pods", "policy",
-                "summary", "unjudged", "edges", "flows"), {
+        **_obj(("schema", "schema_version", "generated_at", "tool", "options", "captures", "pods", "headline",
+                "policy", "summary", "unjudged", "edges", "flows"), {
             "schema": {"const": REPORT_SCHEMA},
             "schema_version": {"const": REPORT_SCHEMA_VERSION},
+            "headline": {"type": "string", "description": "one line answering the audit question, the worst finding named"},
             "generated_at": {"type": "string", "format": "date-time"},
             "tool": _obj(("name", "version", "engine", "tshark_version", "python", "command"), {
                 "name": {"const": "mtls-analyzer"}, "version": {"type": "string"},

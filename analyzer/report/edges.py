@@ -48,6 +48,7 @@ GATES = ("unexpected-plaintext", "plaintext", "unverified")
 PROXY_PORTS = {4190: "tap", 4191: "admin"}  # linkerd-init always skips them inbound (reference: Ports)
 IDENTITY_MARK = ".serviceaccount.identity."
 SEVERITY = {UNEXPECTED: 0, UNVERIFIED: 1, EXPECTED: 2, SECURED: 3}
+EDGE_ORDER = {s: i for i, s in enumerate((UNEXPECTED, MIXED, UNVERIFIED, EXPECTED, SECURED))}  # worst first
 MAX_DETAILS = 2  # distinct details kept per MSG word
 
 
@@ -304,6 +305,9 @@ def _edge_row(key, items: list[tuple[dict, Peer, Peer, FlowStatus]]) -> dict:
         "src_meshed": _all_same([s.meshed for _, s, _, _ in items]),
         "dst_meshed": _all_same([d.meshed for _, _, d, _ in items]),
         "notes": "; ".join(notes),
+        "unexpected_ports": _joined(f["server_port"] for f, _, _, fs in items if fs.status == UNEXPECTED),
+        "plaintext_ports": _joined(f["server_port"] for f in flows if f["verdict"] == "plaintext"),
+        "unverified_ports": _joined(f["server_port"] for f, _, _, fs in items if fs.status == UNVERIFIED),
     }
 
 
@@ -316,7 +320,7 @@ def edge_rows(flow_rows: Iterable[dict], pods: PodIndex, resource: str = "pod", 
     Returns
     -------
     list[dict]
-        One dict per edge, keys ``schema.EDGE_NAMES``; sorted by source then destination namespace/name.
+        One dict per edge, keys ``schema.EDGE_NAMES``; in ``sort_edges`` order (worst first).
     """
     if resource not in RESOURCES:
         raise ValueError(f"resource must be one of {RESOURCES}, not {resource!r}")
@@ -338,8 +342,9 @@ def flow_edge(flow: dict, pods: PodIndex, resource: str = "pod", by_port: bool =
 
 
 def sort_edges(rows: list[dict]) -> list[dict]:
-    """Edge rows in their one order: source then destination namespace/name, then ports."""
-    rows.sort(key=lambda r: (r["src_ns"], r["src"], r["dst_ns"], r["dst"], r["ports"]))
+    """Edge rows in their one order, worst first: PLAINTEXT-UNEXPECTED, mixed, unverified,
+    plaintext-expected, secured; then source and destination namespace/name, then ports."""
+    rows.sort(key=lambda r: (EDGE_ORDER[r["status"]], r["src_ns"], r["src"], r["dst_ns"], r["dst"], r["ports"]))
     return rows
 
 
@@ -350,17 +355,52 @@ def summary(rows: Sequence[dict]) -> str:
     return f"{len(rows)} edges ({per}) from {sum(r['flows'] for r in rows)} flows"
 
 
-def _label(row: dict) -> str:
+def _label(row: dict, ports_column: str = "ports") -> str:
+    """``ns/src -> ns/dst :ports``, with the ports of ``ports_column`` (the ones that matter here)."""
     src = f"{row['src_ns']}/{row['src']}" if row["src_ns"] else row["src"]
     dst = f"{row['dst_ns']}/{row['dst']}" if row["dst_ns"] else row["dst"]
-    return f"{src} -> {dst} :{row['ports']}"
+    return f"{src} -> {dst} :{row[ports_column]}"
 
 
-GATE_TESTS = {
-    "unexpected-plaintext": lambda r: r["unexpected"] > 0,
-    "plaintext": lambda r: r["plaintext"] > 0,
-    "unverified": lambda r: r["unverified"] > 0,
+def _edges(n: int) -> str:
+    return f"{n:,} edge{'s' if n != 1 else ''}"
+
+
+def _named(rows: list[dict], ports_column: str, limit: int = 3) -> str:
+    """Up to ``limit`` edges by label, then how many more."""
+    more = f", ... (+{len(rows) - limit})" if len(rows) > limit else ""
+    return ", ".join(_label(r, ports_column) for r in rows[:limit]) + more
+
+
+def headline(rows: Sequence[dict]) -> str:
+    """One line answering the audit question, the worst finding named first (rows in ``sort_edges`` order)."""
+    rows = sort_edges(list(rows))
+    unexpected = [r for r in rows if r["unexpected"] > 0]
+    unverified = [r for r in rows if r["unverified"] > 0]
+    meshed = [r for r in rows if r["status"] in (SECURED, MIXED)]
+    expected = sum(r["status"] == EXPECTED for r in rows)
+    also = f"; {_edges(expected)} of expected plaintext (probes, unmeshed or external peers)" if expected else ""
+    if unexpected:
+        verb = "carries" if len(unexpected) == 1 else "carry"
+        return (f"NOT fully mTLS: {_edges(len(unexpected))} between meshed pods {verb} plaintext: "
+                f"{_named(unexpected, 'unexpected_ports', 1)}")
+    if unverified:
+        return (f"mTLS not proven on {_edges(len(unverified))}: {_named(unverified, 'unverified_ports', 1)}; "
+                "no plaintext between meshed pods")
+    if meshed:
+        connections = sum(r["tls"] for r in meshed)
+        return f"mTLS on every meshed edge ({_edges(len(meshed))}, {connections:,} TLS connections){also}"
+    if rows:
+        return f"No meshed edge in the captures{also}"
+    return "No TCP flows to judge in the captures"
+
+
+GATE_COLUMNS = {  # gate -> (count column, ports column) of the flows that trip it
+    "unexpected-plaintext": ("unexpected", "unexpected_ports"),
+    "plaintext": ("plaintext", "plaintext_ports"),
+    "unverified": ("unverified", "unverified_ports"),
 }
+GATE_TESTS = {gate: (lambda r, count=count: r[count] > 0) for gate, (count, _) in GATE_COLUMNS.items()}
 
 
 def gate_failures(rows: Sequence[dict], fail_on: Iterable[str]) -> list[str]:
@@ -369,6 +409,5 @@ def gate_failures(rows: Sequence[dict], fail_on: Iterable[str]) -> list[str]:
     for gate in dict.fromkeys(fail_on):
         hits = [r for r in rows if GATE_TESTS[gate](r)]
         if hits:
-            shown = ", ".join(_label(r) for r in hits[:3]) + (f", ... (+{len(hits) - 3})" if len(hits) > 3 else "")
-            out.append(f"--fail-on {gate}: {len(hits)} edge{'s' if len(hits) != 1 else ''}: {shown}")
+            out.append(f"--fail-on {gate}: {_edges(len(hits))}: {_named(hits, GATE_COLUMNS[gate][1])}")
     return out

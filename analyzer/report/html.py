@@ -123,6 +123,7 @@ def _header(doc: dict) -> str:
     share = summary["bytes_plaintext"] / summary["bytes"] * 100 if summary["bytes"] else 0.0
     return (
         f'<header><h1>mTLS audit: {_e(files)}</h1>'
+        f'<p id="headline"><strong>{_e(doc["headline"])}</strong></p>'
         f'<p><span class="verdict {result}" id="policy-result">{verdict_text}</span> '
         f'policy <code>{_e(applied)}</code> \u00b7 {summary["edges"]} edges from {summary["flows"]} flows '
         f'(tls {v["tls"]}, plaintext {v["plaintext"]}, unknown {v["unknown"]}) \u00b7 '

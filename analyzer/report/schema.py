@@ -152,6 +152,9 @@ EDGE_COLUMNS: tuple[Column, ...] = (
     Column("src_meshed", "boolean", "every source pod is meshed (NA: mixed, ambiguous or unknown)"),
     Column("dst_meshed", "boolean", "every destination pod is meshed (NA: mixed, ambiguous or unknown)"),
     Column("notes", "string", "attribution notes: ambiguous or reused IPs, pod list without specs, a pod listed twice"),
+    Column("unexpected_ports", "string", "server ports of the flows with unexpected plaintext, comma-joined"),
+    Column("plaintext_ports", "string", "server ports of the plaintext flows, comma-joined"),
+    Column("unverified_ports", "string", "server ports of the unverified flows, comma-joined"),
 )
 EDGE_NAMES = tuple(c.name for c in EDGE_COLUMNS)
 EXPORT_FORMATS = ("parquet", "jsonl")  # file formats of a view besides the text ones (report.export)

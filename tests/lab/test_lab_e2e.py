@@ -60,6 +60,18 @@ def test_capture_matches_expected_edges(lab, tmp_path):
     assert not problems, "\n".join(problems)
 
 
+def test_capture_of_an_unknown_pod_is_one_error_line(lab, tmp_path):
+    from click.testing import CliRunner
+
+    from analyzer.lab.cli import lab as lab_group
+
+    result = CliRunner().invoke(lab_group, ["capture", "--state", str(lab), "--pod", "nosuch",
+                                            "-o", str(tmp_path / "x.pcapng")])
+    assert result.exit_code == 2
+    (line,) = result.output.splitlines()
+    assert line.startswith("Error: no pod 'nosuch'; pods: ") and "voting" in line
+
+
 def test_midconn_capture(lab, tmp_path):
     out = tmp_path / "midconn.pcapng"
     control.capture(lab, out, "voting", seconds=3, scenario="midconn")
