@@ -100,9 +100,10 @@ def test_flows_markdown(cli, scenario):
 def test_flows_table(cli, scenario):
     text = ok(cli("analyze", scenario("tls13-identity"), "--view", "flows", "--format", "table"))
     header, row = text.splitlines()
-    assert header.split()[:6] == ["CLIENT_IP", "CLIENT_PORT", "SERVER_IP", "SERVER_PORT", "VERDICT", "EVIDENCE"]
-    assert row.split()[:8] == [g.CLIENT.ip, str(g.CLIENT.port), g.SERVER.ip, str(g.SERVER.port), "tls", "handshake",
-                               "TLS", "1.3"]
+    assert header.split()[:7] == ["FLOW_ID", "CLIENT_IP", "CLIENT_PORT", "SERVER_IP", "SERVER_PORT", "VERDICT",
+                                  "EVIDENCE"]
+    assert row.split()[:9] == ["0", g.CLIENT.ip, str(g.CLIENT.port), g.SERVER.ip, str(g.SERVER.port), "tls",
+                               "handshake", "TLS", "1.3"]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "markdown", "table"])

@@ -21,7 +21,9 @@ FORMATS = ("table", "json", "csv", "markdown")
 
 # Columns shown in the human table view (all columns go to csv/json).
 TABLE_COLUMNS = {
-    "flows": ("client_ip", "client_port", "server_ip", "server_port", "verdict", "evidence", "tls_version", "identity", "reason"),
+    # flow_id first: it is what `show --flow ID` asks for.
+    "flows": ("flow_id", "client_ip", "client_port", "server_ip", "server_port", "verdict", "evidence", "tls_version",
+              "identity", "reason"),
     "pairs": ("client_ip", "server_ip", "flows", "tls", "plaintext", "unknown", "tls_versions", "status"),
     "edges": ("src", "dst", "src_ns", "dst_ns", "client", "server", "mtls", "secured", "status", "flows", "tls",
               "plaintext", "unknown", "ports", "msg"),
