@@ -44,26 +44,27 @@ def analyze_views(captures, address, ports: frozenset[int], include_localhost: b
         stats = run.tally(include_localhost)
         rows, written = None, 0
         if run.needs_join(pods):  # several captures: their rows meet in the one-machine join, here
-            return _joined_views(run, stats, include_localhost, pods, resource, view, dataset, trust_unknown_clients,
-                                 clock_skew)
-        if view == "flows" and dataset is not None:
-            written = run.write_dataset(dataset, include_localhost)
-        elif view == "flows":
-            rows = shown(run.rows(), include_localhost)
-        elif view == "pairs":
-            rows = run.pairs(include_localhost)
-        edges = run.edges(include_localhost, pods, resource, trust_unknown_clients) if pods is not None else []
-        if view == "edges":
-            rows = edges
+            rows, edges, written = _joined_views(run, stats, include_localhost, pods, resource, view, dataset,
+                                                 trust_unknown_clients, clock_skew)
+        else:
+            if view == "flows" and dataset is not None:
+                written = run.write_dataset(dataset, include_localhost)
+            elif view == "flows":
+                rows = shown(run.rows(), include_localhost)
+            elif view == "pairs":
+                rows = run.pairs(include_localhost)
+            edges = run.edges(include_localhost, pods, resource, trust_unknown_clients) if pods is not None else []
+            if view == "edges":
+                rows = edges
     warnings = stats["warnings"] + [f"not analysed: {f}" for f in stats["failures"]]
     line = summary(stats, include_localhost) + (f"; {written} flows written to {dataset}" if dataset and view == "flows" else "")
     return Views(rows, edges, warnings, line, written)
 
 
 def _joined_views(run, stats: dict, include_localhost: bool, pods, resource: str, view: str, dataset: str | None,
-                  trust_unknown_clients: bool, clock_skew: float) -> Views:
-    """The views of several captures: one row per connection (``Run.joined_rows``), then the pairs, the
-    edges and the dataset from those rows, as on one machine."""
+                  trust_unknown_clients: bool, clock_skew: float) -> tuple[list[dict] | None, list[dict], int]:
+    """(rows, edges, flows written) of several captures: one row per connection (``Run.joined_rows``),
+    then the pairs, the edges and the dataset from those rows, as on one machine."""
     from ..report.edges import edge_rows
     from ..report.pairs import aggregate_pairs
 
@@ -73,9 +74,7 @@ def _joined_views(run, stats: dict, include_localhost: bool, pods, resource: str
     rows, written = {"flows": joined, "pairs": aggregate_pairs(joined), "edges": edges}[view], 0
     if view == "flows" and dataset is not None:
         written, rows = write_joined(joined, dataset), None
-    warnings = stats["warnings"] + [f"not analysed: {f}" for f in stats["failures"]]
-    line = summary(stats, include_localhost) + (f"; {written} flows written to {dataset}" if written else "")
-    return Views(rows, edges, warnings, line, written)
+    return rows, edges, written
 
 
 def write_joined(rows: list[dict], dataset: str) -> int:
