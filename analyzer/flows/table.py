@@ -88,7 +88,7 @@ class Flow:
     __slots__ = (
         "fid", "addrs", "ports", "first_ts", "last_ts", "packets", "bytes", "syn_dir", "synack_dir",
         "isn", "fin", "rst", "loopback", "truncated", "streams", "wants", "inspector", "capture",
-        "nxt", "jumps", "opener", "track", "last_seg", "copies",
+        "nxt", "jumps", "opener", "track", "last_seg",
     )
 
     def __init__(self, fid: int, src: bytes, dst: bytes, sport: int, dport: int, ts: float, inspector, capture: str):
@@ -114,7 +114,6 @@ class Flow:
         self.opener = 0  # TCP flags of the first packet; -1 when the flow took over a reused tuple
         self.track: Track | None = None  # set in a later byte range (``analyzer.parallel``)
         self.last_seg: list[tuple | None] = [None, None]  # (seq, wire_len, ts) of the last data segment
-        self.copies = 0  # data segments seen again on another interface (a node's -i any): not counted
 
     def seq_jump(self, d: int, seq: int, wire_len: int) -> None:
         """A segment that does not continue where the last one ended (payload no longer inspected)."""
@@ -317,7 +316,6 @@ class FlowTable:
                 last = flow.last_seg[d]
                 if last is not None and last[0] == seq and last[1] == wlen and ts - last[2] < COPY_WINDOW_S:
                     flow.packets[d] -= 1
-                    flow.copies += 1
                     continue
                 flow.last_seg[d] = (seq, wlen, ts)
                 flow.bytes[d] += wlen
