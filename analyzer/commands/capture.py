@@ -56,3 +56,5 @@ def capture(interface, bpf, seconds, packets, ring_mb, ring_files, write, follow
         files = ", ".join(str(p) for p in result.files)
         warn(f"capture stopped by {result.stopped_by}: {files}")
         warn(report.summary())
+    if result.interrupted:
+        raise KeyboardInterrupt  # after the report: "Interrupted." and exit 130, as for any Ctrl-C
