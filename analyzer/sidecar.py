@@ -65,11 +65,14 @@ def click_words(message: str) -> str:
 def in_range(kind, low, high):
     """An argparse type: ``kind`` of ``value`` within [low, high], as click's IntRange/FloatRange."""
     def parse(value: str):
-        n = kind(value)
+        try:
+            n = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a valid {'integer' if kind is int else 'float'} "
+                                             "range") from None
         if not low <= n <= high:
-            raise argparse.ArgumentTypeError(f"{value} is not in the range {low}<=x<={high}")
+            raise argparse.ArgumentTypeError(f"{n} is not in the range {low}<=x<={high}")
         return n
-    parse.__name__ = kind.__name__  # argparse names the type in its "invalid ... value" message
     return parse
 
 
