@@ -106,9 +106,14 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
                     run.wait(seconds + kubectl.STOP_GRACE_S)
                 except BackendUnavailable as exc:
                     problems.append(str(exc))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # each file keeps what was streamed, closed, before "Interrupted." and 130
             for run in runs:
                 run.stop()
+            for run in runs:
+                try:
+                    run.wait(kubectl.STOP_GRACE_S)
+                except BackendUnavailable:
+                    pass  # nothing usable came back from that pod: its (empty) file says so
             raise
         if problems:
             hint = ""
