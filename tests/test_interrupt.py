@@ -3,13 +3,14 @@ means "the engines disagree") and never a traceback, from any process.
 
 A terminal's Ctrl-C is SIGINT to the whole foreground process group: each command runs here in its own
 group (``start_new_session``) and the signal goes to that group (``os.killpg``), so worker processes
-and the tshark children get it too, as they would at a terminal.  The capture is big enough (250,000
-packets, ~230 MB, from ``benchmarks/gencapture.py``) that the command is mid-run when it arrives: the
-test waits until the command's processes are busy (CPU time spent, a worker or tshark running).
+and the tshark children get it too, as they would at a terminal.  The input is big enough that the
+command is mid-run when it arrives: a 250,000-packet capture (~230 MB, ``benchmarks/gencapture.py``)
+given three times (``BIG``: ~10 s of work on one core), and the test waits until the command's processes
+are busy (CPU time spent, a worker or tshark running).
 
 What happens to ``-o`` files (the README's exit-code section says the same): ``analyze``, ``compare`` and
-``report`` write them only once the analysis is done, so an interrupted run leaves none (and an existing
-file as it was); ``capture`` stops the capture in order, keeps the complete pcapng and writes its report.
+``report`` write them only once the analysis is done, so a run interrupted during the analysis leaves
+none (and an existing file as it was); ``capture`` stops the capture in order, keeps the complete pcapng and writes its report.
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory) -> Path:
+def big(tmp_path_factory) -> list[str]:
+    """The command line's captures: one generated capture, three times (read three times, joined once)."""
     path = tmp_path_factory.mktemp("interrupt") / "big.pcap"
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "gencapture.py"), "-o", str(path), "--packets",
                     "250000"], check=True, capture_output=True, timeout=300)
-    return path
+    return [str(path)] * 3
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +110,7 @@ def assert_interrupted(result: subprocess.CompletedProcess) -> None:
 def test_analyze_with_two_processes(big, tmp_path):
     """Both processes get the SIGINT; the worker says nothing, the parent stops it: no worker traceback."""
     out = tmp_path / "flows.csv"
-    result = interrupt([*CLI, "analyze", str(big), "-j", "2", "--view", "flows", "--format", "csv", "-o", str(out)],
+    result = interrupt([*CLI, "analyze", *big, "-j", "2", "--view", "flows", "--format", "csv", "-o", str(out)],
                        cpu(1.5, python=2))
     assert_interrupted(result)
     assert [line for line in result.stderr.splitlines() if line.strip()] == ["Interrupted."]
@@ -118,14 +120,14 @@ def test_analyze_with_two_processes(big, tmp_path):
 def test_analyze_leaves_an_existing_output_as_it_was(big, tmp_path):
     out = tmp_path / "edges.txt"
     out.write_text("an earlier report\n")
-    result = interrupt([*CLI, "analyze", str(big), "--pods", str(DEMO_PODS), "-j", "1", "-o", str(out)], cpu(1.5))
+    result = interrupt([*CLI, "analyze", *big, "--pods", str(DEMO_PODS), "-j", "1", "-o", str(out)], cpu(1.5))
     assert_interrupted(result)
     assert out.read_text() == "an earlier report\n"
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 def test_analyze_engine_tshark(big):
-    result = interrupt([*CLI, "analyze", str(big), "--engine", "tshark", "--view", "flows"], cpu(1.5, tshark=1))
+    result = interrupt([*CLI, "analyze", *big, "--engine", "tshark", "--view", "flows"], cpu(1.5, tshark=1))
     assert_interrupted(result)
     assert result.stdout == ""
 
@@ -133,14 +135,14 @@ def test_analyze_engine_tshark(big):
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 def test_compare(big, tmp_path):
     out = tmp_path / "compare.csv"
-    result = interrupt([*CLI, "compare", str(big), "--format", "csv", "-o", str(out)], cpu(1.5, tshark=1))
+    result = interrupt([*CLI, "compare", *big, "--format", "csv", "-o", str(out)], cpu(1.5, tshark=1))
     assert_interrupted(result)
     assert not out.exists()
 
 
 def test_report(big, tmp_path):
     html, doc = tmp_path / "report.html", tmp_path / "report.json"
-    result = interrupt([*CLI, "report", str(big), "--pods", str(DEMO_PODS), "-o", str(html), "--json", str(doc)],
+    result = interrupt([*CLI, "report", *big, "--pods", str(DEMO_PODS), "-o", str(html), "--json", str(doc)],
                        cpu(1.5))
     assert_interrupted(result)
     assert not html.exists() and not doc.exists()
@@ -148,7 +150,7 @@ def test_report(big, tmp_path):
 
 def test_pyz_analyze_with_two_processes(big, pyz, tmp_path):
     out = tmp_path / "flows.jsonl"
-    result = interrupt([*BARE, str(pyz), "analyze", str(big), "-j", "2", "--view", "flows", "--format", "jsonl",
+    result = interrupt([*BARE, str(pyz), "analyze", *big, "-j", "2", "--view", "flows", "--format", "jsonl",
                         "-o", str(out)], cpu(1.5, python=2), env=BARE_ENV, cwd=tmp_path)
     assert_interrupted(result)
     assert [line for line in result.stderr.splitlines() if line.strip()] == ["Interrupted."]

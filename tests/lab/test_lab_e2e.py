@@ -80,22 +80,6 @@ def test_midconn_capture(lab, tmp_path):
     assert all(edge.handshakes == 0 for edge in report.edges)
 
 
-def test_transport_header_mode_then_down(netns_ok, tmp_path):
-    state = tmp_path / "state"
-    try:
-        control.up(state, "transport-header", lifetime_s=300)
-        out = tmp_path / "web.pcapng"
-        control.capture(state, out, "web", seconds=4)
-        report = verify(out, edges_path(out), edges_path(out, "expected-localhost"))
-        assert report.ok, render(report)
-        secured = [e for e in report.edges if e.expected["status"] == "secured" and e.key[2] == 4143]
-        assert secured and all(e.alpn == {"transport.l5d.io/v1"} for e in secured)
-    finally:
-        control.down(state)
-    assert netns.lab_namespaces() == []
-    assert control.down(state)["namespaces"] == []  # idempotent
-
-
 def test_capture_echoes_what_it_ran_for_the_time_asked(lab, tmp_path):
     """``lab capture --seconds 3``: the command shown is the one that ran (no hidden ``-a duration``), and
     the file spans the 3 s of traffic plus the tail, not a minute."""
@@ -115,3 +99,20 @@ def test_capture_echoes_what_it_ran_for_the_time_asked(lab, tmp_path):
     info = subprocess.run(["capinfos", "-u", "-M", str(out)], capture_output=True, text=True, check=True).stdout
     span = float(re.search(r"Capture duration:\s+([\d.]+) seconds", info)[1])
     assert 2 <= span <= 3 + control.TAIL_S + 2, info  # first to last packet: within the traffic and its tail
+
+
+def test_transport_header_mode_then_down(netns_ok, tmp_path):
+    state = tmp_path / "state"
+    try:
+        control.up(state, "transport-header", lifetime_s=300)
+        out = tmp_path / "web.pcapng"
+        control.capture(state, out, "web", seconds=4)
+        report = verify(out, edges_path(out), edges_path(out, "expected-localhost"))
+        assert report.ok, render(report)
+        secured = [e for e in report.edges if e.expected["status"] == "secured" and e.key[2] == 4143]
+        assert secured and all(e.alpn == {"transport.l5d.io/v1"} for e in secured)
+    finally:
+        control.down(state)
+    assert netns.lab_namespaces() == []
+    assert control.down(state)["namespaces"] == []  # idempotent
+
