@@ -28,7 +28,7 @@ from .audit import DEFAULT_PARALLEL
 from .kube.debug import VIA_CHOICES
 from .kube.podlist import parse_pods_json
 from .kube.pods import DEBUG_ANNOTATION, DEBUG_CONTAINER, Pod, merge_pod_lists, select_pods
-from .report.edges import GATES, RESOURCES, edge_rows, headline, summary
+from .report.edges import GATES, RESOURCES, edge_rows, gate_failures, headline, summary
 from .report.render import FORMATS, render
 from .report.schema import EDGE_NAMES
 
@@ -106,9 +106,14 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
                     run.wait(seconds + kubectl.STOP_GRACE_S)
                 except BackendUnavailable as exc:
                     problems.append(str(exc))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # each file keeps what was streamed, closed, before "Interrupted." and 130
             for run in runs:
                 run.stop()
+            for run in runs:
+                try:
+                    run.wait(kubectl.STOP_GRACE_S)
+                except BackendUnavailable:
+                    pass  # nothing usable came back from that pod: its (empty) file says so
             raise
         if problems:
             hint = ""
@@ -209,9 +214,11 @@ def audit(namespace, all_namespaces, selector, context, via, debug_image, second
         click.echo(report.summary(), err=True)
         click.echo(summary(edges), err=True)
         click.echo(f"captures, pod lists and manifest: {result.output_dir}", err=True)
+    if result.manifest.interrupted:  # the report of what was captured, its gate lines, then "Interrupted." and 130
+        for line in gate_failures(edges, fail_on):
+            warn(line)
+        raise KeyboardInterrupt
     exit_on_gates(edges, fail_on)
-    if result.manifest.interrupted:
-        sys.exit(130)
 
 
 def _write_audit_report(report, result, resource, fail_on, html_path, json_path) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 
 from .capture.decode import IPPROTO_TCP, decode_frame
 from .capture.inputs import is_regular_file
@@ -134,16 +135,23 @@ def _analyze_file(path, cuts: list, ports: frozenset[int], first_fid: int, progr
 
 
 def _range_process(conn, path, start: int, stop: int | None, ports: frozenset[int]) -> None:
-    """A forked process: read one later range, then send it back with only the pieces that may join."""
+    """A forked process: read one later range, then send it back with only the pieces that may join.
+
+    Ctrl-C reaches the whole process group: the parent handles it (and kills this process), so this
+    one ignores it; a parent gone before the exchange (its end of the pipe closed) ends it quietly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        part = read_range(path, start, stop, ports, True)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which reads the file in one pass
-        conn.recv()
-        conn.send(f"{type(exc).__name__}: {exc}")
+        try:
+            part = read_range(path, start, stop, ports, True)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which reads the file in one pass
+            conn.recv()
+            conn.send(f"{type(exc).__name__}: {exc}")
+            return
+        keys = conn.recv()
+        part.pieces = [p for p in part.pieces if _keys(p)[0] in keys]
+        conn.send(part)
+    except (EOFError, OSError):
         return
-    keys = conn.recv()
-    part.pieces = [p for p in part.pieces if _keys(p)[0] in keys]
-    conn.send(part)
 
 
 def read_range(source, start: int, stop: int | None, ports: frozenset[int], later: bool, progress=None,

@@ -337,6 +337,7 @@ def test_audit_on_the_lab_failing_target_and_ctrl_c(lab, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, stderr
+    assert stderr.rstrip().splitlines()[-1] == "Interrupted." and "Traceback" not in stderr
     emoji = next(p for p in lab.pods if p.key == "emoji")
     assert f"emojivoto/{emoji.name}: not captured: no tshark in image cr.l5d.io/linkerd/debug:edge-25.4.4" in stderr
     doc = manifest(out)

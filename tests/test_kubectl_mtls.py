@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -205,3 +206,28 @@ def test_capture_in_the_lab_without_debug_sidecar(live_lab, tmp_path):
     result = kubectl_mtls("capture", "-n", "emojivoto", "deploy/emoji", "--seconds", "2", "--output-dir", tmp_path,
                           state=live_lab)
     assert result.returncode == 2 and "config.linkerd.io/enable-debug-sidecar" in result.stderr
+
+
+@pytest.mark.root
+@pytest.mark.tshark
+def test_ctrl_c_during_the_capture_keeps_the_stream_and_exits_130(live_lab, tmp_path):
+    """SIGINT to the process group, as a terminal's Ctrl-C: the stream stops, the pcapng keeps what came
+    (readable to its end), no report, one ``Interrupted.`` line, exit 130, no traceback."""
+    out = tmp_path / "captures"
+    proc = subprocess.Popen([sys.executable, "-m", "analyzer.kubectl_mtls", "capture", "-n", "emojivoto", "deploy/web",
+                             "--seconds", "60", "--output-dir", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env_for(live_lab), start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not any(p.stat().st_size > 0 for p in out.glob("web-*.pcapng")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.rstrip().splitlines()[-1] == "Interrupted." and stderr.count("Interrupted.") == 1
+    assert "Traceback" not in stderr and stdout == ""
+    (capture,) = out.glob("web-*.pcapng")
+    info = subprocess.run(["capinfos", "-c", "-M", str(capture)], capture_output=True, text=True)
+    assert info.returncode == 0 and "Number of packets" in info.stdout, info.stderr
+    assert not list(out.glob("*.pods.json"))  # the run did not finish: no pod list, no report

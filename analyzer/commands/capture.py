@@ -37,7 +37,8 @@ VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES}
 def capture(interface, bpf, seconds, packets, ring_mb, ring_files, write, follow, engine, decode_as, view, fmt,
             output, include_localhost, quiet):
     """Capture live traffic (default: -i any, i.e. this pod's network namespace), classify flows while the
-    capture runs, and print the full report at the end (time, --packets, Ctrl-C or SIGTERM)."""
+    capture runs, and print the full report at the end (time, --packets, Ctrl-C or SIGTERM; after Ctrl-C the
+    exit code is 130)."""
     from ..api import analyze
     from ..live import default_output, run_live
 
@@ -56,3 +57,5 @@ def capture(interface, bpf, seconds, packets, ring_mb, ring_files, write, follow
         files = ", ".join(str(p) for p in result.files)
         warn(f"capture stopped by {result.stopped_by}: {files}")
         warn(report.summary())
+    if result.interrupted:
+        raise KeyboardInterrupt  # after the report: "Interrupted." and exit 130, as for any Ctrl-C

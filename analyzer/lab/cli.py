@@ -91,7 +91,8 @@ def capture(state: Path, pod: tuple[str, ...], node: bool, seconds: float, outpu
     started = time.monotonic()
     result = control.capture(state, output, points[0], seconds, snaplen, sll2, scenario, max_rounds,
                              also=tuple(points[1:]))
-    click.echo(f"captured {result.size_bytes} bytes in {time.monotonic() - started:.1f} s: {' '.join(result.command)}")
+    click.echo(f"captured {result.size_bytes} bytes in {time.monotonic() - started:.1f} s ({seconds:g} s of traffic, "
+               f"then {control.TAIL_S:g} s for the last closes): {' '.join(result.command)}")
     for summary in result.drivers:
         click.echo(f"  driver {json.dumps(summary)}")
     for path in result.files:

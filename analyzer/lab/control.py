@@ -144,10 +144,10 @@ class CaptureResult:
     files: list[Path] = field(default_factory=list)
 
 
-def tshark_command(netns_name: str, interface: str, output: Path, duration_s: float,
-                   snaplen: int | None, sll2: bool) -> list[str]:
-    command = ["ip", "netns", "exec", netns_name, "tshark", "-i", interface, "-w", str(output),
-               "-a", f"duration:{int(duration_s)}"]
+def tshark_command(netns_name: str, interface: str, output: Path, snaplen: int | None, sll2: bool) -> list[str]:
+    """tshark in a namespace until ``capture`` stops it (SIGINT, once the traffic ran and the tail passed:
+    no ``-a duration``, so the command shown is the one that ran, for the time asked)."""
+    command = ["ip", "netns", "exec", netns_name, "tshark", "-i", interface, "-w", str(output)]
     if snaplen:
         command += ["-s", str(snaplen)]
     if sll2:
@@ -235,7 +235,7 @@ def capture(state: Path, output: Path, pod: str | None, seconds: float, snaplen:
             if not lines.seen.wait(DRIVER_READY_TIMEOUT_S):
                 raise LabError(f"driver {key} not ready: {_tail(state / 'logs' / f'driver.{key}.log')}")
 
-        commands = [tshark_command(where, interface, path, seconds + 60, snaplen, sll2)
+        commands = [tshark_command(where, interface, path, snaplen, sll2)
                     for (_, where, interface), path in zip(points, outputs)]
         names = ["tshark" if len(points) == 1 else f"tshark.{key}" for key, _, _ in points]
         for name, command in zip(names, commands):

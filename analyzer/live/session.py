@@ -32,6 +32,7 @@ class LiveResult:
     output: Path = Path()
     packets: int = 0  # packets classified so far
     stopped_by: str = ""  # seconds | packets | signal | stop | exited
+    interrupted: bool = False  # the signal was SIGINT (Ctrl-C): the command exits 130 after its report
     summary: PairSummary = field(default_factory=PairSummary)  # per host pair counts
 
 
@@ -58,6 +59,7 @@ class LiveCapture:
         self.on_tick = on_tick
         self._stop = threading.Event()
         self._stopped_by = ""
+        self.interrupted = False
         self.proc: subprocess.Popen | None = None
 
     def stop(self, why: str = "stop") -> None:
@@ -105,6 +107,7 @@ class LiveCapture:
         if not self._stopped_by:
             self._stopped_by = "seconds" if self.seconds else "exited"
         result.stopped_by = self._stopped_by
+        result.interrupted = self.interrupted
         result.packets = sink.packets
         result.files = [p for p in (ring_files_of(self.output) if self.ring else [self.output]) if p.exists()]
         stderr = b"".join(err).decode("utf-8", "replace")
@@ -155,6 +158,7 @@ def install_signal_handlers(live: LiveCapture) -> Callable[[], None]:
     old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def handler(signum, _frame):
+        live.interrupted = live.interrupted or signum == signal.SIGINT
         live.stop("signal")
 
     for sig in old:

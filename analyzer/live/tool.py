@@ -59,7 +59,20 @@ def ring_files_of(output: Path) -> list[Path]:
     return sorted(Path(p) for p in found)
 
 
+NOISE = re.compile(r"Running as user|could be dangerous|^Capturing on|^See the User's Guide|^\d+ packets? (captured|dropped)"
+                   r"|^(dumpcap|tshark):\s*$")
+HEADLINE = re.compile(r"^(?:dumpcap|tshark): (.+)")
+
+
 def last_error(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines()
-             if line.strip() and "Running as user" not in line and "dangerous" not in line and not line.startswith("Capturing on")]
-    return lines[-1] if lines else "no message"
+    """The capture tool's own message in its stderr, on one line: its last ``dumpcap: ...`` (or
+    ``tshark: ...``) line with the detail lines after it, e.g. ``There is no device named "nosuch0".
+    (No such device exists)`` or ``Invalid capture filter "tcp port x" for interface 'lo'. That string
+    isn't a valid capture filter (...)``; without such a line, its last line.  Banners, the pointer to
+    the User's Guide and packet counts are left out."""
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not NOISE.search(line.strip())]
+    heads = [i for i, line in enumerate(lines) if HEADLINE.match(line)]
+    if not heads:
+        return lines[-1] if lines else "no message"
+    first = heads[-1]
+    return " ".join([HEADLINE.match(lines[first])[1], *lines[first + 1:]])

@@ -80,6 +80,27 @@ def test_midconn_capture(lab, tmp_path):
     assert all(edge.handshakes == 0 for edge in report.edges)
 
 
+def test_capture_echoes_what_it_ran_for_the_time_asked(lab, tmp_path):
+    """``lab capture --seconds 3``: the command shown is the one that ran (no hidden ``-a duration``), and
+    the file spans the 3 s of traffic plus the tail, not a minute."""
+    import re
+
+    from click.testing import CliRunner
+
+    from analyzer.lab.cli import lab as lab_group
+
+    out = tmp_path / "web.pcapng"
+    result = CliRunner().invoke(lab_group, ["capture", "--state", str(lab), "--pod", "web", "--seconds", "3",
+                                            "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert re.fullmatch(rf"captured \d+ bytes in [\d.]+ s \(3 s of traffic, then {control.TAIL_S:g} s for the last "
+                        rf"closes\): ip netns exec \S+ tshark -i any -w {re.escape(str(out))}", first), first
+    info = subprocess.run(["capinfos", "-u", "-M", str(out)], capture_output=True, text=True, check=True).stdout
+    span = float(re.search(r"Capture duration:\s+([\d.]+) seconds", info)[1])
+    assert 2 <= span <= 3 + control.TAIL_S + 2, info  # first to last packet: within the traffic and its tail
+
+
 def test_transport_header_mode_then_down(netns_ok, tmp_path):
     state = tmp_path / "state"
     try:
@@ -94,3 +115,4 @@ def test_transport_header_mode_then_down(netns_ok, tmp_path):
         control.down(state)
     assert netns.lab_namespaces() == []
     assert control.down(state)["namespaces"] == []  # idempotent
+

@@ -182,6 +182,9 @@ def iter_lines(cmd: list[str], stdin: BinaryIO | None = None, name: str = "") ->
             yield line
     finally:
         if proc.poll() is None:
+            # Stopped early (Ctrl-C, an error downstream): a tshark blocked on a full pipe would not see
+            # SIGTERM until it can write, so its pipe is closed first (its next write ends it).
+            proc.stdout.close()  # type: ignore[union-attr]
             proc.terminate()
         rc = proc.wait()
         drain.join(timeout=5)
