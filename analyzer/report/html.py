@@ -33,6 +33,7 @@ from .schema import EDGE_COLUMNS, EDGE_STATUSES, FLOW_COLUMNS
 
 SECURED, EXPECTED, UNEXPECTED, MIXED, UNVERIFIED = EDGE_STATUSES
 ATTENTION = (UNEXPECTED, MIXED, UNVERIFIED)  # statuses listed at the top as the worst edges
+SUB = "\u2003"  # leads a breakdown line under an item of the "could not be judged" table
 MAX_WORST = 3  # worst edges listed at the top (all of them are first in the edges table)
 WORST_PORTS = {UNEXPECTED: "unexpected_ports", UNVERIFIED: "unverified_ports"}  # the ports that make it bad
 MAX_FLOWS_PER_EDGE = 1000  # flows listed under one edge; the rest are in report.json
@@ -249,6 +250,14 @@ def _edges_table(doc: dict) -> str:
             f'<tbody>{rows}</tbody></table></div></section>')
 
 
+def _item_cell(item: str) -> str:
+    """An item of the "could not be judged" table; a leading em space marks a breakdown line, indented
+    by the style sheet (the escaping would show the space itself as ``\\u2003``)."""
+    if item.startswith(SUB):
+        return f'<td class="sub">{_e(item[len(SUB):])}</td>'
+    return f"<td>{_e(item)}</td>"
+
+
 def _unjudged(doc: dict, shown: set[int]) -> str:
     u = doc["unjudged"]
     rows: list[tuple[str, str, str, str]] = []  # (item, count, why, flows html)
@@ -259,11 +268,11 @@ def _unjudged(doc: dict, shown: set[int]) -> str:
     add("flows with verdict unknown", u["unknown_flows"],
         "the bytes neither parse as TLS nor read as cleartext (SSH, opaque mid-stream data, no payload captured)")
     for g in u["unknown_by_reason"]:
-        add(f"\u2003unknown: {g['reason']}", g["flows"], "", _flow_links(g["flow_ids"], shown, g["flows"]))
+        add(SUB + f"unknown: {g['reason']}", g["flows"], "", _flow_links(g["flow_ids"], shown, g["flows"]))
     add("flows unverified at their edge", u["unverified_flows"],
         "encrypted or not, they prove neither mesh mTLS nor expected plaintext")
     for g in u["unverified_by_reason"]:
-        add(f"\u2003unverified: {g['reason']}", g["flows"], "", _flow_links(g["flow_ids"], shown, g["flows"]))
+        add(SUB + f"unverified: {g['reason']}", g["flows"], "", _flow_links(g["flow_ids"], shown, g["flows"]))
     add("secured without seeing the identity", u["identity_not_seen_flows"],
         "TLS records between meshed pods, but the ClientHello (SNI) was not captured: mid-stream or a short snaplen",
         _flow_links(u["identity_not_seen_flow_ids"], shown, u["identity_not_seen_flows"]))
@@ -277,15 +286,15 @@ def _unjudged(doc: dict, shown: set[int]) -> str:
     add("localhost flows excluded", u["excluded_localhost"],
         "proxy \u2194 app hops inside a pod (lo, 127/8, ::1, same IP both ends): never on the network")
     for reason, n in u["localhost_by_reason"].items():
-        add(f"\u2003localhost: {reason}", n, "")
+        add(SUB + f"localhost: {reason}", n, "")
     frames = sum(u["frames_not_analysed"].values())
     add("frames not analysed", frames, "not IP/TCP the analyzer decodes (ARP, tunnels, fragments, other link types)")
     for reason, n in u["frames_not_analysed"].items():
-        add(f"\u2003frames: {reason}", n, "")
+        add(SUB + f"frames: {reason}", n, "")
     add("not-TCP packets (network)", sum(u["not_tcp_packets"].values()),
         "UDP (e.g. DNS) and ICMP: Linkerd does not carry them, so no verdict applies")
     for proto, n in u["not_tcp_packets"].items():
-        add(f"\u2003not TCP: {proto}", n, "")
+        add(SUB + f"not TCP: {proto}", n, "")
     add("packets dropped by the capture", u["capture_drops"],
         "pcapng interface statistics (isb_ifdrop); a classic pcap does not record drops")
     add("truncated capture files", len(u["truncated_captures"]), ", ".join(u["truncated_captures"]))
@@ -294,7 +303,7 @@ def _unjudged(doc: dict, shown: set[int]) -> str:
     labels = ("item", "count", "why it matters", "flows")
     body = "".join(
         f'<tr class="{"muted" if count in ("0", "") else ""}">'
-        + _labelled([f"<td>{_e(item)}</td>", f'<td class="num">{count}</td>', f"<td>{_e(why)}</td>",
+        + _labelled([_item_cell(item), f'<td class="num">{count}</td>', f"<td>{_e(why)}</td>",
                      f'<td class="mono">{flows}</td>'], labels) + "</tr>"
         for item, count, why, flows in rows)
     return (f'<section id="unjudged"><h2>What could not be judged, and why</h2>'

@@ -68,8 +68,10 @@ body[data-only="unverified"] #edges tbody tr:not([data-status="unverified"]) { d
 .legend-item { display: inline-flex; align-items: center; gap: 6px; }
 .legend .box rect { fill: #fff; }
 table { border-collapse: collapse; margin: 6px 0 12px; }
-th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
-th { background: var(--bg-alt); font-weight: 600; overflow-wrap: normal; }
+th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: left; vertical-align: top; overflow-wrap: break-word; }
+th { background: var(--bg-alt); font-weight: 600; }
+td.why, td.reason, td.mono, code { overflow-wrap: anywhere; }
+td.sub { padding-left: 2em; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th[aria-sort="ascending"]::after { content: " \\25B2"; font-size: 10px; }
