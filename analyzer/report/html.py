@@ -2,8 +2,8 @@
 
 Role: present ``report/audit.py``'s document: the answer first (the headline, every gate's result, applied
 or not, and the worst edges linked to their rows, all within the first screen), the mesh graph, the
-sortable edges table, what could not be judged, the provenance of every input (hashes, times, interfaces, drops, tool
-versions), then each edge's evidence down to its flows (``#edge-e3`` -> ``#flow-17``).
+sortable edges table, what could not be judged, the provenance of every input (hashes, times, interfaces,
+drops, tool versions), then each edge's evidence down to its flows (``#edge-e3`` -> ``#flow-17``).
 
 Rules:
   1. One file, no server, no network: CSS, script and the SVG graph are inline, and a Content-Security-
@@ -14,8 +14,9 @@ Rules:
      then ``html.escape``); SNIs and reasons come from the wire.
   3. The page reads completely without script: the script only sorts, filters and highlights.
   4. It renders the document and decides nothing; standard library only.
-  5. Tables wrap rather than scroll: no cell is clipped at a desktop width, and below 720 px (``html_assets.CSS``) each
-     row becomes a card of labelled cells (``data-label``), so a phone reads every column.
+  5. Tables wrap rather than scroll: no cell is clipped at a desktop width, and below 720 px
+     (``html_assets.CSS``) each row becomes a card of labelled cells (``data-label``), so a phone reads
+     every column.
 """
 
 from __future__ import annotations
@@ -109,6 +110,10 @@ def _edge_links(ids: Iterable[str]) -> str:
     return ", ".join(f'<a href="#edge-{_e(i)}">{_e(i)}</a>' for i in ids)
 
 
+def _worst_first(edges: Iterable[dict]) -> list[dict]:
+    return sorted(edges, key=lambda e: (SEVERITY[e["status"]], e["key"]))
+
+
 def _labelled(cells: Sequence[str], labels: Sequence[str]) -> str:
     """``<td>`` cells with their column's name as ``data-label``: the header a phone shows in each card."""
     return "".join(c.replace("<td", f'<td data-label="{_e(label)}"', 1) for c, label in zip(cells, labels))
@@ -141,7 +146,7 @@ def _gate_line(g: dict) -> str:
 
 def _worst(doc: dict) -> str:
     """The edges that need attention, worst first, each linked to its row in the edges table."""
-    worst = sorted((e for e in doc["edges"] if e["status"] in ATTENTION), key=lambda e: (SEVERITY[e["status"]], e["key"]))
+    worst = [e for e in _worst_first(doc["edges"]) if e["status"] in ATTENTION]
     if not worst:
         counts = doc["summary"]["edge_statuses"]
         return (f'<p id="worst" class="worst-none">No edge needs attention: {counts[SECURED]} secured, '
@@ -239,7 +244,7 @@ def _edges_table(doc: dict) -> str:
     head = "".join(
         f'<th data-key="{key}" class="{"num" if numeric else ""}" title="{_e(DESCRIPTIONS.get(key, ""))}">{_e(label)}</th>'
         for key, label, numeric in EDGE_TABLE)
-    edges = sorted(doc["edges"], key=lambda e: (SEVERITY[e["status"]], e["key"]))
+    edges = _worst_first(doc["edges"])
     labels = [label for _, label, _ in EDGE_TABLE]
     rows = "".join(f'<tr data-status="{_e(e["status"])}" data-edge="{_e(e["id"])}" id="row-{_e(e["id"])}">'
                    f'{_labelled(_edge_cells(e), labels)}</tr>' for e in edges)
@@ -444,7 +449,7 @@ def _edge_evidence(e: dict, flows: Sequence[dict]) -> str:
 
 
 def _evidence(doc: dict, by_edge: dict[str, list[dict]]) -> str:
-    edges = sorted(doc["edges"], key=lambda e: (SEVERITY[e["status"]], e["key"]))
+    edges = _worst_first(doc["edges"])
     body = "".join(_edge_evidence(e, by_edge.get(e["id"], [])) for e in edges)
     return f'<section id="evidence"><h2>Evidence per edge</h2>{body}</section>'
 
