@@ -70,6 +70,8 @@ def reports(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     """Two real reports: the crafted mesh with a gate applied, and the lab capture with no policy."""
     directory = tmp_path_factory.mktemp("layout")
     capture, pods = rc.write_case(directory)
+    # A capture named as `kubectl mtls` names its files: a long token in every flow row.
+    capture = capture.rename(directory / f"web-lnh8fhhndj-g9cvx-20261206T043844Z-{'x' * 40}.pcapng")
     case = build_audit(analyze(capture, pods=pods), [capture], pods, fail_on=["unexpected-plaintext"])
     demo_capture, demo_pods = CAPTURES / "demo-transparent.pcapng", CAPTURES / "demo-transparent.pods.json"
     demo = build_audit(analyze(demo_capture, pods=demo_pods), [demo_capture], demo_pods)

@@ -228,7 +228,7 @@ def _edge_cells(e: dict) -> list[str]:
         f'<td class="num nowrap" data-v="{e["bytes"]}">{_bytes(e["bytes"])}'
         f'<br><span class="muted">{share:.0f}% plain</span></td>',
         f'<td>{_e(e["ports"])}</td>',
-        f'<td data-v="{_e(e["server"])}"><span class="nowrap">{_e(e["tls_versions"])}</span><br>{server}</td>',
+        f'<td class="long" data-v="{_e(e["server"])}"><span class="nowrap">{_e(e["tls_versions"])}</span><br>{server}</td>',
         f'<td class="why">{_e(e["msg"])}</td>',
     ]
 
@@ -403,12 +403,13 @@ def _flow_row(f: dict) -> str:
     if f["handshake_detail"]:
         handshake += f'<br><span class="muted">{_e(f["handshake_detail"])}</span>'
     cells = [
-        f'<td class="num"><a href="#flow-{f["flow_id"]}">{f["flow_id"]}</a></td>', f'<td>{_e(f["capture"])}</td>',
+        f'<td class="num"><a href="#flow-{f["flow_id"]}">{f["flow_id"]}</a></td>', f'<td class="long">{_e(f["capture"])}</td>',
         f'<td class="mono">{_e(f["client_ip"])}:{f["client_port"]} \u2192 {_e(f["server_ip"])}:{f["server_port"]}</td>',
         f'<td>{_time(f["first_ts"])}</td>', f'<td class="num">{f["duration_s"]:.3f}</td>',
         f'<td class="num">{f["bytes_c2s"]} / {f["bytes_s2c"]}</td>',
-        f'<td>{_e(f["verdict"])}</td>', f'<td>{_e(f["evidence"])}</td>', f'<td>{status}</td>', f'<td>{_e(f["tls_version"])}</td>',
-        f'<td>{sni}</td>', f'<td>{_e(f["alpn"])}</td>', f'<td>{handshake}</td>', f'<td class="reason">{_e(f["reason"])}</td>',
+        f'<td>{_e(f["verdict"])}</td>', f'<td>{_e(f["evidence"])}</td>', f'<td class="long">{status}</td>',
+        f'<td>{_e(f["tls_version"])}</td>', f'<td class="long">{sni}</td>', f'<td>{_e(f["alpn"])}</td>',
+        f'<td class="long">{handshake}</td>', f'<td class="reason">{_e(f["reason"])}</td>',
     ]
     return f'<tr id="flow-{f["flow_id"]}" class="fs-{_e(f["flow_status"])}">{_labelled(cells, FLOW_TABLE)}</tr>'
 

@@ -28,7 +28,7 @@ ul.gates, #worst ol { margin: 4px 0; padding-left: 20px; }
 ul.gates li, #worst li { margin: 2px 0; }
 .gate.fail strong { color: var(--unexpected); } .gate.would-fail strong { color: var(--mixed); }
 .gate.pass strong, .gate.would-pass strong { color: var(--secured); }
-#headline, #worst li, h1 { overflow-wrap: anywhere; }
+#headline, #worst li, h1, h2, h3 { overflow-wrap: anywhere; }  /* pod and file names are long */
 .chips { display: flex; flex-wrap: wrap; gap: 6px; margin: 8px 0 0; }
 .chip { border: 1px solid var(--line); background: #fff; border-radius: 14px; padding: 2px 10px; cursor: pointer; font: inherit; }
 .chip[aria-pressed="true"] { outline: 2px solid var(--fg); }
@@ -70,7 +70,7 @@ body[data-only="unverified"] #edges tbody tr:not([data-status="unverified"]) { d
 table { border-collapse: collapse; margin: 6px 0 12px; }
 th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: left; vertical-align: top; overflow-wrap: break-word; }
 th { background: var(--bg-alt); font-weight: 600; }
-td.why, td.reason, td.mono, code { overflow-wrap: anywhere; }
+td.why, td.reason, td.mono, td.long, code { overflow-wrap: anywhere; }  /* identities, file names, hashes */
 td.sub { padding-left: 2em; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.sortable th { cursor: pointer; user-select: none; }
