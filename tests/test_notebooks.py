@@ -8,6 +8,7 @@ pyshark drill-down it calls) does not clash with Jupyter's loop (pyshark#360, #5
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 
 import pytest
@@ -49,3 +50,20 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.output_type == "display_data" and "image/png" in o.get("data", {})]
     assert len(images) >= 2  # the bytes-per-pair bars and the timeline
+    # It ends on the evidence: the cleartext bytes of a plaintext flow, read again from the capture.
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    assert "report.evidence(" in last.source
+    text = "".join(o.get("text", "") for o in last.outputs if o.output_type == "stream")
+    if path.name == "explore.ipynb":
+        assert "client -> server: b'PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n" in text, text
+        assert ":status\\x03200" in text and "application/grpc" in text, text
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_uses_only_the_public_api(path):
+    """Pod names, the audit and the evidence come from ``analyze()``'s Report, not from helpers the
+    notebook writes itself or from the audit's internals."""
+    source = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+    assert "def who(" not in source and "build_audit" not in source and "report.pods.resolve" not in source
+    for call in ("report.flows_with_pods(", "report.audit(", "report.evidence("):
+        assert call in source

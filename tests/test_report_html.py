@@ -272,3 +272,56 @@ def test_a_capture_without_flows_still_makes_a_report(tmp_path):
     assert doc["edges"] == [] and doc["captures"][0]["start"] is None and doc["captures"][0]["packets"] == 0
     text = render_html(doc)
     assert "No edges" in text and "NO POLICY APPLIED" in text
+
+
+# -- the answer at the top ------------------------------------------------------------------------------
+def _gate_lines(text: str) -> dict[str, str]:
+    return dict(re.findall(r'<li class="gate [^"]*" id="gate-([a-z-]+)"[^>]*><code>[^<]*</code>: <strong>([^<]*)</strong>', text))
+
+
+def test_every_gate_is_answered_before_the_graph(case, demo):
+    applied = render_html(case[3])
+    assert _gate_lines(applied) == {"unexpected-plaintext": "FAILED (1 edge)", "plaintext": "would FAIL (2 edges)",
+                                    "unverified": "would FAIL (1 edge)"}
+    none = render_html(demo)
+    assert _gate_lines(none) == {"unexpected-plaintext": "would FAIL (1 edge)", "plaintext": "would FAIL (4 edges)",
+                                 "unverified": "would pass"}
+    for text in (applied, none):
+        assert text.index('id="gate-unverified"') < text.index('id="worst"') < text.index('id="graph"')
+
+
+def test_worst_edges_name_the_ports_that_make_them_bad(demo):
+    text = render_html(demo)
+    worst = text.split('<div id="worst">', 1)[1].split("</div>", 1)[0]
+    assert worst.count('class="worst-edge"') == 1
+    edge = next(e for e in demo["edges"] if e["status"] == "PLAINTEXT-UNEXPECTED")
+    assert f'href="#row-{edge["id"]}"' in worst and f'id="row-{edge["id"]}"' in text
+    assert edge["ports"] == "4567,8080" and ":4567</span>" in worst
+
+
+def test_a_mesh_with_nothing_to_fix_says_so(demo):
+    doc = json.loads(json.dumps(demo))
+    doc["edges"] = [e for e in doc["edges"] if e["status"] in ("secured", "plaintext-expected")]
+    assert 'class="worst-none">No edge needs attention' in render_html(doc)
+
+
+def test_breakdown_lines_are_indented_not_escaped(case):
+    text = render_html(case[3])
+    assert "\\u2003" not in text and 'class="sub">unknown: ' in text
+
+
+def test_each_status_has_its_own_dash_pattern():
+    dashes = [dash for _, dash in graph.STATUS_STYLE.values()]
+    assert len(set(dashes)) == len(dashes)
+
+
+def test_edges_into_one_workload_get_their_own_ports():
+    edges = rc.synthetic_edges(namespaces=3, per_namespace=5)
+    panels, boxes = graph.layout(edges)
+    ends = [((e["src_ns"], e["src"]), (e["dst_ns"], e["dst"])) for e in edges]
+    arrivals: dict = {}
+    for (_, dst), (_, y) in zip(ends, graph.port_ys(ends, boxes)):
+        arrivals.setdefault(dst, []).append(y)
+        assert boxes[dst].y < y < boxes[dst].y + boxes[dst].h  # on the box's side
+    busy = [ys for ys in arrivals.values() if len(ys) > 1]
+    assert busy and all(min(b - a for a, b in zip(sorted(ys), sorted(ys)[1:])) >= graph.PORT_PITCH - 1 for ys in busy)

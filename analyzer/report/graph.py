@@ -13,8 +13,12 @@ HTML report needs no script to draw it.  The layout is deterministic (same edges
   3. Panels within a layer and boxes within a sub-column are ordered by the mean height of their
      neighbours (two barycentre sweeps, a classic crossing reducer), ties by name.
   4. An edge is a cubic curve from the caller's right side to the callee's left side (or, going back to a
-     column on the left, from left side to right side, offset so that A->B and B->A stay apart).  Colour
-     *and* dash pattern carry the status, so the picture survives a grey-scale print.
+     column on the left, from left side to right side).  Each edge has its own port on each box it
+     touches, ports ordered by the height of the other end (``_ports``), and a box grows to give every
+     port room: edges into one workload arrive apart, never as one bundle.  Colour *and* dash pattern
+     carry the status (each status its own pattern), so the picture survives a grey-scale print.
+  5. A column shorter than the tallest is centred in the height, so no corner of the canvas stays empty;
+     a name longer than its box is shortened in the middle and keeps its full text as a ``<title>``.
 
 Rules: standard library only; every text is escaped; no external reference (no ``xmlns`` URL either:
 inline SVG in HTML needs none).  Nothing here decides anything; it draws ``edges`` rows.
@@ -32,11 +36,11 @@ from .schema import EDGE_STATUSES
 SECURED, EXPECTED, UNEXPECTED, MIXED, UNVERIFIED = EDGE_STATUSES
 # status -> (stroke colour, dash pattern).  Colours pass WCAG AA on white; dashes tell them apart in grey.
 STATUS_STYLE = {
-    SECURED: ("#1a7f37", ""),
-    EXPECTED: ("#6e7781", "7 4"),
-    UNEXPECTED: ("#cf222e", ""),
-    MIXED: ("#bc4c00", "12 3 3 3"),
-    UNVERIFIED: ("#8250df", "3 3"),
+    SECURED: ("#1a7f37", ""),  # solid
+    EXPECTED: ("#6e7781", "7 4"),  # dashes
+    UNEXPECTED: ("#cf222e", "14 3 3 3 3 3"),  # long dash, two dots
+    MIXED: ("#bc4c00", "12 3 3 3"),  # long dash, one dot
+    UNVERIFIED: ("#8250df", "2 3"),  # dots
 }
 # Drawing order: the worst last, so it is on top.
 DRAW_ORDER = {SECURED: 0, EXPECTED: 1, MIXED: 2, UNVERIFIED: 3, UNEXPECTED: 4}
@@ -46,10 +50,11 @@ MAX_INNER_LAYERS = 3  # sub-column layers inside one namespace; deeper call chai
 BOX_W, BOX_H, ROW_PITCH = 210, 24, 32
 COL_GAP = 150  # horizontal room for the curves between two layers
 SUBCOL_GAP = 64  # between the sub-columns of one namespace
-GROUP_GAP = 26  # between namespaces stacked in one layer
-TOP, LEFT, TITLE_H, PAD = 26, 16, 26, 10
-LANES, LANE_W = 4, 3.0  # edges sharing a corridor run side by side, this far apart
-CHAR_W = 6.4  # average width of a 12px sans-serif character, for truncating labels
+GROUP_GAP = 40  # between namespaces stacked in one layer
+TOP, LEFT, TITLE_H, PAD = 36, 16, 26, 10
+LANES, LANE_W = 5, 6.0  # edges sharing a corridor run side by side, this far apart
+PORT_PITCH = 9  # vertical room per edge end on one side of a box
+CHAR_W, TITLE_CHAR_W = 7.0, 8.4  # generous widths of a 12px / bold 13px sans-serif character, for shortening
 NODE_GROUP, OUTSIDE_GROUP = "nodes", "outside the pod list"
 
 
@@ -67,6 +72,7 @@ class Box:
     nsub: int = 1  # sub-columns of its panel
     x: float = 0.0
     y: float = 0.0
+    h: float = BOX_H  # taller than BOX_H when a side has more ports than fit
 
 
 @dataclass
@@ -186,29 +192,73 @@ def layout(edges: Sequence[dict]) -> tuple[list[Group], dict[tuple[str, str], Bo
             for layer in group.layers:
                 layer.sort(key=lambda b: _centre(b, ends, boxes))
         _place(panels)
+    ports = _ports(ends, boxes)  # x is final: which side each edge end takes is known
+    for key, box in boxes.items():
+        most = max((len(ports.get((key, side), ())) for side in "LR"), default=0)
+        box.h = max(float(BOX_H), (most + 1) * PORT_PITCH)
+    _place(panels)
     return panels, boxes
 
 
+def _sides(a: Box, b: Box) -> tuple[str, str]:
+    """The side (L or R) of ``a`` an edge a->b leaves from, and the side of ``b`` it arrives at."""
+    if a.key == b.key or abs(a.x - b.x) < 1:  # a loop, or boxes one above the other: arcs on the right
+        return "R", "R"
+    return ("L", "R") if b.x < a.x else ("R", "L")
+
+
+def _ports(ends: list, boxes: dict[tuple[str, str], Box]) -> dict[tuple, list[tuple[int, int]]]:
+    """(box key, side) -> [(edge index, end)] in port order, top to bottom; end 0 = source, 1 = destination.
+    Ordered by the height of the other end, so that edges leave and arrive without crossing at the box."""
+    out: dict[tuple, list] = {}
+    for i, (a, b) in enumerate(ends):
+        sa, sb = _sides(boxes[a], boxes[b])
+        out.setdefault((a, sa), []).append((boxes[b].y, i, 0))
+        out.setdefault((b, sb), []).append((boxes[a].y, i, 1))
+    return {k: [(i, end) for _, i, end in sorted(v)] for k, v in out.items()}
+
+
+def port_ys(ends: list, boxes: dict[tuple[str, str], Box]) -> list[tuple[float, float]]:
+    """(y where edge i leaves its source, y where it reaches its destination), one port per edge end."""
+    ys = [[0.0, 0.0] for _ in ends]
+    for (key, _), slots in _ports(ends, boxes).items():
+        box = boxes[key]
+        step = box.h / (len(slots) + 1)
+        for rank, (i, end) in enumerate(slots, 1):
+            ys[i][end] = box.y + rank * step
+    return [(a, b) for a, b in ys]
+
+
 def _place(panels: list[Group]) -> None:
-    """Coordinates: layers left to right, panels stacked top to bottom within a layer."""
+    """Coordinates: layers left to right, panels stacked top to bottom within a layer, each layer centred
+    in the height of the tallest (module rule 5)."""
     x = float(LEFT)
-    for layer in sorted({g.layer for g in panels}):
-        column = [g for g in panels if g.layer == layer]
+    columns = [[g for g in panels if g.layer == layer] for layer in sorted({g.layer for g in panels})]
+    for column in columns:
         y = float(TOP)
         width = 0.0
         for group in column:
             cols = group.columns()
             group.width = len(cols) * BOX_W + (len(cols) - 1) * SUBCOL_GAP + 2 * PAD
-            group.height = TITLE_H + max(len(c) for c in cols) * ROW_PITCH + PAD
+            group.height = TITLE_H + max(sum(b.h + ROW_PITCH - BOX_H for b in c) for c in cols) + PAD
             group.x, group.y = x, y
             for i, col in enumerate(cols):
-                for row, box in enumerate(col):
+                top = y + TITLE_H
+                for box in col:
                     box.sub, box.nsub = i, len(cols)
-                    box.x = x + PAD + i * (BOX_W + SUBCOL_GAP)
-                    box.y = y + TITLE_H + row * ROW_PITCH
+                    box.x, box.y = x + PAD + i * (BOX_W + SUBCOL_GAP), top
+                    top += box.h + ROW_PITCH - BOX_H
             y += group.height + GROUP_GAP
             width = max(width, group.width)
         x += width + COL_GAP
+    bottom = {id(c): max(g.y + g.height for g in c) for c in columns}
+    tallest = max(bottom.values(), default=0.0)
+    for column in columns:
+        shift = (tallest - bottom[id(column)]) / 2
+        for group in column:
+            group.y += shift
+            for box in group.boxes:
+                box.y += shift
 
 
 def _neighbours(box: Box, ends: list, boxes: dict[tuple[str, str], Box]) -> list[Box]:
@@ -232,9 +282,22 @@ def _sort_panels(panels: list[Group], boxes: dict[tuple[str, str], Box], ends: l
     panels.sort(key=centre)
 
 
-def _label(text: str, width: float) -> str:
-    room = int((width - 2 * PAD) / CHAR_W)
-    return text if len(text) <= room else text[: room - 1] + "\u2026"
+def shorten(text: str, room: float, char_w: float = CHAR_W) -> str:
+    """``text`` if it fits in ``room`` pixels, else its start and end around an ellipsis (a pod name's
+    hash suffix is what tells two replicas apart)."""
+    chars = max(3, int(room / char_w))
+    if len(text) <= chars:
+        return text
+    tail = (chars - 1) // 2
+    return text[: chars - 1 - tail] + "\u2026" + text[len(text) - tail:]
+
+
+def _text(x: float, y: float, full: str, room: float, char_w: float = CHAR_W, cls: str = "", after: str = "") -> str:
+    """An SVG ``<text>``, shortened to ``room`` with the full text as its ``<title>`` when cut."""
+    shown = shorten(full, room, char_w)
+    title = f"<title>{html_text(full)}</title>" if shown != full else ""
+    attr = f' class="{cls}"' if cls else ""
+    return f'<text x="{x:.1f}" y="{y:.1f}"{attr}>{title}{html_text(shown)}{after}</text>'
 
 
 def _bezier(x1: float, y1: float, x2: float, y2: float) -> str:
@@ -263,23 +326,22 @@ class Router:
         lane = self._lane((panel.name, below))
         return panel.y + panel.height + 6 + lane if below else panel.y - 6 - lane
 
-    def path(self, a: Box, b: Box) -> str:
+    def path(self, a: Box, b: Box, ya: float, yb: float) -> str:
+        """From ``a``'s port at height ``ya`` to ``b``'s port at ``yb`` (``port_ys``)."""
         if a.key == b.key:  # a workload calling itself (two pods of one deployment)
-            x, y = a.x + BOX_W, a.y + BOX_H / 2
-            return f"M{x:.1f},{y - 5:.1f} C{x + 40:.1f},{y - 26:.1f} {x + 40:.1f},{y + 26:.1f} {x + 2:.1f},{y + 5:.1f}"
+            x = a.x + BOX_W
+            return f"M{x:.1f},{ya:.1f} C{x + 40:.1f},{ya - 21:.1f} {x + 40:.1f},{yb + 21:.1f} {x + 2:.1f},{yb:.1f}"
         if abs(a.x - b.x) < 1:  # one above the other: an arc on the right, wider for boxes further apart
-            x, y1, y2 = a.x + BOX_W, a.y + BOX_H / 2, b.y + BOX_H / 2
-            reach = 30 + min(SUBCOL_GAP / 2 - 6, abs(y1 - y2) / 5)
-            return f"M{x:.1f},{y1:.1f} C{x + reach:.1f},{y1:.1f} {x + reach:.1f},{y2:.1f} {x + 3:.1f},{y2:.1f}"
+            x = a.x + BOX_W
+            reach = 30 + min(SUBCOL_GAP / 2 - 6, abs(ya - yb) / 5)
+            return f"M{x:.1f},{ya:.1f} C{x + reach:.1f},{ya:.1f} {x + reach:.1f},{yb:.1f} {x + 3:.1f},{yb:.1f}"
         if b.x < a.x:  # back to a column on the left (a call against the layering)
-            x1, y1 = a.x, a.y + BOX_H / 2 + 4
-            return f"M{x1:.1f},{y1:.1f}" + _bezier(x1, y1, b.x + BOX_W + 3, b.y + BOX_H / 2 + 4)
-        return self._forward(a, b)
+            return f"M{a.x:.1f},{ya:.1f}" + _bezier(a.x, ya, b.x + BOX_W + 3, yb)
+        return self._forward(a, b, ya, yb)
 
-    def _forward(self, a: Box, b: Box) -> str:
+    def _forward(self, a: Box, b: Box, ya: float, yb: float) -> str:
         pa, pb = self.panels[a.group], self.panels[b.group]
         same = pa is pb
-        ya, yb = a.y + BOX_H / 2 - 4, b.y + BOX_H / 2 - 4
         x, y = a.x + BOX_W, ya
         d = f"M{x:.1f},{y:.1f}"
         if a.sub < a.nsub - 1 and not (same and b.sub == a.sub + 1):
@@ -316,6 +378,8 @@ def render_svg(edges: Sequence[dict]) -> str:
     if not edges:
         return '<p class="empty">No edges: no TCP flow between listed peers was captured.</p>'
     panels, boxes = layout(edges)
+    ends = [((e["src_ns"], e["src"]), (e["dst_ns"], e["dst"])) for e in edges]
+    ports = port_ys(ends, boxes)
     width = max(g.x + g.width for g in panels) + 60 + LEFT
     height = max(g.y + g.height for g in panels) + TOP
     ids = {key: f"n{i}" for i, key in enumerate(sorted(boxes))}
@@ -324,16 +388,16 @@ def render_svg(edges: Sequence[dict]) -> str:
            f'{len(edges)} edges" data-workloads="{len(boxes)}" data-groups="{len(panels)}" data-edges="{len(edges)}">']
     out.append("<defs>")
     for status, (colour, _) in STATUS_STYLE.items():
-        out.append(f'<marker id="arrow-{_slug(status)}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="9" '
-                   f'markerHeight="9" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+        out.append(f'<marker id="arrow-{_slug(status)}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+                   f'markerHeight="7" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
                    f'<path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>')
     out.append("</defs>")
     for group in panels:  # namespace panels behind everything
         cls = "ns outside" if group.name in (NODE_GROUP, OUTSIDE_GROUP) else "ns"
         out.append(f'<g class="{cls}" data-group="{html_text(group.name)}"><rect x="{group.x:.1f}" y="{group.y:.1f}" '
                    f'width="{group.width:.1f}" height="{group.height:.1f}" rx="8"/>'
-                   f'<text x="{group.x + PAD:.1f}" y="{group.y + 17:.1f}" class="ns-title">{html_text(group.name)} '
-                   f'<tspan class="ns-count">({len(group.boxes)})</tspan></text></g>')
+                   + _text(group.x + PAD, group.y + 17, group.name, group.width - 2 * PAD - 48, TITLE_CHAR_W, "ns-title",
+                           f' <tspan class="ns-count">({len(group.boxes)})</tspan>') + '</g>')
     for key in sorted(boxes):  # box outlines under the edges: an edge crossing a box stays visible
         box = boxes[key]
         cls = "box " + ("meshed" if box.meshed else "unmeshed" if box.meshed is False else "unknown")
@@ -343,12 +407,12 @@ def render_svg(edges: Sequence[dict]) -> str:
         tip = f"{_ref(*key)} ({box.kind}, {meshed}); {len(box.edges)} edges"
         out.append(f'<g class="{cls}" id="node-{ids[key]}" data-node="{ids[key]}" tabindex="0">'
                    f'<title>{html_text(tip)}</title><rect x="{box.x:.1f}" y="{box.y:.1f}" width="{BOX_W}" '
-                   f'height="{BOX_H}" rx="4"/></g>')
+                   f'height="{box.h:.0f}" rx="4"/></g>')
     router = Router(panels)
     order = sorted(range(len(edges)), key=lambda i: (DRAW_ORDER[edges[i]["status"]], i))
     for i in order:
         e = edges[i]
-        a, b = boxes[(e["src_ns"], e["src"])], boxes[(e["dst_ns"], e["dst"])]
+        a, b = boxes[ends[i][0]], boxes[ends[i][1]]
         colour, dash = STATUS_STYLE[e["status"]]
         title = (f"{_ref(e['src_ns'], e['src'])} \u2192 {_ref(e['dst_ns'], e['dst'])}: {e['status']}, "
                  f"{e['flows']} flows (tls {e['tls']}, plaintext {e['plaintext']}, unknown {e['unknown']}), "
@@ -356,12 +420,12 @@ def render_svg(edges: Sequence[dict]) -> str:
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         out.append(f'<a href="#edge-{e["id"]}" class="edge" data-status="{html_text(e["status"])}" '
                    f'data-src="{ids[a.key]}" data-dst="{ids[b.key]}"><title>{html_text(title)}</title>'
-                   f'<path d="{router.path(a, b)}" stroke="{colour}" stroke-width="{_width(e["flows"])}"{dash_attr} '
+                   f'<path d="{router.path(a, b, *ports[i])}" stroke="{colour}" stroke-width="{_width(e["flows"])}"{dash_attr} '
                    f'marker-end="url(#arrow-{_slug(e["status"])})"/></a>')
     out.append('<g class="labels">')  # names above the edges, with a white halo
     for key in sorted(boxes):
         box = boxes[key]
-        out.append(f'<text x="{box.x + PAD:.1f}" y="{box.y + BOX_H / 2 + 4:.1f}">{html_text(_label(key[1], BOX_W))}</text>')
+        out.append(_text(box.x + PAD, box.y + box.h / 2 + 4, key[1], BOX_W - 2 * PAD))
     out.append("</g>")
     out.append("</svg>")
     return "\n".join(out)
@@ -372,16 +436,15 @@ def _slug(status: str) -> str:
 
 
 def legend() -> str:
-    """A small SVG legend: one line sample per status, and the box styles."""
-    items, x = [], 8.0
+    """The legend: one line sample per status (its colour and dash pattern) and the box styles, as
+    small inline SVGs in a row that wraps on a narrow screen."""
+    items = []
     for status, (colour, dash) in STATUS_STYLE.items():
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        items.append(f'<line x1="{x:.0f}" y1="12" x2="{x + 40:.0f}" y2="12" stroke="{colour}" stroke-width="3"{dash_attr}/>'
-                     f'<text x="{x + 48:.0f}" y="16">{html_text(status)}</text>')
-        x += 48 + len(status) * 7.6 + 28
+        items.append(f'<span class="legend-item"><svg width="44" height="14" aria-hidden="true">'
+                     f'<line x1="2" y1="7" x2="42" y2="7" stroke="{colour}" stroke-width="3"{dash_attr} '
+                     f'data-status="{html_text(status)}"/></svg> {html_text(status)}</span>')
     for cls, text in (("meshed", "meshed workload"), ("unmeshed", "not meshed"), ("unknown peer-node", "node / outside")):
-        items.append(f'<g class="box {cls}"><rect x="{x:.0f}" y="3" width="22" height="17" rx="3"/></g>'
-                     f'<text x="{x + 28:.0f}" y="16">{html_text(text)}</text>')
-        x += 28 + len(text) * 7.2 + 24
-    return (f'<svg class="legend" viewBox="0 0 {x:.0f} 24" width="{x:.0f}" height="24" role="img" '
-            f'aria-label="legend">{"".join(items)}</svg>')
+        items.append(f'<span class="legend-item"><svg width="24" height="18" aria-hidden="true"><g class="box {cls}">'
+                     f'<rect x="1" y="1" width="22" height="16" rx="3"/></g></svg> {html_text(text)}</span>')
+    return f'<div class="legend" role="list" aria-label="legend">{"".join(items)}</div>'

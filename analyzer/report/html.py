@@ -1,8 +1,9 @@
 """The audit document -> one self-contained HTML page an auditor opens from disk.
 
-Role: present ``report/audit.py``'s document: the policy result first, the mesh graph, the sortable edges
-table, what could not be judged, the provenance of every input (hashes, times, interfaces, drops, tool
-versions), then each edge's evidence down to its flows (``#edge-e3`` -> ``#flow-17``).
+Role: present ``report/audit.py``'s document: the answer first (the headline, every gate's result, applied
+or not, and the worst edges linked to their rows, all within the first screen), the mesh graph, the
+sortable edges table, what could not be judged, the provenance of every input (hashes, times, interfaces,
+drops, tool versions), then each edge's evidence down to its flows (``#edge-e3`` -> ``#flow-17``).
 
 Rules:
   1. One file, no server, no network: CSS, script and the SVG graph are inline, and a Content-Security-
@@ -13,6 +14,9 @@ Rules:
      then ``html.escape``); SNIs and reasons come from the wire.
   3. The page reads completely without script: the script only sorts, filters and highlights.
   4. It renders the document and decides nothing; standard library only.
+  5. Tables wrap rather than scroll: no cell is clipped at a desktop width, and below 720 px
+     (``html_assets.CSS``) each row becomes a card of labelled cells (``data-label``), so a phone reads
+     every column.
 """
 
 from __future__ import annotations
@@ -25,10 +29,14 @@ from typing import Iterable, Sequence
 from .escape import html_text
 from .graph import legend, render_svg
 from .html_assets import CSS, JS
+from .edges import EDGE_ORDER as SEVERITY
 from .schema import EDGE_COLUMNS, EDGE_STATUSES, FLOW_COLUMNS
 
 SECURED, EXPECTED, UNEXPECTED, MIXED, UNVERIFIED = EDGE_STATUSES
-SEVERITY = {UNEXPECTED: 0, UNVERIFIED: 1, MIXED: 2, EXPECTED: 3, SECURED: 4}
+ATTENTION = (UNEXPECTED, MIXED, UNVERIFIED)  # statuses listed at the top as the worst edges
+SUB = "\u2003"  # leads a breakdown line under an item of the "could not be judged" table
+MAX_WORST = 3  # worst edges listed at the top (all of them are first in the edges table)
+WORST_PORTS = {UNEXPECTED: "unexpected_ports", UNVERIFIED: "unverified_ports"}  # the ports that make it bad
 MAX_FLOWS_PER_EDGE = 1000  # flows listed under one edge; the rest are in report.json
 FIT_WIDTH = 1800  # graphs up to this width shrink to the window; wider ones scroll
 
@@ -102,6 +110,19 @@ def _edge_links(ids: Iterable[str]) -> str:
     return ", ".join(f'<a href="#edge-{_e(i)}">{_e(i)}</a>' for i in ids)
 
 
+def _worst_first(edges: Iterable[dict]) -> list[dict]:
+    return sorted(edges, key=lambda e: (SEVERITY[e["status"]], e["key"]))
+
+
+def _labelled(cells: Sequence[str], labels: Sequence[str]) -> str:
+    """``<td>`` cells with their column's name as ``data-label``: the header a phone shows in each card."""
+    return "".join(c.replace("<td", f'<td data-label="{_e(label)}"', 1) for c, label in zip(cells, labels))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _facts(rows: Sequence[tuple[str, str]]) -> str:
     """A two-column table of (label, already-escaped HTML)."""
     body = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows)
@@ -109,11 +130,41 @@ def _facts(rows: Sequence[tuple[str, str]]) -> str:
 
 
 # -- sections ----------------------------------------------------------------------------------------------
+def _gate_line(g: dict) -> str:
+    """One gate's result: ``unexpected-plaintext: FAILED (1 edge)``, or for a gate not applied what it
+    would give: ``plaintext: would FAIL (4 edges)``."""
+    n = len(g["edges"])
+    if g["applied"]:
+        word, cls = ("passed", "pass") if g["passed"] else (f"FAILED ({_plural(n, 'edge')})", "fail")
+    else:
+        word, cls = ("would pass", "would-pass") if g["passed"] else (f"would FAIL ({_plural(n, 'edge')})", "would-fail")
+    how = "applied" if g["applied"] else f"not applied: --fail-on {g['gate']}"
+    return (f'<li class="gate {cls}" id="gate-{_e(g["gate"])}" data-gate="{_e(g["gate"])}">'
+            f'<code>{_e(g["gate"])}</code>: <strong>{_e(word)}</strong> '
+            f'<span class="muted">({_e(how)}; passes when {_e(GATE_MEANING[g["gate"]])})</span></li>')
+
+
+def _worst(doc: dict) -> str:
+    """The edges that need attention, worst first, each linked to its row in the edges table."""
+    worst = [e for e in _worst_first(doc["edges"]) if e["status"] in ATTENTION]
+    if not worst:
+        counts = doc["summary"]["edge_statuses"]
+        return (f'<p id="worst" class="worst-none">No edge needs attention: {counts[SECURED]} secured, '
+                f'{counts[EXPECTED]} expected plaintext.</p>')
+    items = "".join(
+        f'<li>{_badge(e["status"])} <a class="worst-edge" href="#row-{_e(e["id"])}">'
+        f'{_e(_ref(e["src_ns"], e["src"]))} \u2192 {_e(_ref(e["dst_ns"], e["dst"]))}</a> '
+        f'<span class="muted">:{_e(e[WORST_PORTS.get(e["status"], "ports")] or e["ports"])}</span> {_e(e["msg"])}</li>'
+        for e in worst[:MAX_WORST])
+    more = (f'<li class="muted">{len(worst) - MAX_WORST} more, first in the <a href="#edges-table">edges table</a></li>'
+            if len(worst) > MAX_WORST else "")
+    return f'<div id="worst"><h2>Worst edges</h2><ol>{items}{more}</ol></div>'
+
+
 def _header(doc: dict) -> str:
     policy, summary = doc["policy"], doc["summary"]
     result = policy["result"]
     verdict_text = {"pass": "POLICY PASSED", "fail": "POLICY FAILED", "none": "NO POLICY APPLIED"}[result]
-    applied = ", ".join(policy["applied"]) or "none (use --fail-on)"
     files = ", ".join(c["file"] for c in doc["captures"])
     v = summary["verdicts"]
     chips = [f'<button class="chip" data-filter="" aria-pressed="true">all edges ({summary["edges"]})</button>']
@@ -121,19 +172,21 @@ def _header(doc: dict) -> str:
         n = summary["edge_statuses"][status]
         chips.append(f'<button class="chip" data-filter="{_e(status)}" aria-pressed="false">{_badge(status)} {n}</button>')
     share = summary["bytes_plaintext"] / summary["bytes"] * 100 if summary["bytes"] else 0.0
+    gates = "".join(_gate_line(g) for g in policy["gates"])
     return (
         f'<header><h1>mTLS audit: {_e(files)}</h1>'
         f'<p id="headline"><strong>{_e(doc["headline"])}</strong></p>'
-        f'<p><span class="verdict {result}" id="policy-result">{verdict_text}</span> '
-        f'policy <code>{_e(applied)}</code> \u00b7 {summary["edges"]} edges from {summary["flows"]} flows '
+        f'<div class="answer"><div id="policy-gates"><h2><span class="verdict {result}" id="policy-result">'
+        f'{verdict_text}</span></h2><ul class="gates">{gates}</ul></div>{_worst(doc)}</div>'
+        f'<p>{summary["edges"]} edges from {summary["flows"]} flows '
         f'(tls {v["tls"]}, plaintext {v["plaintext"]}, unknown {v["unknown"]}) \u00b7 '
         f'{_bytes(summary["bytes_plaintext"])} of {_bytes(summary["bytes"])} in plaintext ({share:.1f}%) \u00b7 '
         f'{summary["excluded_localhost"]} localhost flows excluded \u00b7 {summary["packets"]} packets</p>'
+        f'<div class="chips" role="group" aria-label="show only edges of one status">{"".join(chips)}</div>'
         f'<p class="muted">Generated {_e(doc["generated_at"])} by mtls-analyzer {_e(doc["tool"]["version"])} '
         f'({_e(doc["tool"]["engine"])} engine). Sections: <a href="#graph">graph</a> \u00b7 '
         f'<a href="#edges-table">edges</a> \u00b7 <a href="#unjudged">could not be judged</a> \u00b7 '
-        f'<a href="#provenance">captures and provenance</a> \u00b7 <a href="#evidence">evidence per edge</a></p>'
-        f'<div class="chips" role="group" aria-label="show only edges of one status">{"".join(chips)}</div></header>'
+        f'<a href="#provenance">captures and provenance</a> \u00b7 <a href="#evidence">evidence per edge</a></p></header>'
     )
 
 
@@ -175,7 +228,7 @@ def _edge_cells(e: dict) -> list[str]:
         f'<td class="num nowrap" data-v="{e["bytes"]}">{_bytes(e["bytes"])}'
         f'<br><span class="muted">{share:.0f}% plain</span></td>',
         f'<td>{_e(e["ports"])}</td>',
-        f'<td data-v="{_e(e["server"])}"><span class="nowrap">{_e(e["tls_versions"])}</span><br>{server}</td>',
+        f'<td class="long" data-v="{_e(e["server"])}"><span class="nowrap">{_e(e["tls_versions"])}</span><br>{server}</td>',
         f'<td class="why">{_e(e["msg"])}</td>',
     ]
 
@@ -191,14 +244,23 @@ def _edges_table(doc: dict) -> str:
     head = "".join(
         f'<th data-key="{key}" class="{"num" if numeric else ""}" title="{_e(DESCRIPTIONS.get(key, ""))}">{_e(label)}</th>'
         for key, label, numeric in EDGE_TABLE)
-    edges = sorted(doc["edges"], key=lambda e: (SEVERITY[e["status"]], e["key"]))
-    rows = "".join(f'<tr data-status="{_e(e["status"])}" data-edge="{_e(e["id"])}">{"".join(_edge_cells(e))}</tr>'
-                   for e in edges)
+    edges = _worst_first(doc["edges"])
+    labels = [label for _, label, _ in EDGE_TABLE]
+    rows = "".join(f'<tr data-status="{_e(e["status"])}" data-edge="{_e(e["id"])}" id="row-{_e(e["id"])}">'
+                   f'{_labelled(_edge_cells(e), labels)}</tr>' for e in edges)
     return (f'<section id="edges-table"><h2>Edges</h2><p class="muted">One row per '
             f'{_e(doc["options"]["resource"])} pair (source \u2192 destination, closed connections included). '
             f'Click a column to sort; the status column sorts worst first.</p>'
-            f'<div class="wide"><table id="edges" class="sortable"><thead><tr>{head}</tr></thead>'
+            f'<div class="wide"><table id="edges" class="sortable cards"><thead><tr>{head}</tr></thead>'
             f'<tbody>{rows}</tbody></table></div></section>')
+
+
+def _item_cell(item: str) -> str:
+    """An item of the "could not be judged" table; a leading em space marks a breakdown line, indented
+    by the style sheet (the escaping would show the space itself as ``\\u2003``)."""
+    if item.startswith(SUB):
+        return f'<td class="sub">{_e(item[len(SUB):])}</td>'
+    return f"<td>{_e(item)}</td>"
 
 
 def _unjudged(doc: dict, shown: set[int]) -> str:
@@ -211,11 +273,11 @@ def _unjudged(doc: dict, shown: set[int]) -> str:
     add("flows with verdict unknown", u["unknown_flows"],
         "the bytes neither parse as TLS nor read as cleartext (SSH, opaque mid-stream data, no payload captured)")
     for g in u["unknown_by_reason"]:
-        add(f"\u2003unknown: {g['reason']}", g["flows"], "", _flow_links(g["flow_ids"], shown, g["flows"]))
+        add(SUB + f"unknown: {g['reason']}", g["flows"], "", _flow_links(g["flow_ids"], shown, g["flows"]))
     add("flows unverified at their edge", u["unverified_flows"],
         "encrypted or not, they prove neither mesh mTLS nor expected plaintext")
     for g in u["unverified_by_reason"]:
-        add(f"\u2003unverified: {g['reason']}", g["flows"], "", _flow_links(g["flow_ids"], shown, g["flows"]))
+        add(SUB + f"unverified: {g['reason']}", g["flows"], "", _flow_links(g["flow_ids"], shown, g["flows"]))
     add("secured without seeing the identity", u["identity_not_seen_flows"],
         "TLS records between meshed pods, but the ClientHello (SNI) was not captured: mid-stream or a short snaplen",
         _flow_links(u["identity_not_seen_flow_ids"], shown, u["identity_not_seen_flows"]))
@@ -229,36 +291,40 @@ def _unjudged(doc: dict, shown: set[int]) -> str:
     add("localhost flows excluded", u["excluded_localhost"],
         "proxy \u2194 app hops inside a pod (lo, 127/8, ::1, same IP both ends): never on the network")
     for reason, n in u["localhost_by_reason"].items():
-        add(f"\u2003localhost: {reason}", n, "")
+        add(SUB + f"localhost: {reason}", n, "")
     frames = sum(u["frames_not_analysed"].values())
     add("frames not analysed", frames, "not IP/TCP the analyzer decodes (ARP, tunnels, fragments, other link types)")
     for reason, n in u["frames_not_analysed"].items():
-        add(f"\u2003frames: {reason}", n, "")
+        add(SUB + f"frames: {reason}", n, "")
     add("not-TCP packets (network)", sum(u["not_tcp_packets"].values()),
         "UDP (e.g. DNS) and ICMP: Linkerd does not carry them, so no verdict applies")
     for proto, n in u["not_tcp_packets"].items():
-        add(f"\u2003not TCP: {proto}", n, "")
+        add(SUB + f"not TCP: {proto}", n, "")
     add("packets dropped by the capture", u["capture_drops"],
         "pcapng interface statistics (isb_ifdrop); a classic pcap does not record drops")
     add("truncated capture files", len(u["truncated_captures"]), ", ".join(u["truncated_captures"]))
     for warning in u["warnings"]:
         add("warning", "", warning)
+    labels = ("item", "count", "why it matters", "flows")
     body = "".join(
-        f'<tr class="{"muted" if count in ("0", "") else ""}"><td>{_e(item)}</td><td class="num">{count}</td>'
-        f'<td>{_e(why)}</td><td class="mono">{flows}</td></tr>'
+        f'<tr class="{"muted" if count in ("0", "") else ""}">'
+        + _labelled([_item_cell(item), f'<td class="num">{count}</td>', f"<td>{_e(why)}</td>",
+                     f'<td class="mono">{flows}</td>'], labels) + "</tr>"
         for item, count, why, flows in rows)
     return (f'<section id="unjudged"><h2>What could not be judged, and why</h2>'
-            f'<table><thead><tr><th>item</th><th class="num">count</th><th>why it matters</th><th>flows</th></tr>'
+            f'<table class="cards"><thead><tr><th>item</th><th class="num">count</th><th>why it matters</th><th>flows</th></tr>'
             f'</thead><tbody>{body}</tbody></table></section>')
 
 
 def _capture(c: dict) -> str:
+    labels = ("#", "interface", "link type", "snaplen", "drops")
     itfs = "".join(
-        f'<tr><td class="num">{i["index"]}</td><td>{_e(i["name"]) or "<span class=muted>(unnamed)</span>"}</td>'
-        f'<td>{i["linktype"]} {_e(i["linktype_name"])}</td><td class="num">{i["snaplen"]}</td>'
-        f'<td class="num">{_e(i["drops"] if i["drops"] is not None else "not reported")}</td></tr>'
+        "<tr>" + _labelled([
+            f'<td class="num">{i["index"]}</td>', f'<td>{_e(i["name"]) or "<span class=muted>(unnamed)</span>"}</td>',
+            f'<td>{i["linktype"]} {_e(i["linktype_name"])}</td>', f'<td class="num">{i["snaplen"]}</td>',
+            f'<td class="num">{_e(i["drops"] if i["drops"] is not None else "not reported")}</td>'], labels) + "</tr>"
         for i in c["interfaces"])
-    interfaces = ('<table><thead><tr><th>#</th><th>interface</th><th>link type</th><th>snaplen</th><th>drops</th>'
+    interfaces = ('<table class="cards"><thead><tr><th>#</th><th>interface</th><th>link type</th><th>snaplen</th><th>drops</th>'
                   f'</tr></thead><tbody>{itfs}</tbody></table>')
     return f'<h3>{_e(c["file"])}</h3>' + _facts([
         ("vantage point", _e(_vantage(c.get("vantage")))),
@@ -307,15 +373,17 @@ def _provenance(doc: dict) -> str:
             ("format", _e("kubectl -o json" if pods["format"] == "json"
                           else "kubectl -o wide (no specs: mesh state unknown)")),
         ]))
+    labels = ("gate", "passes when", "applied", "result", "edges")
     rows = "".join(
-        f'<tr><td><code>{_e(g["gate"])}</code></td><td>{_e(GATE_MEANING[g["gate"]])}</td>'
-        f'<td>{"applied" if g["applied"] else "not applied"}</td>'
-        f'<td>{"pass" if g["passed"] else "<strong>fail</strong>" if g["applied"] else "would fail"}</td>'
-        f'<td>{_edge_links(g["edges"])}</td></tr>'
+        "<tr>" + _labelled([
+            f'<td><code>{_e(g["gate"])}</code></td>', f'<td>{_e(GATE_MEANING[g["gate"]])}</td>',
+            f'<td>{"applied" if g["applied"] else "not applied"}</td>',
+            f'<td>{"pass" if g["passed"] else "<strong>fail</strong>" if g["applied"] else "would fail"}</td>',
+            f'<td>{_edge_links(g["edges"])}</td>'], labels) + "</tr>"
         for g in policy["gates"])
     parts.append(f'<h3>Policy</h3><p>Result: <span class="verdict {policy["result"]}">{_e(policy["result"])}</span> '
                  f'(gates applied with <code>--fail-on</code>: {_e(", ".join(policy["applied"]) or "none")})</p>'
-                 f'<table id="policy"><thead><tr><th>gate</th><th>passes when</th><th>applied</th><th>result</th>'
+                 f'<table id="policy" class="cards"><thead><tr><th>gate</th><th>passes when</th><th>applied</th><th>result</th>'
                  f'<th>edges</th></tr></thead><tbody>{rows}</tbody></table></section>')
     return "".join(parts)
 
@@ -334,13 +402,17 @@ def _flow_row(f: dict) -> str:
     handshake = _e(f["handshake"])
     if f["handshake_detail"]:
         handshake += f'<br><span class="muted">{_e(f["handshake_detail"])}</span>'
-    return (f'<tr id="flow-{f["flow_id"]}" class="fs-{_e(f["flow_status"])}">'
-            f'<td class="num"><a href="#flow-{f["flow_id"]}">{f["flow_id"]}</a></td><td>{_e(f["capture"])}</td>'
-            f'<td class="mono">{_e(f["client_ip"])}:{f["client_port"]} \u2192 {_e(f["server_ip"])}:{f["server_port"]}</td>'
-            f'<td>{_time(f["first_ts"])}</td><td class="num">{f["duration_s"]:.3f}</td>'
-            f'<td class="num">{f["bytes_c2s"]} / {f["bytes_s2c"]}</td>'
-            f'<td>{_e(f["verdict"])}</td><td>{_e(f["evidence"])}</td><td>{status}</td><td>{_e(f["tls_version"])}</td>'
-            f'<td>{sni}</td><td>{_e(f["alpn"])}</td><td>{handshake}</td><td class="reason">{_e(f["reason"])}</td></tr>')
+    cells = [
+        f'<td class="num"><a href="#flow-{f["flow_id"]}">{f["flow_id"]}</a></td>', f'<td class="long">{_e(f["capture"])}</td>',
+        f'<td class="mono">{_e(f["client_ip"])}:{f["client_port"]} \u2192 {_e(f["server_ip"])}:{f["server_port"]}</td>',
+        f'<td>{_time(f["first_ts"])}</td>', f'<td class="num">{f["duration_s"]:.3f}</td>',
+        f'<td class="num">{f["bytes_c2s"]} / {f["bytes_s2c"]}</td>',
+        f'<td>{_e(f["verdict"])}</td>', f'<td>{_e(f["evidence"])}</td>', f'<td class="long">{status}</td>',
+        f'<td>{_e(f["tls_version"])}</td>', f'<td class="long">{sni}</td>', f'<td>{_e(f["alpn"])}</td>',
+        f'<td class="long">{handshake}</td>', f'<td class="reason">{_e(f["reason"])}</td>',
+    ]
+    return f'<tr id="flow-{f["flow_id"]}" class="fs-{_e(f["flow_status"])}">{_labelled(cells, FLOW_TABLE)}</tr>'
+
 
 
 def _edge_evidence(e: dict, flows: Sequence[dict]) -> str:
@@ -373,12 +445,12 @@ def _edge_evidence(e: dict, flows: Sequence[dict]) -> str:
     return (f'<section class="edge-evidence" id="edge-{_e(e["id"])}" data-status="{_e(e["status"])}">'
             f'<h3>{_e(e["id"])}: {_e(_ref(e["src_ns"], e["src"]))} \u2192 {_e(_ref(e["dst_ns"], e["dst"]))} '
             f'{_badge(e["status"])} <a class="muted" href="#edges-table">\u2191 edges</a></h3>{facts}'
-            f'<div class="wide"><table class="flows"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+            f'<div class="wide"><table class="flows cards"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
             f'</div>{more}</section>')
 
 
 def _evidence(doc: dict, by_edge: dict[str, list[dict]]) -> str:
-    edges = sorted(doc["edges"], key=lambda e: (SEVERITY[e["status"]], e["key"]))
+    edges = _worst_first(doc["edges"])
     body = "".join(_edge_evidence(e, by_edge.get(e["id"], [])) for e in edges)
     return f'<section id="evidence"><h2>Evidence per edge</h2>{body}</section>'
 

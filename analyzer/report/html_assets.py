@@ -22,6 +22,13 @@ code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-siz
 .verdict { display: inline-block; font-weight: 700; padding: 2px 10px; border-radius: 6px; color: #fff; }
 .verdict.pass { background: var(--secured); } .verdict.fail { background: var(--unexpected); }
 .verdict.none { background: var(--expected); }
+.answer { display: grid; grid-template-columns: minmax(0, 2fr) minmax(0, 3fr); gap: 4px 32px; margin: 6px 0; }
+.answer h2 { font-size: 15px; margin: 4px 0; border: 0; padding: 0; }
+ul.gates, #worst ol { margin: 4px 0; padding-left: 20px; }
+ul.gates li, #worst li { margin: 2px 0; }
+.gate.fail strong { color: var(--unexpected); } .gate.would-fail strong { color: var(--mixed); }
+.gate.pass strong, .gate.would-pass strong { color: var(--secured); }
+#headline, #worst li, h1, h2, h3 { overflow-wrap: anywhere; }  /* pod and file names are long */
 .chips { display: flex; flex-wrap: wrap; gap: 6px; margin: 8px 0 0; }
 .chip { border: 1px solid var(--line); background: #fff; border-radius: 14px; padding: 2px 10px; cursor: pointer; font: inherit; }
 .chip[aria-pressed="true"] { outline: 2px solid var(--fg); }
@@ -29,7 +36,7 @@ code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-siz
 .st-secured { background: var(--secured); } .st-plaintext-expected { background: var(--expected); }
 .st-PLAINTEXT-UNEXPECTED { background: var(--unexpected); } .st-mixed { background: var(--mixed); }
 .st-unverified { background: var(--unverified); }
-.graph-wrap { overflow-x: auto; border: 1px solid var(--line); border-radius: 8px; background: #fff; }
+.graph-wrap { width: fit-content; max-width: 100%; overflow-x: auto; border: 1px solid var(--line); border-radius: 8px; background: #fff; }
 svg.mesh { display: block; font-size: 12px; }
 svg.mesh.fit { max-width: 100%; height: auto; }
 svg.mesh .ns rect { fill: var(--bg-alt); stroke: var(--line); }
@@ -52,27 +59,28 @@ body[data-only="plaintext-expected"] svg.mesh .edge[data-status="plaintext-expec
 body[data-only="PLAINTEXT-UNEXPECTED"] svg.mesh .edge[data-status="PLAINTEXT-UNEXPECTED"],
 body[data-only="mixed"] svg.mesh .edge[data-status="mixed"],
 body[data-only="unverified"] svg.mesh .edge[data-status="unverified"] { opacity: 1; }
-body[data-only] #edges tbody tr { display: none; }
-body[data-only="secured"] #edges tbody tr[data-status="secured"],
-body[data-only="plaintext-expected"] #edges tbody tr[data-status="plaintext-expected"],
-body[data-only="PLAINTEXT-UNEXPECTED"] #edges tbody tr[data-status="PLAINTEXT-UNEXPECTED"],
-body[data-only="mixed"] #edges tbody tr[data-status="mixed"],
-body[data-only="unverified"] #edges tbody tr[data-status="unverified"] { display: table-row; }
-svg.legend { display: block; margin: 6px 0; font-size: 12px; }
-svg.legend .box rect { fill: #fff; }
+body[data-only="secured"] #edges tbody tr:not([data-status="secured"]),
+body[data-only="plaintext-expected"] #edges tbody tr:not([data-status="plaintext-expected"]),
+body[data-only="PLAINTEXT-UNEXPECTED"] #edges tbody tr:not([data-status="PLAINTEXT-UNEXPECTED"]),
+body[data-only="mixed"] #edges tbody tr:not([data-status="mixed"]),
+body[data-only="unverified"] #edges tbody tr:not([data-status="unverified"]) { display: none; }
+.legend { display: flex; flex-wrap: wrap; gap: 4px 18px; margin: 6px 0; font-size: 12px; }
+.legend-item { display: inline-flex; align-items: center; gap: 6px; }
+.legend .box rect { fill: #fff; }
 table { border-collapse: collapse; margin: 6px 0 12px; }
-th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: left; vertical-align: top; }
-th { background: var(--bg-alt); font-weight: 600; white-space: nowrap; }
+th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: left; vertical-align: top; overflow-wrap: break-word; }
+th { background: var(--bg-alt); font-weight: 600; }
+td.why, td.reason, td.mono, td.long, code { overflow-wrap: anywhere; }  /* identities, file names, hashes */
+td.sub { padding-left: 2em; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th[aria-sort="ascending"]::after { content: " \\25B2"; font-size: 10px; }
 table.sortable th[aria-sort="descending"]::after { content: " \\25BC"; font-size: 10px; }
-table.facts th { width: 230px; }
-.wide { overflow-x: auto; }
-td.why { max-width: 460px; min-width: 200px; }
-#edges, table.flows { font-size: 13px; }
+table.facts th { width: 14em; }
+#edges, table.flows { font-size: 13px; width: 100%; }
+td.why { min-width: 12em; }
 td.peer .ns { display: block; color: var(--muted); font-size: 12px; }
-td.peer .name, .nowrap { white-space: nowrap; }
+.nowrap { white-space: nowrap; }
 tr.fs-PLAINTEXT-UNEXPECTED td:first-child { border-left: 4px solid var(--unexpected); }
 tr.fs-unverified td:first-child { border-left: 4px solid var(--unverified); }
 tr.fs-secured td:first-child { border-left: 4px solid var(--secured); }
@@ -80,8 +88,19 @@ tr.fs-plaintext-expected td:first-child { border-left: 4px solid var(--expected)
 .edge-evidence { border-top: 1px solid var(--line); margin-top: 16px; }
 :target { scroll-margin-top: 12px; }
 tr:target, section:target > h3 { background: #fff8c5; }
-.reason { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; min-width: 300px; overflow-wrap: anywhere; }
+.reason { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; min-width: 14em; }
 footer { padding: 24px; color: var(--muted); }
+@media (max-width: 720px) {
+  header, main > section { padding: 0 12px; }
+  h1 { font-size: 18px; }
+  .answer { grid-template-columns: minmax(0, 1fr); }
+  table.cards, table.cards tbody, table.cards tr, table.cards td { display: block; width: auto; }
+  table.cards thead { display: none; }
+  table.cards tr { border: 1px solid var(--line); border-radius: 6px; margin: 0 0 8px; padding: 4px 8px; }
+  table.cards td { border: 0; padding: 1px 0; text-align: left; min-width: 0; }
+  table.cards td::before { content: attr(data-label) ": "; font-weight: 600; color: var(--muted); font-family: system-ui, sans-serif; }
+  table.facts th { width: 38%; }
+}
 @media print { .chips, .graph-hint { display: none; } .graph-wrap { overflow: visible; border: 0; } }
 """
 

@@ -17,6 +17,10 @@ from ..join import DEFAULT_CLOCK_SKEW_S, combine
 from .pairs import aggregate_pairs
 from .schema import FLOW_COLUMNS, PAIR_COLUMNS
 
+# Columns ``Report.flows_with_pods`` adds to the flows (described in schema.EDGE_COLUMNS / audit.FLOW_EXTRA_COLUMNS).
+PEER_NAMES = ("src_ns", "src", "src_kind", "src_meshed", "dst_ns", "dst", "dst_kind", "dst_meshed",
+              "flow_status", "status_word", "status_detail")
+
 
 @dataclass
 class CaptureRun:
@@ -128,6 +132,74 @@ class Report:
         from .schema import EDGE_COLUMNS
 
         return to_frame(self.edge_rows, EDGE_COLUMNS)
+
+    def flows_with_pods(self, resource: str = "pod", trust_unknown_clients: bool = False):
+        """``flows`` with both ends named from the pod list (needs ``pods=``) and each flow's own status.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The ``flows`` columns, then ``src_ns``, ``src``, ``src_kind``, ``src_meshed``, ``dst_ns``,
+            ``dst``, ``dst_kind``, ``dst_meshed`` (named as in ``edges``, at ``resource`` level: pod,
+            deployment or namespace) and ``flow_status``, ``status_word``, ``status_detail`` (the flow's
+            place in its edge: secured, plaintext-expected, PLAINTEXT-UNEXPECTED or unverified, and why).
+        """
+        from .audit import FLOW_EXTRA_COLUMNS
+        from .edges import flow_edge
+        from .frames import to_frame
+        from .schema import EDGE_COLUMNS
+
+        if self.pods is None:
+            raise AnalyzerError("flows with pod names need a pod list: analyze(..., pods='pods.json')")
+        rows = []
+        for flow in self.flow_rows:
+            ((skind, sns, sname), (dkind, dns, dname), _), (_, src, dst, status) = flow_edge(
+                flow, self.pods, resource, False, trust_unknown_clients)  # type: ignore[arg-type]
+            rows.append({**flow, "src_ns": sns, "src": sname, "src_kind": skind, "src_meshed": src.meshed,
+                         "dst_ns": dns, "dst": dname, "dst_kind": dkind, "dst_meshed": dst.meshed,
+                         "flow_status": status.status, "status_word": status.word, "status_detail": status.detail})
+        by_name = {c.name: c for c in EDGE_COLUMNS + FLOW_EXTRA_COLUMNS}
+        peers = [by_name[n] for n in PEER_NAMES]
+        return to_frame(rows, FLOW_COLUMNS + tuple(peers))
+
+    def audit(self, captures: Sequence[str | os.PathLike] | None = None, fail_on: Sequence[str] = (),
+              resource: str = "pod", pods_path: str | os.PathLike | None = None,
+              trust_unknown_clients: bool = False) -> dict:
+        """The audit document (what ``mtls-analyzer report --json`` writes and the HTML report renders):
+        provenance of every input, the policy result of the ``fail_on`` gates (every gate evaluated),
+        the headline, the edges with their flows, and what could not be judged.
+
+        ``captures``: the files analysed, to hash (default: those this report read, when it read files).
+        ``pods_path``: the pod list file to hash (default: the one ``analyze(pods=...)`` loaded).
+        Raises ``AnalyzerError`` without a pod list or when a capture cannot be read again."""
+        from .audit import build_audit
+
+        if captures is None:
+            captures = self._capture_paths()
+        if pods_path is None and self.pods is not None and os.path.isfile(getattr(self.pods, "source", "") or ""):
+            pods_path = self.pods.source  # type: ignore[union-attr]
+        return build_audit(self, list(captures), pods_path, resource=resource, fail_on=fail_on,
+                           trust_unknown_clients=trust_unknown_clients)
+
+    def evidence(self, flow_id: int, limit: int = 256):
+        """The first ``limit`` bytes each side of flow ``flow_id`` sent (``analyzer.evidence.Evidence``:
+        ``.client``, ``.server``), read again from the capture it came from: for a plaintext flow, the
+        cleartext itself (an HTTP request line, the HTTP/2 preface).  One pass over that capture, bounded."""
+        from ..evidence import first_bytes
+
+        row = next((r for r in self.all_flow_rows if r["flow_id"] == flow_id), None)
+        if row is None:
+            raise AnalyzerError(f"no flow {flow_id} in this report")
+        names = set((row.get("captures") or row["capture"]).split(","))
+        paths = [p for p in self._capture_paths() if os.path.basename(p) in names]
+        if not paths:
+            raise AnalyzerError(f"flow {flow_id}: its capture ({row['capture']}) was not read from a file "
+                                "(a pipe or standard input): analyze the file itself to read its bytes again")
+        return first_bytes(paths[0], row, limit)
+
+    def _capture_paths(self) -> list[str]:
+        """The capture files this report read (the native engine records them)."""
+        return [str(info.path) for info in self.captures if os.path.isfile(str(getattr(info, "path", "")))]
 
     def summary(self) -> str:
         stats = self.stats
