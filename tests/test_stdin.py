@@ -57,3 +57,31 @@ def test_garbage_on_stdin_is_one_error_line():
     assert out.returncode == 2
     lines = out.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:") and "Traceback" not in out.stderr.decode()
+
+
+class _Unseekable(io.RawIOBase):
+    """A file object with ``readinto`` only, as a socket or a pipe wrapper gives."""
+
+    def __init__(self, data: bytes):
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        chunk = self._data.read(min(len(buffer), 1000))
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+
+@pytest.mark.parametrize("wrap", [io.BytesIO, _Unseekable], ids=["seekable", "unseekable"])
+def test_api_reads_a_file_object_like_the_file(wrap):
+    import analyzer
+
+    def rows(report):
+        return [{k: v for k, v in row.items() if k not in ("capture", "captures")} for row in report.all_flow_rows]
+
+    from_file = analyzer.analyze(DEMO)
+    from_object = analyzer.analyze(wrap(DEMO.read_bytes()))
+    assert len(from_file.all_flow_rows) == 45
+    assert rows(from_object) == rows(from_file)

@@ -161,8 +161,20 @@ def _peek(raw: BinaryIO, n: int) -> tuple[bytes, BinaryIO]:
             return raw.peek(n)[:n], raw  # type: ignore[attr-defined]
         except ValueError:
             pass
+    if _seekable(raw):
+        at = raw.tell()
+        head = raw.read(n)
+        raw.seek(at)
+        return head, raw
     head = raw.read(n)
-    return head, _Prefixed(head, raw)  # type: ignore[return-value]
+    return head, _Prefixed(head, raw)
+
+
+def _seekable(raw: BinaryIO) -> bool:
+    try:
+        return raw.seekable()
+    except (AttributeError, ValueError, OSError):
+        return False  # type: ignore[return-value]
 
 
 class _Prefixed(io.RawIOBase):
@@ -179,6 +191,11 @@ class _Prefixed(io.RawIOBase):
             out, self.head = self.head[:n] if n >= 0 else self.head, self.head[n:] if n >= 0 else b""
             return out + (self.raw.read(n - len(out)) if n < 0 or len(out) < n else b"")
         return self.raw.read(n)
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
     def close(self) -> None:
         self.raw.close()
