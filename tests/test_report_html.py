@@ -325,3 +325,11 @@ def test_edges_into_one_workload_get_their_own_ports():
         assert boxes[dst].y < y < boxes[dst].y + boxes[dst].h  # on the box's side
     busy = [ys for ys in arrivals.values() if len(ys) > 1]
     assert busy and all(min(b - a for a, b in zip(sorted(ys), sorted(ys)[1:])) >= graph.PORT_PITCH - 1 for ys in busy)
+
+
+def test_policy_table_names_edges_by_their_ends(demo):
+    html = render_html(demo)
+    policy = html[html.index('<table id="policy"'):]
+    policy = policy[:policy.index("</table>")]
+    assert ">emojivoto/web-lnh8fhhndj-g9cvx \u2192 emojivoto/voting-whmtqttntr-8t4wr</a>" in policy
+    assert ">e1<" not in policy

@@ -106,8 +106,11 @@ def _flow_links(ids: Iterable[int], shown: set[int], total: int | None = None) -
     return ", ".join(parts) + (f" \u2026 (+{more})" if more else "")
 
 
-def _edge_links(ids: Iterable[str]) -> str:
-    return ", ".join(f'<a href="#edge-{_e(i)}">{_e(i)}</a>' for i in ids)
+def _edge_links(ids: Iterable[str], edges: dict[str, dict]) -> str:
+    """Links to edges, each named by its two ends (an edge's id is only the anchor)."""
+    return ", ".join(
+        f'<a href="#edge-{_e(i)}">{_e(_ref(edges[i]["src_ns"], edges[i]["src"]))} \u2192 '
+        f'{_e(_ref(edges[i]["dst_ns"], edges[i]["dst"]))}</a>' for i in ids if i in edges)
 
 
 def _worst_first(edges: Iterable[dict]) -> list[dict]:
@@ -374,12 +377,13 @@ def _provenance(doc: dict) -> str:
                           else "kubectl -o wide (no specs: mesh state unknown)")),
         ]))
     labels = ("gate", "passes when", "applied", "result", "edges")
+    by_id = {e["id"]: e for e in doc["edges"]}
     rows = "".join(
         "<tr>" + _labelled([
             f'<td><code>{_e(g["gate"])}</code></td>', f'<td>{_e(GATE_MEANING[g["gate"]])}</td>',
             f'<td>{"applied" if g["applied"] else "not applied"}</td>',
             f'<td>{"pass" if g["passed"] else "<strong>fail</strong>" if g["applied"] else "would fail"}</td>',
-            f'<td>{_edge_links(g["edges"])}</td>'], labels) + "</tr>"
+            f'<td>{_edge_links(g["edges"], by_id)}</td>'], labels) + "</tr>"
         for g in policy["gates"])
     parts.append(f'<h3>Policy</h3><p>Result: <span class="verdict {policy["result"]}">{_e(policy["result"])}</span> '
                  f'(gates applied with <code>--fail-on</code>: {_e(", ".join(policy["applied"]) or "none")})</p>'
