@@ -20,6 +20,7 @@ from analyzer.live import LiveResult, PairSummary, summary_lines, tap_line
 from analyzer.report.edges import headline
 from analyzer.report.render import ELLIPSIS, fit, middle, Col
 from analyzer.report.schema import EDGE_STATUSES, VERDICTS
+from support import read_terminal
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "captures" / "demo-transparent.pcapng"
@@ -40,18 +41,10 @@ def on_terminal(args, columns: int) -> str:
     proc = subprocess.Popen([sys.executable, "-m", "analyzer", *map(str, args)], stdout=follower,
                             stderr=subprocess.DEVNULL, env=ENV)
     os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
+    shown = read_terminal(leader)
     assert proc.wait(timeout=120) == 0
     os.close(leader)
-    return b"".join(chunks).decode()
+    return shown
 
 
 def on_pipe(*args) -> subprocess.CompletedProcess:

@@ -130,7 +130,8 @@ SNI_MIN = 16  # an SNI is cut to no less before it is left out
 
 def tap_line(row: dict, local: frozenset[str] = frozenset(), width: int | None = None) -> str:
     """One ``linkerd viz tap``-style line for a flow, escaped (the SNI is the sender's choice), within
-    ``width`` (None: every field in full): the fields of ``TAP_DROPPED`` go first, the SNI is cut before."""
+    ``width`` (None: every field in full): the fields of ``TAP_DROPPED`` go first, the SNI is cut before;
+    the flow id, both ends and ``tls=`` always stay, past the width if they alone are longer."""
     if row["server_ip"] in local and row["client_ip"] not in local:
         proxy = "in"
     elif row["client_ip"] in local and row["server_ip"] not in local:
