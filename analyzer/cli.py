@@ -170,7 +170,7 @@ def analyze(captures, view, fmt, output, wide, decode_as, include_localhost, qui
                                    "--view edges or --fail-on (run each engine for those)")
         from .commands.compare import echo_compare
 
-        sys.exit(echo_compare(captures, decode_as, include_localhost, fmt, output, quiet, clock_skew))
+        sys.exit(echo_compare(captures, decode_as, include_localhost, fmt, output, quiet, clock_skew, width))
     progress = _progress if sys.stderr.isatty() and not quiet else None
     try:
         pods = load_pod_list(pods_file, use_kubectl, context, namespace, all_namespaces)

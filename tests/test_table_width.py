@@ -199,3 +199,33 @@ def test_a_follow_line_keeps_its_four_fields_past_the_width():
     """Below them (60 columns), the flow id, both ends and the verdict stay: the line is longer, not cut."""
     [row] = [r for r in analyze(str(DEMO)).flow_rows if r["flow_id"] == 0]
     assert tap_line(row, frozenset(), 60) == "flow id=0 src=10.244.0.15:41108 dst=10.244.0.12:4191 tls=false"
+
+
+def test_diff_table_fits_and_wide_is_in_full(tmp_path):
+    import copy
+
+    import report_case as rc
+    from analyzer.report.audit import build_audit
+    from analyzer.report.export import write_report_json
+
+    capture, pods = rc.write_case(tmp_path)
+    old = build_audit(analyze(capture, pods=pods), [capture], pods, resource="pod")
+    new = copy.deepcopy(old)
+    for edge in new["edges"]:
+        edge["status"] = "PLAINTEXT-UNEXPECTED" if edge["status"] == "secured" else "secured"
+    write_report_json(old, tmp_path / "old.json")
+    write_report_json(new, tmp_path / "new.json")
+    fitted = on_pipe("diff", tmp_path / "old.json", tmp_path / "new.json")
+    wide = on_pipe("diff", tmp_path / "old.json", tmp_path / "new.json", "--wide")
+    assert fitted.returncode == wide.returncode == 1
+    narrow, full = fitted.stdout.splitlines(), wide.stdout.splitlines()
+    assert len(narrow) == len(full) == len(old["edges"]) + 1 and max(map(len, narrow)) <= 100 < max(map(len, full))
+
+    def statuses(lines: list[str]) -> list[tuple[str, str]]:  # both status cells, read under their headers
+        at = [lines[0].index(h) for h in ("OLD_STATUS", "NEW_STATUS")]
+        return [tuple(line[i:].split()[0] for i in at) for line in lines[1:]]
+
+    assert statuses(narrow) == statuses(full) and all(set(p) <= set(EDGE_STATUSES) for p in statuses(narrow))
+    assert ("secured", "PLAINTEXT-UNEXPECTED") in statuses(narrow)
+    names = {f"{e['src_ns']}/{e['src']}" if e["src_ns"] else e["src"] for e in old["edges"]}
+    assert {line.split()[2] for line in full[1:]} == names  # --wide: every source in full

@@ -81,6 +81,10 @@ VIEW_COLUMNS: dict[str, tuple[Col, ...]] = {
     # the live capture's table (analyzer.live.view)
     "live": (Col("client", 0, "keep", lambda r: r["client_ip"]), Col("server", 0, "keep", lambda r: r["server_ip"]),
              Col("flows", 1), Col("tls", 2), Col("plaintext", 2), Col("unknown", 3), Col("status")),
+    # diff: what changed between two audits, per edge
+    "diff": (Col("change"), Col("direction"), Col("src", 0, "name", lambda r: qualified(r["src_ns"], r["src"])),
+             Col("dst", 0, "name", lambda r: qualified(r["dst_ns"], r["dst"])), Col("old_status"), Col("new_status"),
+             Col("old_flows", 2), Col("new_flows", 2), Col("ports", 1, "text"), Col("msg", 3, "text")),
     # compare: where the engines disagree, and on what
     "disagreements": (Col("capture", 5, "name"), Col("flow_id"), Col("other_flow_id", 6), Col("client_ip", 3),
                       Col("client_port", 7), Col("server_ip", 2), Col("server_port", 1), Col("columns", 0, "text"),
@@ -92,12 +96,12 @@ VIEW_COLUMNS: dict[str, tuple[Col, ...]] = {
                 Col("protocols", 3, "text")),
 }
 TABLE_COLUMNS = {view: tuple(c.key for c in cols) for view, cols in VIEW_COLUMNS.items()}
-_KEPT = ("status", "verdict", "direction", "change", "flow_id", "src", "dst")  # never dropped in a view of its own
+_KEPT = ("status", "verdict", "flow_id")  # never dropped from a view without columns of its own
 
 
 def _default_columns(columns: Sequence[str]) -> tuple[Col, ...]:
     """A view without its own columns (diff, compare): every column, the later ones dropped first, text cut."""
-    return tuple(Col(c, 0 if c in _KEPT else i + 1, "keep" if c in _KEPT else "text") for i, c in enumerate(columns))
+    return tuple(Col(c, 0 if c in _KEPT or not i else i, "keep" if c in _KEPT else "text") for i, c in enumerate(columns))
 
 
 def table_width(wide: bool = False, terminal: bool | None = None) -> int | None:
