@@ -64,6 +64,11 @@ def _identity(row: dict) -> str:
     return cell + (f" (mTLS {row['mtls']})" if row["mtls"] in ("proven", "inferred") else "")
 
 
+def _end(side: str) -> Col:
+    """SRC or DST of an edge: ``namespace/name``, a name column."""
+    return Col(side, 0, "name", lambda r: qualified(r[f"{side}_ns"], r[side]))
+
+
 # Columns of the human table view, in display order (every column goes to csv/json/markdown).
 VIEW_COLUMNS: dict[str, tuple[Col, ...]] = {
     # flow_id first: it is what `show --flow ID` asks for.
@@ -74,16 +79,13 @@ VIEW_COLUMNS: dict[str, tuple[Col, ...]] = {
               Col("unknown", 3), Col("tls_versions", 4, "text"), Col("status")),
     # One reading per edge: STATUS is the verdict, the counts say what it rests on, IDENTITY what the TLS
     # flows presented (secured is the status itself: kept in csv/json, not repeated here).
-    "edges": (Col("src", 0, "name", lambda r: qualified(r["src_ns"], r["src"])),
-              Col("dst", 0, "name", lambda r: qualified(r["dst_ns"], r["dst"])),
-              Col("status"), Col("flows", 2), Col("plaintext", 1), Col("tls", 5), Col("unknown", 6),
+    "edges": (_end("src"), _end("dst"), Col("status"), Col("flows", 2), Col("plaintext", 1), Col("tls", 5), Col("unknown", 6),
               Col("ports", 3, "text"), Col("msg", 4, "text"), Col("identity", 7, "text", _identity)),
     # the live capture's table (analyzer.live.view)
     "live": (Col("client", 0, "keep", lambda r: r["client_ip"]), Col("server", 0, "keep", lambda r: r["server_ip"]),
              Col("flows", 1), Col("tls", 2), Col("plaintext", 2), Col("unknown", 3), Col("status")),
     # diff: what changed between two audits, per edge
-    "diff": (Col("change"), Col("direction"), Col("src", 0, "name", lambda r: qualified(r["src_ns"], r["src"])),
-             Col("dst", 0, "name", lambda r: qualified(r["dst_ns"], r["dst"])), Col("old_status"), Col("new_status"),
+    "diff": (Col("change"), Col("direction"), _end("src"), _end("dst"), Col("old_status"), Col("new_status"),
              Col("old_flows", 2), Col("new_flows", 2), Col("ports", 1, "text"), Col("msg", 3, "text")),
     # compare: where the engines disagree, and on what
     "disagreements": (Col("capture", 5, "name"), Col("flow_id"), Col("other_flow_id", 6), Col("client_ip", 3),
@@ -100,7 +102,8 @@ _KEPT = ("status", "verdict", "flow_id")  # never dropped from a view without co
 
 
 def _default_columns(columns: Sequence[str]) -> tuple[Col, ...]:
-    """A view without its own columns (diff, compare): every column, the later ones dropped first, text cut."""
+    """A view without columns of its own: every column, the first and ``_KEPT`` ones always, the later ones
+    dropped first, text cut."""
     return tuple(Col(c, 0 if c in _KEPT or not i else i, "keep" if c in _KEPT else "text") for i, c in enumerate(columns))
 
 
