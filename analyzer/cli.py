@@ -33,9 +33,26 @@ def output_options(f=None, *, formats=FORMATS, dataset: bool = False):
                          help="Output format (parquet needs -o and pyarrow).")(f)
         f = click.option("-o", "--output", type=click.Path(dir_okay=dataset, writable=True, path_type=Path),
                          help="Write the table to PATH instead of standard output"
-                              + (" (--dask --view flows --format parquet: a new or empty folder)." if dataset else "."))(f)
-        return f
+                              + (" (--dask --view flows --format parquet: a new or empty folder)" if dataset else "")
+                              + "; -o wide is --wide (as kubectl; a file named wide: -o ./wide).")(f)
+        return wide_option(f)
     return add(f) if f is not None else add
+
+
+def wide_option(f):
+    """``--wide``: every table column, nothing shortened (default: the table fits the terminal)."""
+    return click.option("--wide", is_flag=True,
+                        help="Table: every column, names unshortened (default: fit the terminal's width, "
+                             "100 columns on a pipe or file).")(f)
+
+
+def wide_output(output: Path | None, wide: bool) -> tuple[Path | None, int | None]:
+    """(-o PATH, the table's width): ``-o wide`` means ``--wide``, as for ``kubectl get``."""
+    from .report.render import table_width
+
+    if output is not None and str(output) == "wide":
+        output, wide = None, True
+    return output, table_width(wide, terminal=False if output is not None else None)
 
 
 class LazyGroup(click.Group):
@@ -130,7 +147,7 @@ def dask_option(f):
                    "0: one per CPU for a plain file of 64 MiB or more, else 1.")
 @clock_skew_option
 @dask_option
-def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, pods_file, use_kubectl, context,
+def analyze(captures, view, fmt, output, wide, decode_as, include_localhost, quiet, pods_file, use_kubectl, context,
             namespace, all_namespaces, resource, trust_unknown_clients, fail_on, engine, jobs, clock_skew, dask_address):
     """Analyse CAPTURE files (pcap/pcapng, gzip ok; '-' reads standard input).  With --dask, CAPTURE may
     also be a glob, a directory or a URL (http(s)://, s3://, gs://), and --view flows --format parquet
@@ -140,6 +157,7 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
 
     if pods_file is not None and use_kubectl:
         raise click.UsageError("give --pods FILE or --kubectl, not both")
+    output, width = wide_output(output, wide)
     if view is None:
         view = "edges" if pods_file is not None or use_kubectl else "pairs"
     if (view == "edges" or fail_on) and pods_file is None and not use_kubectl:
@@ -152,7 +170,7 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
                                    "--view edges or --fail-on (run each engine for those)")
         from .commands.compare import echo_compare
 
-        sys.exit(echo_compare(captures, decode_as, include_localhost, fmt, output, quiet, clock_skew))
+        sys.exit(echo_compare(captures, decode_as, include_localhost, fmt, output, quiet, clock_skew, width))
     progress = _progress if sys.stderr.isatty() and not quiet else None
     try:
         pods = load_pod_list(pods_file, use_kubectl, context, namespace, all_namespaces)
@@ -179,7 +197,7 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
     elif fmt in EXPORT_FORMATS:  # parquet, jsonl
         _export(rows, view, fmt, output)
     else:
-        emit(render(rows, VIEWS[view], fmt, view), output)
+        emit(render(rows, VIEWS[view], fmt, view, width), output)
     for warning in warnings:
         warn(f"Warning: {warning}")
     if not quiet:

@@ -20,7 +20,7 @@ import click
 
 from . import __version__
 from .api import analyze as run_analysis
-from .cli import InputError, emit, exit_on_gates, output_options
+from .cli import InputError, emit, exit_on_gates, output_options, wide_option, wide_output
 from .commands.common import TRUST_UNKNOWN_CLIENTS_HELP, warn
 from .errors import AnalyzerError, BackendUnavailable
 from .kube import kubectl
@@ -29,7 +29,7 @@ from .kube.debug import VIA_CHOICES
 from .kube.podlist import parse_pods_json
 from .kube.pods import DEBUG_ANNOTATION, DEBUG_CONTAINER, Pod, merge_pod_lists, select_pods
 from .report.edges import GATES, RESOURCES, edge_rows, gate_failures, headline, summary
-from .report.render import FORMATS, render
+from .report.render import FORMATS, render, table_width
 from .report.schema import EDGE_NAMES
 
 
@@ -70,7 +70,7 @@ def cli() -> None:
 @output_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary lines on stderr.")
 def capture(target, namespace, context, seconds, all_pods, output_dir, container, interface, snaplen, resource,
-            trust_unknown_clients, fail_on, fmt, output, quiet):
+            trust_unknown_clients, fail_on, fmt, output, wide, quiet):
     """Capture TARGET (deploy/NAME, sts/NAME, ds/NAME, pod/NAME or NAME) and print its edges.
 
     Runs `kubectl exec POD -c linkerd-debug -- tshark -i any -w -` for --seconds, saves
@@ -80,6 +80,8 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
     def say(text: str) -> None:
         if not quiet:
             warn(text)
+
+    output, width = wide_output(output, wide)
 
     try:
         before_text = kubectl.get_pods_text(context, all_namespaces=True)
@@ -132,7 +134,7 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
         raise InputError(str(exc)) from None
     edges = edge_rows(report.flow_rows, index, resource, trust_unknown_clients=trust_unknown_clients)
     say(headline(edges))
-    emit(render(edges, EDGE_NAMES, fmt, "edges"), output)
+    emit(render(edges, EDGE_NAMES, fmt, "edges", width), output)
     say(report.summary())
     say(summary(edges))
     exit_on_gates(edges, fail_on)
@@ -155,7 +157,7 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where captures, pod lists and manifest.json go (default: captures/audit-<UTC time>).")
 @click.option("-o", "--output", "html_path", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              help="Write the HTML audit report (as `mtls-analyzer report`) to PATH.")
+              help="Write the HTML audit report (as `mtls-analyzer report`) to PATH; -o wide is --wide.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write the audit report as JSON (docs/report.schema.json) to PATH.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
@@ -168,8 +170,9 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
               help="Send the analyzer (.pyz) into each debug container and classify there: only flow rows come "
                    "back, not packets (falls back to packets where the image has no python3).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary lines on stderr (failures still are).")
+@wide_option
 def audit(namespace, all_namespaces, selector, context, via, debug_image, seconds, parallel, output_dir, html_path,
-          json_path, fmt, resource, fail_on, analyze_in_pod, quiet):
+          json_path, fmt, resource, fail_on, analyze_in_pod, quiet, wide):
     """Capture every running pod selected (or the nodes that run them) at the same time, without restarting
     anything, then analyse all captures together and print one edges table.
 
@@ -183,6 +186,9 @@ def audit(namespace, all_namespaces, selector, context, via, debug_image, second
     interrupted (after the report of what was captured).
     """
     from . import audit as sweep
+
+    html_path, width = wide_output(html_path, wide)
+    width = table_width(width is None)  # the table goes to standard output, even with -o report.html
 
     progress = _progress_line if sys.stderr.isatty() and not quiet else None
     try:
@@ -205,7 +211,7 @@ def audit(namespace, all_namespaces, selector, context, via, debug_image, second
     edges = edge_rows(report.flow_rows, result.pods, resource)
     if not quiet:
         warn(headline(edges))
-    emit(render(edges, EDGE_NAMES, fmt, "edges"), None)
+    emit(render(edges, EDGE_NAMES, fmt, "edges", width), None)
     if html_path is not None or json_path is not None:
         _write_audit_report(report, result, resource, fail_on, html_path, json_path)
     for note in result.notes:

@@ -85,18 +85,26 @@ def run_on_tty(cmd: list[str], **popen) -> tuple[int, str, str]:
     leader, follower = pty.openpty()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=follower, **popen)
     os.close(follower)
+    shown = read_terminal(leader)
+    out, _ = proc.communicate(timeout=300)
+    os.close(leader)
+    return proc.returncode, out.decode(), shown
+
+
+def read_terminal(leader: int) -> str:
+    """Everything a pseudo-terminal showed until the child closed its side."""
+    import os
+
     chunks = []
     while True:
         try:
-            chunk = os.read(leader, 4096)
+            chunk = os.read(leader, 65536)
         except OSError:  # EIO: the child closed the terminal
             break
         if not chunk:
             break
         chunks.append(chunk)
-    out, _ = proc.communicate(timeout=300)
-    os.close(leader)
-    return proc.returncode, out.decode(), b"".join(chunks).decode(errors="replace")
+    return b"".join(chunks).decode(errors="replace")
 
 
 def command_paths(group, path: tuple = ()) -> list[tuple[str, ...]]:

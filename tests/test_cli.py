@@ -98,7 +98,7 @@ def test_flows_markdown(cli, scenario):
 
 
 def test_flows_table(cli, scenario):
-    text = ok(cli("analyze", scenario("tls13-identity"), "--view", "flows", "--format", "table"))
+    text = ok(cli("analyze", scenario("tls13-identity"), "--view", "flows", "--format", "table", "--wide"))
     header, row = text.splitlines()
     assert header.split()[:7] == ["FLOW_ID", "CLIENT_IP", "CLIENT_PORT", "SERVER_IP", "SERVER_PORT", "VERDICT",
                                   "EVIDENCE"]

@@ -144,7 +144,7 @@ def test_namespace_rollup_status_comes_from_the_flows():
 
 def test_summary_line():
     assert summary(report("demo-transparent").edge_rows) == (
-        "5 edges (secured 1, plaintext-expected 3, PLAINTEXT-UNEXPECTED 1, mixed 0, unverified 0) from 45 flows")
+        "5 edges from 45 flows: PLAINTEXT-UNEXPECTED 1, plaintext-expected 3, secured 1")
 
 
 # -- the DataFrame and the schema ------------------------------------------------------------------------
@@ -192,11 +192,13 @@ def test_cli_edges_table():
     result = run("analyze", DEMO, "--pods", DEMO_PODS, "--view", "edges")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:6] == ["SRC", "DST", "SRC_NS", "DST_NS", "CLIENT", "SERVER"]
-    assert "MSG" in lines[0] and "SECURED" in lines[0] and len(lines) == 6
-    web = next(line for line in lines if line.startswith("web-"))
+    assert lines[0].split() == ["SRC", "DST", "STATUS", "FLOWS", "PLAINTEXT", "TLS"] and len(lines) == 6  # 100 columns
+    assert lines[1].split()[2] == "PLAINTEXT-UNEXPECTED" and lines[1].startswith("emojivoto/web-")
+    wide = run("analyze", DEMO, "--pods", DEMO_PODS, "--view", "edges", "--wide").stdout.splitlines()
+    assert wide[0].split() == ["SRC", "DST", "STATUS", "FLOWS", "PLAINTEXT", "TLS", "UNKNOWN", "PORTS", "MSG", "IDENTITY"]
+    web = next(line for line in wide if line.startswith("emojivoto/web-lnh8fhhndj-g9cvx "))
     assert "PLAINTEXT-UNEXPECTED" in web and "port_skipped :4567" in web
-    assert result.stderr.splitlines()[-1].startswith("5 edges (secured 1,")
+    assert result.stderr.splitlines()[-1].startswith("5 edges from 45 flows: PLAINTEXT-UNEXPECTED 1,")
 
 
 def test_cli_json_carries_the_statuses():
@@ -217,16 +219,16 @@ def test_cli_gate_exit_codes(gate, code):
     assert result.stdout.startswith("SRC ") and len(result.stdout.splitlines()) == 6  # the table comes first
     err = result.stderr.splitlines()
     if code == 3:
-        assert err[-2].startswith("5 edges (") and err[-1].startswith(f"--fail-on {gate}: ")
+        assert err[-2].startswith("5 edges from ") and err[-1].startswith(f"--fail-on {gate}: ")
     else:
-        assert err[-1].startswith("5 edges (")
+        assert err[-1].startswith("5 edges from ")
 
 
 def test_cli_gate_message_names_the_edge():
     result = run("analyze", DEMO, "--pods", DEMO_PODS, "--fail-on", "unexpected-plaintext", "-q", "--view", "pairs")
     assert result.returncode == 3
     assert result.stderr == ("--fail-on unexpected-plaintext: 1 edge: emojivoto/web-lnh8fhhndj-g9cvx -> "
-                             "emojivoto/voting-whmtqttntr-8t4wr :4567\n")  # only the port that was plaintext
+                             "emojivoto/voting-whmtqttntr-8t4wr :4567 (h2c)\n")  # only the port that was plaintext, and its protocol
     assert result.stdout.startswith("CLIENT_IP")  # the gate works on edges whatever view is printed
 
 

@@ -55,7 +55,7 @@ def test_ports_columns_name_the_flows_behind_each_finding(tmp_path):
 
 def test_headline_names_the_unexpected_plaintext_first(tmp_path):
     assert headline(every_status(tmp_path)) == (
-        "NOT fully mTLS: 1 edge between meshed pods carries plaintext: emojivoto/emoji -> emojivoto/voting :4567")
+        "NOT fully mTLS: 1 edge between meshed pods carries plaintext: emojivoto/emoji -> emojivoto/voting :4567 (http/1.1)")
 
 
 def test_headline_when_only_unverified(tmp_path):
@@ -93,7 +93,7 @@ def test_headline_values_are_escaped(tmp_path):
     result = run("analyze", tmp_path / "capture.pcap", "--pods", tmp_path / "pods.json")
     first = result.stderr.splitlines()[0]
     assert first == ("NOT fully mTLS: 1 edge between meshed pods carries plaintext: "
-                     "emojivoto/web\\x1b[2J -> emojivoto/voting :4567")
+                     "emojivoto/web\\x1b[2J -> emojivoto/voting :4567 (http/1.1)")
 
 
 def test_cli_prints_the_headline_before_the_table_and_gates_name_only_tripping_ports(tmp_path):
@@ -103,12 +103,13 @@ def test_cli_prints_the_headline_before_the_table_and_gates_name_only_tripping_p
     assert result.returncode == 3
     err = result.stderr.splitlines()
     assert err[0] == ("NOT fully mTLS: 1 edge between meshed pods carries plaintext: "
-                      "emojivoto/emoji -> emojivoto/voting :4567")
+                      "emojivoto/emoji -> emojivoto/voting :4567 (http/1.1)")
     assert err[-2:] == [
-        "--fail-on unexpected-plaintext: 1 edge: emojivoto/emoji -> emojivoto/voting :4567",
+        "--fail-on unexpected-plaintext: 1 edge: emojivoto/emoji -> emojivoto/voting :4567 (http/1.1)",
         "--fail-on unverified: 2 edges: emojivoto/web -> emojivoto/emoji :8080, emojivoto/db -> emojivoto/emoji :9000",
     ]
-    assert [line.split()[:2] for line in result.stdout.splitlines()[1:3]] == [["emoji", "voting"], ["web", "emoji"]]
+    assert [line.split()[:2] for line in result.stdout.splitlines()[1:3]] == [["emojivoto/emoji", "emojivoto/voting"],
+                                                                           ["emojivoto/web", "emojivoto/emoji"]]
     quiet = run("analyze", capture, "--pods", pods, "-q")
     assert quiet.stderr == ""
 
@@ -119,9 +120,10 @@ def test_report_json_and_html_carry_the_headline(tmp_path):
               "-o", tmp_path / "r.html")
     assert out.returncode == 0, out.stderr
     doc = json.loads((tmp_path / "r.json").read_text())
-    line = "NOT fully mTLS: 1 edge between meshed pods carries plaintext: emojivoto/emoji -> emojivoto/voting :4567"
+    line = ("NOT fully mTLS: 1 edge between meshed pods carries plaintext: emojivoto/emoji -> emojivoto/voting :4567 "
+            "(http/1.1)")
     assert doc["headline"] == line and out.stderr.splitlines()[0] == line
     assert [e["status"] for e in doc["edges"]][0] == "PLAINTEXT-UNEXPECTED"
     html = (tmp_path / "r.html").read_text()
     assert html.index('<p id="headline">') < html.index('id="graph"')
-    assert "emojivoto/emoji -&gt; emojivoto/voting :4567</strong>" in html
+    assert "emojivoto/emoji -&gt; emojivoto/voting :4567 (http/1.1)</strong>" in html

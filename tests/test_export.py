@@ -113,7 +113,7 @@ def test_report_command_policy_gate_exits_3_after_writing(cli, tmp_path):
     out = cli("report", capture, "--pods", pods, "-o", tmp_path / "r.html", "--fail-on", "unexpected-plaintext")
     assert out.returncode == 3 and (tmp_path / "r.html").exists()
     lines = out.stderr.decode().splitlines()
-    head = "emojivoto/emoji-8b2-pqrst -> emojivoto/web-7c8-fghij :4567"
+    head = "emojivoto/emoji-8b2-pqrst -> emojivoto/web-7c8-fghij :4567 (h2c)"  # the port, and what it carried
     assert lines[0] == f"NOT fully mTLS: 1 edge between meshed pods carries plaintext: {head}"
     assert lines[-1] == f"--fail-on unexpected-plaintext: 1 edge: {head}"  # a name, never an internal id
     html = (tmp_path / "r.html").read_text()

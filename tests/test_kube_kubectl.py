@@ -107,7 +107,7 @@ def test_analyze_with_kubectl_prints_edges(standin):
     edges = json.loads(result.stdout)
     assert {(e["src"].split("-")[0], e["status"]) for e in edges} >= {("web", "PLAINTEXT-UNEXPECTED"),
                                                                      ("prometheus", "secured")}
-    assert "5 edges (secured 1, plaintext-expected 3, PLAINTEXT-UNEXPECTED 1, mixed 0, unverified 0)" in result.stderr
+    assert "5 edges from 45 flows: PLAINTEXT-UNEXPECTED 1, plaintext-expected 3, secured 1" in result.stderr
 
 
 def test_analyze_with_kubectl_namespace_only_makes_other_namespaces_external(standin):

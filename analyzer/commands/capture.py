@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .common import InputError, emit, warn
+from ..cli import wide_option, wide_output
 
 from ..errors import AnalyzerError
 from ..report.render import FORMATS, render
@@ -31,25 +32,27 @@ VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES}
 @click.option("--view", type=click.Choice(tuple(VIEWS)), default="pairs", show_default=True, help="Final report view.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Final report format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              help="Write the final report to PATH.")
+              help="Write the final report to PATH (-o wide: --wide).")
 @click.option("--include-localhost", is_flag=True, help="Also list localhost hops.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary lines on stderr.")
+@wide_option
 def capture(interface, bpf, seconds, packets, ring_mb, ring_files, write, follow, engine, decode_as, view, fmt,
-            output, include_localhost, quiet):
+            output, include_localhost, quiet, wide):
     """Capture live traffic (default: -i any, i.e. this pod's network namespace), classify flows while the
     capture runs, and print the full report at the end (time, --packets, Ctrl-C or SIGTERM; after Ctrl-C the
     exit code is 130)."""
     from ..api import analyze
     from ..live import default_output, run_live
 
+    output, width = wide_output(output, wide)
     try:
         result = run_live(write or default_output(), interface, bpf, seconds, packets, ring_mb, ring_files,
-                          decode_as, engine, follow, include_localhost, quiet)
+                          decode_as, engine, follow, include_localhost, quiet, wide=width is None)
         report = analyze([str(p) for p in result.files], decode_as=decode_as, include_localhost=include_localhost)
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
     rows = report.flow_rows if view == "flows" else report.pair_rows
-    text = render(rows, VIEWS[view], fmt, view)
+    text = render(rows, VIEWS[view], fmt, view, width)
     if follow and not output:
         click.echo("")
     emit(text, output)

@@ -10,7 +10,8 @@ import click
 from .common import InputError, clock_skew_option, emit
 
 from ..errors import AnalyzerError
-from ..report.render import FORMATS, render
+from ..cli import wide_option, wide_output
+from ..report.render import FORMATS, WIDTH_NOT_A_TERMINAL, render
 
 
 def run_compare(captures, decode_as=(), include_localhost: bool = True, clock_skew: float | None = None
@@ -31,15 +32,16 @@ def run_compare(captures, decode_as=(), include_localhost: bool = True, clock_sk
 
 
 def echo_compare(captures, decode_as, include_localhost: bool, fmt: str, output: Path | None, quiet: bool,
-                 clock_skew: float | None = None) -> int:
-    """Print the disagreements; returns the exit code (0 agree, 1 some flow disagrees)."""
+                 clock_skew: float | None = None, width: int | None = WIDTH_NOT_A_TERMINAL) -> int:
+    """Print the disagreements (a table within ``width``, None: in full); returns the exit code (0 agree,
+    1 some flow disagrees)."""
     from ..engines.compare import DISAGREEMENT_COLUMNS
 
     try:
         rows, counts = run_compare(captures, decode_as, include_localhost, clock_skew)
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
-    text = render(rows, DISAGREEMENT_COLUMNS, fmt, "disagreements") if rows or fmt != "table" else ""
+    text = render(rows, DISAGREEMENT_COLUMNS, fmt, "disagreements", width) if rows or fmt != "table" else ""
     if output or text:
         emit(text, output)
     if not quiet:
@@ -57,12 +59,14 @@ def echo_compare(captures, decode_as, include_localhost: bool, fmt: str, output:
               help="Compare localhost hops too.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              help="Write the table to PATH.")
+              help="Write the table to PATH (-o wide: --wide).")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 @clock_skew_option
-def compare(captures, decode_as, include_localhost, fmt, output, quiet, clock_skew):
+@wide_option
+def compare(captures, decode_as, include_localhost, fmt, output, quiet, clock_skew, wide):
     """Run the native and the tshark engine; list every flow where they disagree, with both reasons.
 
     Exit code 0 when every flow agrees, 1 when some flow disagrees, 2 on bad input or missing tshark.
     """
-    sys.exit(echo_compare(captures, decode_as, include_localhost, fmt, output, quiet, clock_skew))
+    output, width = wide_output(output, wide)
+    sys.exit(echo_compare(captures, decode_as, include_localhost, fmt, output, quiet, clock_skew, width))

@@ -30,7 +30,7 @@ def _options(f):
 @_options
 @click.option("--include-localhost", is_flag=True, help="Keep the localhost hops the stored flows hold.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
-def edges(flows, view, fmt, output, pods_file, use_kubectl, context, namespace, all_namespaces, resource,
+def edges(flows, view, fmt, output, wide, pods_file, use_kubectl, context, namespace, all_namespaces, resource,
           trust_unknown_clients, fail_on, include_localhost, quiet):
     """Re-judge FLOWS, written by `analyze --view flows --format parquet|jsonl` (a Parquet dataset folder, a
     Parquet file or JSON Lines), against a pod list, without reading the captures again.
@@ -38,7 +38,7 @@ def edges(flows, view, fmt, output, pods_file, use_kubectl, context, namespace, 
     Exit code 0; 3 when a --fail-on gate fails (after the table); 2 on bad input.
     """
     from ..kube.kubectl import load_pod_list
-    from ..cli import finish_edges
+    from ..cli import finish_edges, wide_output
     from ..report.edges import edge_rows
     from ..report.pairs import aggregate_pairs
     from ..report.render import render
@@ -46,6 +46,7 @@ def edges(flows, view, fmt, output, pods_file, use_kubectl, context, namespace, 
 
     if pods_file is not None and use_kubectl:
         raise click.UsageError("give --pods FILE or --kubectl, not both")
+    output, width = wide_output(output, wide)
     if (view == "edges" or fail_on) and pods_file is None and not use_kubectl:
         raise click.UsageError("edges and --fail-on need a pod list: --pods FILE or --kubectl")
     try:
@@ -61,7 +62,7 @@ def edges(flows, view, fmt, output, pods_file, use_kubectl, context, namespace, 
 
         _export(out, view, fmt, output)
     else:
-        emit(render(out, EDGE_NAMES if view == "edges" else PAIR_NAMES, fmt, view), output)
+        emit(render(out, EDGE_NAMES if view == "edges" else PAIR_NAMES, fmt, view, width), output)
     if not quiet:
         click.echo(f"{len(rows)} stored flows from {flows}", err=True)
     finish_edges(judged, pods, fail_on, quiet)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import AnalyzerError, BackendUnavailable
+from ..report.render import table_width
 from .follow import MAX_RUN_S, POLL_S, Follower
 from .sinks import NativeSink, TsharkSink
 from .tool import CAPS_HINT, NO_PERMISSION, START_TIMEOUT_S, STOP_TIMEOUT_S, capture_command, capture_tool, last_error, ring_files_of
@@ -172,13 +173,14 @@ def install_signal_handlers(live: LiveCapture) -> Callable[[], None]:
 
 def run_live(output: Path, interface: str, bpf: str | None, seconds: float | None, packets: int | None,
              ring_mb: int | None, ring_files: int | None, decode_as, engine: str, follow: bool,
-             include_localhost: bool, quiet: bool, out=None, err=None) -> "LiveResult":
+             include_localhost: bool, quiet: bool, out=None, err=None, wide: bool = False) -> "LiveResult":
     """The terminal side of a live capture, shared by ``mtls-analyzer capture`` and the sidecar .pyz:
     ``--follow`` tap lines on ``out``; otherwise, on a terminal, the live table (both ends a terminal)
     or one status line (stderr only) on ``err``; signal handling; the screen cleaned up at the end."""
     out = out or sys.stdout
     err = err or sys.stderr
     local = local_addresses()
+    width = table_width(wide, terminal=out.isatty())  # of the --follow lines
     tty = err.isatty() and not quiet and not follow
     table = LiveTable(err) if tty and out.isatty() else None
     started = time.monotonic()
@@ -186,7 +188,7 @@ def run_live(output: Path, interface: str, bpf: str | None, seconds: float | Non
 
     def on_flow(row: dict) -> None:
         if follow and (include_localhost or not row["localhost"]):
-            print(tap_line(row, local), file=out, flush=True)
+            print(tap_line(row, local, width), file=out, flush=True)
 
     def on_tick(result) -> None:
         if not tty or time.monotonic() - last[0] < TABLE_REFRESH_S:

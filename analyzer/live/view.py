@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from ..report.escape import text
+from ..report.render import clip_end, render
 
 if TYPE_CHECKING:
     from .session import LiveResult
@@ -66,22 +67,18 @@ class PairSummary:
 
 def summary_lines(result: "LiveResult", include_localhost: bool = False, max_rows: int = 20,
                   width: int = 120, elapsed_s: float = 0.0) -> list[str]:
-    """The live table: a status line, a header, at most ``max_rows`` pairs and ``+N more``."""
+    """The live table: a status line, a header, at most ``max_rows`` pairs and ``+N more``, each line
+    within ``width`` (the table fitted as every table is: ``report.render``)."""
+
     rows = result.summary.rows(include_localhost)
     v = [sum(r[k] for r in rows) for k in VERDICTS]
-    lines = [f"{result.output.name}: {result.packets} packets, {sum(v)} flows (tls {v[0]}, plaintext {v[1]}, "
-             f"unknown {v[2]}), {elapsed_s:.0f} s  (Ctrl-C stops)"]
-    cw = max([len("CLIENT")] + [len(r["client_ip"]) for r in rows[:max_rows]])
-    sw = max([len("SERVER")] + [len(r["server_ip"]) for r in rows[:max_rows]])
-    fmt = f"{{:<{cw}}}  {{:<{sw}}}  {{:>5}}  {{:>5}}  {{:>9}}  {{:>7}}  {{}}"
-    lines.append(fmt.format("CLIENT", "SERVER", "FLOWS", "TLS", "PLAINTEXT", "UNKNOWN", "STATUS"))
+    status = (f"{result.output.name}: {result.packets} packets, {sum(v)} flows (tls {v[0]}, plaintext {v[1]}, "
+              f"unknown {v[2]}), {elapsed_s:.0f} s  (Ctrl-C stops)")
     shown = rows if len(rows) <= max_rows else rows[:max(1, max_rows - 1)]
-    for r in shown:
-        lines.append(fmt.format(r["client_ip"], r["server_ip"], r["flows"], r["tls"], r["plaintext"], r["unknown"],
-                                r["status"]))
+    lines = [clip_end(text(status), width)] + render(shown, (), "table", "live", width).splitlines()
     if len(shown) < len(rows):
         lines.append(f"+{len(rows) - len(shown)} more")
-    return [line[:width] for line in lines]
+    return lines
 
 
 TABLE_REFRESH_S = 1.0  # seconds between redraws of the live table or status line
@@ -127,8 +124,14 @@ def local_addresses() -> frozenset[str]:
     return frozenset(m.group(1) for m in re.finditer(r"inet6? ([0-9a-fA-F:.]+)/", out))
 
 
-def tap_line(row: dict, local: frozenset[str] = frozenset()) -> str:
-    """One ``linkerd viz tap``-style line for a flow, escaped (the SNI is the sender's choice)."""
+TAP_DROPPED = ("evidence", "version", "proxy", "sni", "localhost")  # what a narrow --follow line leaves out first
+SNI_MIN = 16  # an SNI is cut to no less before it is left out
+
+
+def tap_line(row: dict, local: frozenset[str] = frozenset(), width: int | None = None) -> str:
+    """One ``linkerd viz tap``-style line for a flow, escaped (the SNI is the sender's choice), within
+    ``width`` (None: every field in full): the fields of ``TAP_DROPPED`` go first, the SNI is cut before;
+    the flow id, both ends and ``tls=`` always stay, past the width if they alone are longer."""
     if row["server_ip"] in local and row["client_ip"] not in local:
         proxy = "in"
     elif row["client_ip"] in local and row["server_ip"] not in local:
@@ -136,13 +139,20 @@ def tap_line(row: dict, local: frozenset[str] = frozenset()) -> str:
     else:
         proxy = "local" if row["localhost"] else "-"
     fmt = "[{}]:{}" if ":" in str(row["client_ip"]) else "{}:{}"
-    parts = [f"flow id={row['flow_id']}", f"proxy={proxy}", "src=" + fmt.format(row["client_ip"], row["client_port"]),
-             "dst=" + fmt.format(row["server_ip"], row["server_port"]), f"tls={'true' if row['verdict'] == 'tls' else 'false' if row['verdict'] == 'plaintext' else 'unknown'}"]
-    if row.get("sni"):
-        parts.append(f"sni={row['sni']}")
-    if row.get("tls_version"):
-        parts.append(f"version={row['tls_version'].replace(' ', '')}")
-    parts.append(f"evidence={row['evidence']}")
-    if row["localhost"]:
-        parts.append("localhost=true")
-    return text(" ".join(parts))
+    tls = {"tls": "true", "plaintext": "false"}.get(row["verdict"], "unknown")
+    fields = {"flow": f"flow id={row['flow_id']}", "proxy": f"proxy={proxy}",
+              "src": "src=" + fmt.format(row["client_ip"], row["client_port"]),
+              "dst": "dst=" + fmt.format(row["server_ip"], row["server_port"]), "tls": f"tls={tls}",
+              "sni": f"sni={row['sni']}" if row.get("sni") else "",
+              "version": f"version={row['tls_version'].replace(' ', '')}" if row.get("tls_version") else "",
+              "evidence": f"evidence={row['evidence']}", "localhost": "localhost=true" if row["localhost"] else ""}
+    fields = {k: text(v) for k, v in fields.items() if v}
+    for name in TAP_DROPPED:
+        line = " ".join(fields.values())
+        if width is None or len(line) <= width:
+            return line
+        if name == "sni" and "sni" in fields and len(fields["sni"]) - (len(line) - width) >= SNI_MIN:
+            fields["sni"] = clip_end(fields["sni"], len(fields["sni"]) - (len(line) - width))
+            continue
+        fields.pop(name, None)
+    return " ".join(fields.values())

@@ -40,6 +40,7 @@ from ..kube.pods import (
     port_in,
     short_identity,
 )
+from .render import qualified
 from .schema import EDGE_STATUSES
 
 SECURED, EXPECTED, UNEXPECTED, MIXED, UNVERIFIED = EDGE_STATUSES
@@ -306,6 +307,8 @@ def _edge_row(key, items: list[tuple[dict, Peer, Peer, FlowStatus]]) -> dict:
         "dst_meshed": _all_same([d.meshed for _, _, d, _ in items]),
         "notes": "; ".join(notes),
         "unexpected_ports": _joined(f["server_port"] for f, _, _, fs in items if fs.status == UNEXPECTED),
+        "unexpected_protocols": _joined(f["app_protocol"] for f, _, _, fs in items
+                                        if fs.status == UNEXPECTED and f["app_protocol"] != "unknown"),
         "plaintext_ports": _joined(f["server_port"] for f in flows if f["verdict"] == "plaintext"),
         "unverified_ports": _joined(f["server_port"] for f, _, _, fs in items if fs.status == UNVERIFIED),
     }
@@ -349,17 +352,18 @@ def sort_edges(rows: list[dict]) -> list[dict]:
 
 
 def summary(rows: Sequence[dict]) -> str:
-    """One line: edges per status and flows behind them."""
+    """One line: edges and the flows behind them, then edges per status that has any, worst first."""
     counts = Counter(r["status"] for r in rows)
-    per = ", ".join(f"{s} {counts[s]}" for s in EDGE_STATUSES)
-    return f"{len(rows)} edges ({per}) from {sum(r['flows'] for r in rows)} flows"
+    per = ", ".join(f"{s} {counts[s]}" for s in EDGE_ORDER if counts[s])
+    return f"{len(rows)} edges from {sum(r['flows'] for r in rows)} flows" + (f": {per}" if per else "")
 
 
 def _label(row: dict, ports_column: str = "ports") -> str:
-    """``ns/src -> ns/dst :ports``, with the ports of ``ports_column`` (the ones that matter here)."""
-    src = f"{row['src_ns']}/{row['src']}" if row["src_ns"] else row["src"]
-    dst = f"{row['dst_ns']}/{row['dst']}" if row["dst_ns"] else row["dst"]
-    return f"{src} -> {dst} :{row[ports_column]}"
+    """``ns/src -> ns/dst :ports``, with the ports of ``ports_column`` (the ones that matter here), and the
+    cleartext protocol of unexpected plaintext when one is known: ``:4567 (h2c)``."""
+    label = f"{qualified(row['src_ns'], row['src'])} -> {qualified(row['dst_ns'], row['dst'])} :{row[ports_column]}"
+    protocols = row["unexpected_protocols"] if ports_column == "unexpected_ports" else ""
+    return f"{label} ({protocols})" if protocols else label
 
 
 def _edges(n: int) -> str:

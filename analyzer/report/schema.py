@@ -153,6 +153,8 @@ EDGE_COLUMNS: tuple[Column, ...] = (
     Column("dst_meshed", "boolean", "every destination pod is meshed (NA: mixed, ambiguous or unknown)"),
     Column("notes", "string", "attribution notes: ambiguous or reused IPs, pod list without specs, a pod listed twice"),
     Column("unexpected_ports", "string", "server ports of the flows with unexpected plaintext, comma-joined"),
+    Column("unexpected_protocols", "string", "cleartext protocols those flows carry (h2c, http/1.1, ...; app_protocol, "
+                                             "unrecognised ones left out), comma-joined"),
     Column("plaintext_ports", "string", "server ports of the plaintext flows, comma-joined"),
     Column("unverified_ports", "string", "server ports of the unverified flows, comma-joined"),
 )

@@ -197,7 +197,8 @@ def _check_verdicts(csv_text: str, ref: Path) -> list[dict]:
 def test_capture_in_a_pod_stops_by_time(lab, tmp_path):
     state, model = lab
     out = tmp_path / "live.pcapng"
-    proc = _start(model, "voting", "--seconds", 12, "-w", out, "--follow", "--view", "flows", "--format", "csv")
+    proc = _start(model, "voting", "--seconds", 12, "-w", out, "--follow", "--wide", "--view", "flows", "--format",
+                  "csv")  # --wide: every field of the --follow lines (a pipe fits them in 100 columns otherwise)
     wait_for_file(out, proc)
     ref = _traffic(state, tmp_path, "voting")
     stdout, stderr = proc.communicate(timeout=60)
