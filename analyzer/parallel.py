@@ -307,6 +307,7 @@ class Stitcher:
             out.skipped.update(p.skipped)
             out.not_tcp.update(p.not_tcp)
             out.not_tcp_loopback |= p.not_tcp_loopback
+            out.released.update(p.released)
         finished = []
         for flow in self.finished + list({id(f): f for f in self.carried.values()}.values()):
             if flow.fid in self.ahead and flow.fid not in self.joined:

@@ -29,7 +29,7 @@ from .analysis.inspector import connection_facts, evidence_facts, new_inspector
 from .analysis.verdict import client_direction, flow_row as verdict_row
 from .capture.inputs import open_input
 from .capture.reader import CaptureInfo, CaptureReader
-from .flows.table import Flow, FlowTable
+from .flows.table import FOLDED, Flow, FlowTable
 from .report.result import CaptureRun
 
 PROGRESS_EVERY_S = 0.5
@@ -84,13 +84,14 @@ class Part:
     skipped: Counter = field(default_factory=Counter)
     not_tcp: Counter = field(default_factory=Counter)
     not_tcp_loopback: set = field(default_factory=set)
+    released: Counter = field(default_factory=Counter)  # early releases (``FlowTable.released``)
     overflow: bool = False
 
     def capture_run(self, processes: int = 1) -> CaptureRun:
         info = self.info
         return CaptureRun(info.path, self.rows, self.packets, self.skipped,
                           not_tcp_rows(self.not_tcp, self.not_tcp_loopback, os.path.basename(info.path)),
-                          list(info.warnings), info.truncated, info, processes)
+                          list(info.warnings), info.truncated, info, processes, self.released)
 
 
 def read_part(reader: CaptureReader, ports: frozenset[int], progress=None, first_fid: int = 0,
@@ -114,6 +115,7 @@ def read_part(reader: CaptureReader, ports: frozenset[int], progress=None, first
     part.live = list({id(f): f for f, _ in table.flows.values()}.values())
     part.fids, part.packets, part.skipped = table.next_fid, table.packets, table.skipped
     part.not_tcp, part.not_tcp_loopback = table.not_tcp, table.not_tcp_loopback
+    part.released = table.released
     return part
 
 
@@ -174,12 +176,17 @@ def _run_batches(reader: CaptureReader, table: FlowTable, finished: list, rows: 
     rows_of(finished, rows, ctx)
 
 
+FOLDED_ROW = {"src_ip": "*", "dst_ip": "*", "protocol": "other host pairs", "localhost": False}
+
+
 def not_tcp_rows(not_tcp: Counter, loopback: Iterable, capture: str) -> list[dict]:
-    """Per (source, destination, protocol) packet counts of traffic that is not TCP."""
+    """Per (source, destination, protocol) packet counts of traffic that is not TCP; the host pairs past
+    the table's limit are one row, ``*`` to ``*``."""
     loopback = set(loopback)
     return [
-        {"src_ip": ip_text(src), "dst_ip": ip_text(dst), "protocol": protocol_name(proto),
-         "packets": count, "localhost": bool(address_localhost_reason(src, dst, (src, dst, proto) in loopback)),
+        {**FOLDED_ROW, "packets": count, "capture": capture} if key == FOLDED else
+        {"src_ip": ip_text(key[0]), "dst_ip": ip_text(key[1]), "protocol": protocol_name(key[2]),
+         "packets": count, "localhost": bool(address_localhost_reason(key[0], key[1], key in loopback)),
          "capture": capture}
-        for (src, dst, proto), count in sorted(not_tcp.items())
+        for key, count in sorted(not_tcp.items())
     ]

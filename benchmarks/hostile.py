@@ -58,15 +58,15 @@ def packets(kind: str, n: int) -> Iterator[bytes]:
     if kind == "syn":
         for i in range(n):
             src, sport = client(i)
-            yield tcp(src, sport, SERVER, SERVER_PORT, i * 7919, 0, SYN)
+            yield tcp(src, sport, SERVER, SERVER_PORT, (i * 7919) & 0xFFFFFFF, 0, SYN)
     elif kind == "udp":
         for i in range(n):
             yield ipv4(host(2, i), host(3, i * 7 + 1), 17, UDP.pack(40000, 5001, 9, 0) + b"x")
     elif kind == "halfopen":
         for i in range(n):
             src, sport = client(i)
-            yield tcp(src, sport, SERVER, SERVER_PORT, i * 7919, 0, SYN)
-            yield tcp(src, sport, SERVER, SERVER_PORT, i * 7919 + 1, 0, ACK | PSH, b"G")
+            yield tcp(src, sport, SERVER, SERVER_PORT, (i * 7919) & 0xFFFFFFF, 0, SYN)
+            yield tcp(src, sport, SERVER, SERVER_PORT, ((i * 7919) & 0xFFFFFFF) + 1, 0, ACK | PSH, b"G")
     elif kind == "ooo":
         yield from _ooo(n)
     else:

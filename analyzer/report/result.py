@@ -17,6 +17,10 @@ from ..join import DEFAULT_CLOCK_SKEW_S, combine
 from .pairs import aggregate_pairs
 from .schema import FLOW_COLUMNS, PAIR_COLUMNS
 
+# Early releases past the memory limits (``flows.table.FlowTable.released``): the flows judged before
+# their end, the streams whose out-of-order bytes were given up, the not-TCP packets counted as ``*``.
+RELEASE_KEYS = ("flows_released_early", "streams_released_early", "not_tcp_packets_folded")
+
 
 @dataclass
 class CaptureRun:
@@ -31,6 +35,7 @@ class CaptureRun:
     truncated: bool = False  # the capture ended in damage
     info: object = None  # capture.reader.CaptureInfo when the native reader read it
     processes: int = 1
+    released: Counter = field(default_factory=Counter)  # early releases past the memory limits
 
 
 @dataclass
@@ -53,14 +58,17 @@ class Report:
         notes lead the warnings."""
         not_tcp = [entry for run in runs for entry in run.not_tcp]
         unsupported: Counter = Counter()
+        released: Counter = Counter(dict.fromkeys(RELEASE_KEYS, 0))
         for run in runs:
             unsupported.update(run.unsupported)
+            released.update(run.released)
         stats = {
             "packets": sum(run.packets for run in runs),
             "frames_unsupported": unsupported,
             "not_tcp": not_tcp,
             "warnings": list(getattr(pods, "notes", None) or []) + [w for run in runs for w in run.warnings],
             "processes": max((run.processes for run in runs), default=1),
+            **{key: released[key] for key in RELEASE_KEYS},
         }
         rows = combine([run.rows for run in runs], [os.path.basename(str(run.path)) for run in runs], stats,
                        clock_skew, getattr(pods, "services", None))
@@ -145,4 +153,14 @@ class Report:
                if stats.get("captures", 1) > 1 else "")
             + (f"; {stats['dnat_joined']} joined with their side before a Service's DNAT"
                if stats.get("dnat_joined") else "")
+            + released_note(stats)
         )
+
+
+def released_note(stats: dict) -> str:
+    """What the memory limits made the analysis give up early ("" when nothing)."""
+    flows, streams, folded = (stats.get(key, 0) for key in RELEASE_KEYS)
+    parts = ([f"{flows} flows judged early at the open-flow limit"] if flows else []) + (
+        [f"{streams} streams' out-of-order bytes dropped at the buffer limit"] if streams else []) + (
+        [f"{folded} not-TCP packets of host pairs past the limit counted as * to *"] if folded else [])
+    return "; memory limits: " + ", ".join(parts) if parts else ""
