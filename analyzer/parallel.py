@@ -36,6 +36,7 @@ from .capture.inputs import is_regular_file
 from .capture.reader import GZIP_MAGIC, CaptureReader
 from .errors import CaptureFormatError
 from .flows.table import CLOSED_IDLE_S, IDLE_S, TH_ACK, TH_SYN, Flow, flow_key, follow_seq
+from .report.rowstore import RowStore
 from .pipeline import Part, context_for, fewer_gc_passes, flow_row, read_part, rows_of
 
 log = logging.getLogger(__name__)
@@ -212,7 +213,7 @@ class Stitcher:
     def __init__(self, ports: frozenset[int], first_fid: int):
         self.ports = ports
         self.parts: list[Part] = []
-        self.rows: list[dict] = []
+        self.rows = RowStore()
         self.finished: list[Flow] = []
         self.carried: dict[bytes, Flow] = {}
         self.next_fid = first_fid
@@ -318,7 +319,7 @@ class Stitcher:
             finished.append(flow)
         ctx = context_for(out.info.interfaces, self.ports)
         rows_of(sorted(finished, key=lambda f: f.fid), out.rows, ctx)
-        out.rows.sort(key=lambda r: r["flow_id"])
+        out.rows.sort_by_flow_id()
         return out
 
 

@@ -31,6 +31,7 @@ from .capture.inputs import open_input
 from .capture.reader import CaptureInfo, CaptureReader
 from .flows.table import FOLDED, Flow, FlowTable
 from .report.result import CaptureRun
+from .report.rowstore import RowStore
 
 PROGRESS_EVERY_S = 0.5
 GC_THRESHOLD = 50_000  # allocations between young-generation passes of the cyclic GC during a run
@@ -64,7 +65,7 @@ def flow_row(flow: Flow, ctx: Context) -> dict:
     return verdict_row(conn, client, evidence_facts(flow, client[0]), ctx.decode_as)
 
 
-def rows_of(finished: list[Flow], rows: list[dict], ctx: Context) -> None:
+def rows_of(finished: list[Flow], rows: RowStore | list[dict], ctx: Context) -> None:
     """Append the rows of the finished flows, and forget the flows."""
     for flow in finished:
         rows.append(flow_row(flow, ctx))
@@ -76,7 +77,7 @@ class Part:
     """What reading one capture (or one byte range of it) produced; pickled back from a range's process."""
 
     info: CaptureInfo
-    rows: list[dict] = field(default_factory=list)  # flows finished inside the range
+    rows: RowStore = field(default_factory=RowStore)  # flows finished inside the range
     pieces: list[Flow] = field(default_factory=list)  # finished mid-stream pieces (``parallel``)
     live: list[Flow] = field(default_factory=list)  # flows still live at the range's end, whole
     fids: int = 0  # flows created in the range (local ids 0..fids-1)
@@ -128,7 +129,7 @@ def read_capture(source: Source, ports: frozenset[int], progress=None, first_fid
         return read_part(reader, ports, progress, first_fid).capture_run()
 
 
-def run(reader: CaptureReader, table: FlowTable, finished: list, rows: list, ctx: Context, progress,
+def run(reader: CaptureReader, table: FlowTable, finished: list, rows: RowStore | list, ctx: Context, progress,
         on_batch: BatchHook | None = None, finish: bool = True) -> None:
     """Stream the capture through the table; make each flow's row as it finishes so its state is freed.
 
@@ -153,7 +154,7 @@ def fewer_gc_passes():
         gc.set_threshold(*old)
 
 
-def _run_batches(reader: CaptureReader, table: FlowTable, finished: list, rows: list, ctx: Context, progress,
+def _run_batches(reader: CaptureReader, table: FlowTable, finished: list, rows: RowStore | list, ctx: Context, progress,
                  on_batch: BatchHook | None, finish: bool) -> None:
     seen_ifaces = 0
     last = time.perf_counter()

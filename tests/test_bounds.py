@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import subprocess
+import sys
 import tracemalloc
 
 import pytest
@@ -20,6 +22,7 @@ from analyzer.api import analyze
 from analyzer.analysis.inspector import new_inspector
 from analyzer.capture.reader import CaptureReader
 from analyzer.flows import reassembly, table as table_mod
+from analyzer.report import render, rowstore
 from analyzer.flows.table import FlowTable
 
 _spec = importlib.util.spec_from_file_location("hostile", REPO / "benchmarks" / "hostile.py")
@@ -145,3 +148,49 @@ def test_no_release_below_the_limits_and_the_keys_are_always_there(capture):
     assert (report.stats["flows_released_early"], report.stats["streams_released_early"],
             report.stats["not_tcp_packets_folded"]) == (0, 0, 0)
     assert "memory limits" not in report.summary()
+
+
+@pytest.fixture
+def mixed_capture(tmp_path):
+    """The benchmark's mixed capture (TLS, plaintext, localhost, mid-stream, not-TCP), 30k packets."""
+    path = tmp_path / "mixed.pcap"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "gencapture.py"), "-o", str(path), "--linktype",
+                    "sll2", "--packets", "30000", "--seed", "3"], check=True, capture_output=True)
+    return str(path)
+
+
+def test_many_rows_are_kept_compressed_and_read_back_as_the_same_rows(monkeypatch, mixed_capture):
+    plain = analyze(mixed_capture, jobs=1, include_localhost=True)
+    monkeypatch.setattr(rowstore, "IN_MEMORY", 50)
+    monkeypatch.setattr(rowstore, "CHUNK", 16)
+    for jobs in (1, 2):
+        packed = analyze(mixed_capture, jobs=jobs, include_localhost=True)
+        assert isinstance(packed.all_flow_rows, rowstore.RowStore) and packed.all_flow_rows.compact
+        assert len(packed.all_flow_rows) == len(plain.all_flow_rows) > 200
+        assert list(packed.all_flow_rows) == plain.all_flow_rows
+        packed.include_localhost = plain.include_localhost = False
+        assert list(packed.flow_rows) == plain.flow_rows and len(packed.flow_rows) == len(plain.flow_rows)
+        assert packed.pair_rows == plain.pair_rows
+        assert packed.summary().split(", ")[:-1] == plain.summary().split(", ")[:-1]
+
+
+def test_the_flows_csv_of_compressed_rows_is_written_as_it_is_made_and_is_the_same(monkeypatch, mixed_capture, tmp_path):
+    from click.testing import CliRunner
+    from analyzer.cli import cli
+
+    def csv_of(name: str) -> str:
+        out = tmp_path / name
+        result = CliRunner().invoke(cli, ["analyze", mixed_capture, "--view", "flows", "--format", "csv", "-o",
+                                          str(out), "-q", "-j", "1"])
+        assert result.exit_code == 0, result.output
+        return out.read_text()
+
+    plain = csv_of("plain.csv")
+    monkeypatch.setattr(rowstore, "IN_MEMORY", 50)
+    monkeypatch.setattr(rowstore, "CHUNK", 16)
+    monkeypatch.setattr(render, "CSV_BLOCK", 7)
+    pieces = []
+    real = render.render_lines
+    monkeypatch.setattr("analyzer.cli.render_lines", lambda *a: (pieces.append(p) or p for p in real(*a)))
+    assert csv_of("packed.csv") == plain
+    assert len(pieces) > 20 and plain.count("\n") > 140

@@ -12,7 +12,7 @@ import csv
 import io
 import json
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 from .escape import clip, csv_cell, markdown_cell, text
 from .schema import TIME_COLUMNS
@@ -45,12 +45,7 @@ def render(rows: Sequence[dict], columns: Sequence[str], fmt: str, view: str = "
     if fmt == "json":
         return json.dumps([{c: _cell(c, r[c]) for c in columns} for r in rows], indent=2) + "\n"
     if fmt == "csv":
-        out = io.StringIO()
-        w = csv.writer(out, lineterminator="\n")
-        w.writerow(columns)
-        for r in rows:
-            w.writerow([csv_cell(_cell(c, r[c])) for c in columns])
-        return out.getvalue()
+        return "".join(render_lines(rows, columns, fmt, view))
     shown = TABLE_COLUMNS.get(view, columns) if fmt == "table" else columns
     cells = [[_text(_cell(c, r[c])) for c in shown] for r in rows]
     if fmt == "markdown":
@@ -60,6 +55,27 @@ def render(rows: Sequence[dict], columns: Sequence[str], fmt: str, view: str = "
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(shown, widths)).rstrip()]
     lines += ["  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip() for row in cells]
     return "\n".join(lines) + "\n"
+
+
+def render_lines(rows: Iterable[dict], columns: Sequence[str], fmt: str, view: str = "flows") -> Iterator[str]:
+    """``render`` piece by piece, for rows too many to hold as text: CSV, a block of rows at a time
+    (other formats in one piece)."""
+    if fmt != "csv":
+        yield render(list(rows), columns, fmt, view)
+        return
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(columns)
+    for i, r in enumerate(rows, 1):
+        w.writerow([csv_cell(_cell(c, r[c])) for c in columns])
+        if i % CSV_BLOCK == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
+
+
+CSV_BLOCK = 4096  # rows per piece of streamed CSV
 
 
 def _text(v) -> str:

@@ -15,6 +15,7 @@ from typing import Sequence
 from ..errors import AnalyzerError
 from ..join import DEFAULT_CLOCK_SKEW_S, combine
 from .pairs import aggregate_pairs
+from .rowstore import RowStore
 from .schema import FLOW_COLUMNS, PAIR_COLUMNS
 
 # Early releases past the memory limits (``flows.table.FlowTable.released``): the flows judged before
@@ -42,7 +43,7 @@ class CaptureRun:
 class Report:
     """Result of an analysis.  Rows are plain dicts (schema column names); frames are built on demand."""
 
-    all_flow_rows: list[dict]
+    all_flow_rows: list[dict] | RowStore  # a RowStore (read as dicts) when one capture had very many
     include_localhost: bool
     stats: dict = field(default_factory=dict)
     captures: list = field(default_factory=list)  # CaptureInfo per input (native engine)
@@ -72,7 +73,11 @@ class Report:
         }
         rows = combine([run.rows for run in runs], [os.path.basename(str(run.path)) for run in runs], stats,
                        clock_skew, getattr(pods, "services", None))
-        rows.sort(key=lambda r: r["flow_id"])
+        if isinstance(rows, RowStore):  # one capture's own rows: compressed when there are many
+            rows.sort_by_flow_id()
+            rows = rows if rows.compact else rows.rows
+        else:
+            rows.sort(key=lambda r: r["flow_id"])
         stats.update({
             "flows": len(rows),
             "excluded_localhost": sum(1 for r in rows if r["localhost"]),
@@ -89,6 +94,8 @@ class Report:
         """Flows shown by default: localhost hops only with ``include_localhost``."""
         if self.include_localhost:
             return self.all_flow_rows
+        if isinstance(self.all_flow_rows, RowStore):
+            return NotLocalhost(self.all_flow_rows)
         return [r for r in self.all_flow_rows if not r["localhost"]]
 
     @property
@@ -155,6 +162,22 @@ class Report:
                if stats.get("dnat_joined") else "")
             + released_note(stats)
         )
+
+
+class NotLocalhost:
+    """The rows of a ``RowStore`` that are not localhost hops, read again on each pass (never kept)."""
+
+    def __init__(self, rows: RowStore):
+        self.rows = rows
+        self.count: int | None = None
+
+    def __iter__(self):
+        return (r for r in self.rows if not r["localhost"])
+
+    def __len__(self) -> int:
+        if self.count is None:
+            self.count = sum(1 for _ in self)
+        return self.count
 
 
 def released_note(stats: dict) -> str:
