@@ -3,7 +3,7 @@
 Writes classic pcap (Ethernet, microsecond timestamps), standard library only, deterministic:
 
   syn       one SYN per connection, N connections (a SYN flood): N packets
-  udp       one UDP datagram per host pair, N distinct pairs: N packets
+  udp       one UDP datagram per host pair (11.x.y.z to 12.x.y.z), N distinct pairs: N packets
   halfopen  per connection a SYN, then one data byte from the client; never answered or closed: 2N packets
   ooo       per flow a handshake, then segments behind a hole that never fills (out-of-order data held
             by reassembly), all flows open at once: N * (3 + SEGMENTS) packets
@@ -61,7 +61,8 @@ def packets(kind: str, n: int) -> Iterator[bytes]:
             yield tcp(src, sport, SERVER, SERVER_PORT, (i * 7919) & 0xFFFFFFF, 0, SYN)
     elif kind == "udp":
         for i in range(n):
-            yield ipv4(host(2, i), host(3, i * 7 + 1), 17, UDP.pack(40000, 5001, 9, 0) + b"x")
+            yield ipv4(bytes((11, i >> 16 & 255, i >> 8 & 255, i & 255)), bytes((12, i >> 16 & 255, i >> 8 & 255, i & 255)),
+                       17, UDP.pack(40000, 5001, 9, 0) + b"x")
     elif kind == "halfopen":
         for i in range(n):
             src, sport = client(i)

@@ -194,3 +194,25 @@ def test_the_flows_csv_of_compressed_rows_is_written_as_it_is_made_and_is_the_sa
     monkeypatch.setattr("analyzer.cli.render_lines", lambda *a: (pieces.append(p) or p for p in real(*a)))
     assert csv_of("packed.csv") == plain
     assert len(pieces) > 20 and plain.count("\n") > 140
+
+
+def test_a_large_report_page_lists_the_worst_edges_and_a_bounded_number_of_flows_with_a_note(monkeypatch):
+    import re
+
+    from analyzer.report import html
+    from analyzer.report.audit import build_audit
+    from paths import CAPTURES
+
+    capture, pods = CAPTURES / "demo-transparent.pcapng", CAPTURES / "demo-transparent.pods.json"
+    doc = build_audit(analyze(capture, pods=pods), [capture], pods)
+    whole = html.render_html(doc)
+    assert 'id="page-limits"' not in whole
+    assert len(doc["edges"]) > 2 and len(doc["flows"]) > 3
+    monkeypatch.setattr(html, "MAX_EDGES_IN_PAGE", 2)
+    monkeypatch.setattr(html, "MAX_FLOWS_IN_PAGE", 3)
+    page = html.render_html(doc)
+    assert len(re.findall(r'<section class="edge-evidence"', page)) == 2
+    assert len(re.findall(r'<tr id="flow-\d+"', page)) == 3
+    assert (f'shows the 2 worst of {len(doc["edges"])} edges and lists 3 of {len(doc["flows"])} flows'
+            in page)
+    assert len(page) < len(whole)
