@@ -23,29 +23,42 @@ def _joined(values: Iterable) -> str:
     return ",".join(str(v) for v in sorted({v for v in values if v not in ("", None)}, key=str))
 
 
+VERDICT_INDEX = {"tls": 0, "plaintext": 1, "unknown": 2}
+_unions: dict[tuple[frozenset, object], frozenset] = {}  # shared value sets: most pairs have the same few
+MAX_UNIONS = 100_000
+
+
+def _with(values: frozenset, value) -> frozenset:
+    """``values`` with ``value`` added (empty values are not), as a set shared by every pair that has it."""
+    if value in values or value in ("", None):
+        return values
+    out = _unions.get((values, value))
+    if out is None:
+        if len(_unions) >= MAX_UNIONS:
+            _unions.clear()
+        out = _unions[(values, value)] = values | {value}
+    return out
+
+
 class _Pair:
     """One host pair's running totals: flow rows are added one by one and not kept."""
 
-    __slots__ = ("n", "bytes", "ports", "versions", "snis", "evidence", "first_ts", "last_ts")
+    __slots__ = ("counts", "ports", "versions", "snis", "evidence", "first_ts", "last_ts")
 
     def __init__(self) -> None:
-        self.n = {"tls": 0, "plaintext": 0, "unknown": 0}
-        self.bytes = {"tls": 0, "plaintext": 0, "unknown": 0}
-        self.ports: set = set()
-        self.versions: set = set()
-        self.snis: set = set()
-        self.evidence: set = set()
+        self.counts = [0, 0, 0, 0, 0, 0]  # flows tls, plaintext, unknown; then their bytes
+        self.ports = self.versions = self.snis = self.evidence = frozenset()
         self.first_ts = float("inf")
         self.last_ts = float("-inf")
 
     def add(self, f: dict) -> None:
-        verdict = f["verdict"]
-        self.n[verdict] += 1
-        self.bytes[verdict] += f["bytes_c2s"] + f["bytes_s2c"]
-        self.ports.add(f["server_port"])
-        self.versions.add(f["tls_version"])
-        self.snis.add(f["sni"])
-        self.evidence.add(f["evidence"])
+        v = VERDICT_INDEX[f["verdict"]]
+        self.counts[v] += 1
+        self.counts[v + 3] += f["bytes_c2s"] + f["bytes_s2c"]
+        self.ports = _with(self.ports, f["server_port"])
+        self.versions = _with(self.versions, f["tls_version"])
+        self.snis = _with(self.snis, f["sni"])
+        self.evidence = _with(self.evidence, f["evidence"])
         self.first_ts = min(self.first_ts, f["first_ts"])
         self.last_ts = max(self.last_ts, f["last_ts"])
 
@@ -62,20 +75,22 @@ def aggregate_pairs(flows: Iterable[dict]) -> list[dict]:
         pair.add(f)
     rows = []
     for (cip, sip), p in sorted(groups.items()):
-        n = p.n
+        tls, plaintext, unknown, b_tls, b_plain, b_unknown = p.counts
         rows.append({
             "client_ip": cip,
             "server_ip": sip,
-            "flows": sum(n.values()),
-            **n,
-            "bytes": sum(p.bytes.values()),
-            "bytes_tls": p.bytes["tls"],
-            "bytes_plaintext": p.bytes["plaintext"],
+            "flows": tls + plaintext + unknown,
+            "tls": tls,
+            "plaintext": plaintext,
+            "unknown": unknown,
+            "bytes": b_tls + b_plain + b_unknown,
+            "bytes_tls": b_tls,
+            "bytes_plaintext": b_plain,
             "server_ports": _joined(p.ports),
             "tls_versions": _joined(p.versions),
             "snis": _joined(p.snis),
             "evidence": _joined(p.evidence),
-            "status": pair_status(n["tls"], n["plaintext"], n["unknown"]),
+            "status": pair_status(tls, plaintext, unknown),
             "first_ts": p.first_ts,
             "last_ts": p.last_ts,
         })
