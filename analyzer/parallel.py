@@ -111,9 +111,13 @@ def _analyze_file(path, cuts: list, ports: frozenset[int], first_fid: int, progr
             procs.append(proc)
         stitch = Stitcher(ports, first_fid)
         try:
-            stitch.add(read_range(path, *ranges[0], ports, False, progress))
+            first = read_range(path, *ranges[0], ports, False, progress,
+                               give_up=lambda: any(conn.poll() for conn in conns))
         except CaptureFormatError:
             return None
+        if first.overflow:  # a later range already gave up: read in one pass now, not after this range
+            return None
+        stitch.add(first)
         for conn in conns:
             stitch.rows_ahead()  # while that range's process may still be reading
             conn.send(stitch.carried_keys())
@@ -142,16 +146,20 @@ def _range_process(conn, path, start: int, stop: int | None, ports: frozenset[in
         conn.recv()
         conn.send(f"{type(exc).__name__}: {exc}")
         return
+    if part.overflow:  # sent at once: the parent stops its own range and reads the file in one pass
+        conn.send(part)
+        return
     keys = conn.recv()
     part.pieces = [p for p in part.pieces if _keys(p)[0] in keys]
     conn.send(part)
 
 
 def read_range(source, start: int, stop: int | None, ports: frozenset[int], later: bool, progress=None,
-               first_fid: int = 0) -> Part:
+               first_fid: int = 0, give_up=None) -> Part:
     """One process's work: its range through ``pipeline.read_part``.  Flows still live at its end are
     handed back whole, unless the range ends the file: then they are finished here, and only mid-stream
-    pieces go back (stripped, like any finished piece)."""
+    pieces go back (stripped, like any finished piece).  A range that holds too many pieces, or whose
+    ``give_up()`` turns true (checked after each batch), stops early: ``Part.overflow``."""
     pieces: list[Flow] = []
     fresh: list[Flow] = []  # pieces finished in this batch, stripped once their rows are made
     first_ts: list[float] = []  # when this range starts (its first flow), for ``_may_continue``
@@ -165,7 +173,7 @@ def read_range(source, start: int, stop: int | None, ports: frozenset[int], late
             first_ts.append(min(f.first_ts for f, _ in table.flows.values()))
         pieces.extend(map(_strip, fresh))
         fresh.clear()
-        if len(pieces) > MAX_CANDIDATES:
+        if len(pieces) > MAX_CANDIDATES or (give_up is not None and give_up()):
             raise _Overflow
 
     with CaptureReader(source, start, stop) as reader:
