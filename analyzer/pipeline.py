@@ -35,6 +35,7 @@ from .report.rowstore import RowStore
 
 PROGRESS_EVERY_S = 0.5
 GC_THRESHOLD = 50_000  # allocations between young-generation passes of the cyclic GC during a run
+ROWS_EVERY = 1024  # finished flows held before their rows are made, within a batch
 
 Source = str | os.PathLike | BinaryIO
 BatchHook = Callable[[FlowTable, "Context"], None]
@@ -158,11 +159,22 @@ def _run_batches(reader: CaptureReader, table: FlowTable, finished: list, rows: 
                  on_batch: BatchHook | None, finish: bool) -> None:
     seen_ifaces = 0
     last = time.perf_counter()
+    current = [ctx]
+    finish_one = table.on_finish
+
+    def on_finish(flow: Flow) -> None:
+        # A batch may finish tens of thousands of flows (the table's open-flow limit): their rows are
+        # made every ``ROWS_EVERY`` flows, not all held to the batch's end.
+        finish_one(flow)
+        if len(finished) >= ROWS_EVERY:
+            rows_of(finished, rows, current[0])
+
+    table.on_finish = on_finish
     for buf, frames in reader.iter_batches():
         ifaces = reader.info.interfaces
         if len(ifaces) != seen_ifaces:
             table.add_loopback_ifaces(i for i in range(seen_ifaces, len(ifaces)) if ifaces[i].name in LOOPBACK_IFACE_NAMES)
-            ctx = context_for(ifaces, ctx.decode_as)
+            ctx = current[0] = context_for(ifaces, ctx.decode_as)
             seen_ifaces = len(ifaces)
         table.process(buf, frames)
         if finished:
