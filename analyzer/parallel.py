@@ -160,20 +160,19 @@ def read_range(source, start: int, stop: int | None, ports: frozenset[int], late
     handed back whole, unless the range ends the file: then they are finished here, and only mid-stream
     pieces go back (stripped, like any finished piece).  A range that holds too many pieces, or whose
     ``give_up()`` turns true (checked after each batch), stops early: ``Part.overflow``."""
-    pieces: list[Flow] = []
-    fresh: list[Flow] = []  # pieces finished in this batch, stripped once their rows are made
+    pieces: list[Flow] = []  # stripped: their rows are made
     first_ts: list[float] = []  # when this range starts (its first flow), for ``_may_continue``
 
     def on_finish(flow: Flow) -> None:
         if later and _may_continue(flow, first_ts[0] if first_ts else flow.first_ts):
-            fresh.append(flow)
+            pieces.append(_strip(flow))
+            if len(pieces) > MAX_CANDIDATES:
+                raise _Overflow
 
     def on_batch(table, _ctx) -> None:
         if not first_ts and table.flows:
             first_ts.append(min(f.first_ts for f, _ in table.flows.values()))
-        pieces.extend(map(_strip, fresh))
-        fresh.clear()
-        if len(pieces) > MAX_CANDIDATES or (give_up is not None and give_up()):
+        if give_up is not None and give_up():
             raise _Overflow
 
     with CaptureReader(source, start, stop) as reader:
@@ -181,7 +180,7 @@ def read_range(source, start: int, stop: int | None, ports: frozenset[int], late
             part = read_part(reader, ports, progress, first_fid, on_finish, on_batch, finish=stop is None, track=later)
         except _Overflow:
             return Part(reader.info, overflow=True)
-    part.pieces = pieces + list(map(_strip, fresh))
+    part.pieces = pieces
     return part
 
 

@@ -66,10 +66,14 @@ def flow_row(flow: Flow, ctx: Context) -> dict:
     return verdict_row(conn, client, evidence_facts(flow, client[0]), ctx.decode_as)
 
 
-def rows_of(finished: list[Flow], rows: RowStore | list[dict], ctx: Context) -> None:
-    """Append the rows of the finished flows, and forget the flows."""
+def rows_of(finished: list[Flow], rows: RowStore | list[dict], ctx: Context,
+            on_row: Callable[[Flow], None] | None = None) -> None:
+    """Append the rows of the finished flows (``on_row`` sees each flow once its row is made), and
+    forget the flows."""
     for flow in finished:
         rows.append(flow_row(flow, ctx))
+        if on_row is not None:
+            on_row(flow)
     finished.clear()
 
 
@@ -100,20 +104,16 @@ def read_part(reader: CaptureReader, ports: frozenset[int], progress=None, first
               on_finish: Callable[[Flow], None] | None = None, on_batch: BatchHook | None = None,
               finish: bool = True, track: bool = False) -> Part:
     """Read everything ``reader`` yields into a ``Part``: rows of the flows that finished, and (with
-    ``finish=False``) the flows still live at the end.  ``on_finish`` sees each flow as it finishes."""
+    ``finish=False``) the flows still live at the end.  ``on_finish`` sees each finished flow once its
+    row is made (in finishing order)."""
     finished: list[Flow] = []
-
-    def finished_flow(flow: Flow) -> None:
-        finished.append(flow)
-        if on_finish is not None:
-            on_finish(flow)
-
     part = Part(reader.info)
-    table = FlowTable(new_inspector, finished_flow)
+    table = FlowTable(new_inspector, finished.append)
     table.capture = os.path.basename(reader.info.path)
     table.next_fid = first_fid
     table.track = track
-    run(reader, table, finished, part.rows, Context(decode_as=ports), progress, on_batch=on_batch, finish=finish)
+    run(reader, table, finished, part.rows, Context(decode_as=ports), progress, on_batch=on_batch, finish=finish,
+        on_row=on_finish)
     part.live = list({id(f): f for f, _ in table.flows.values()}.values())
     part.fids, part.packets, part.skipped = table.next_fid, table.packets, table.skipped
     part.not_tcp, part.not_tcp_loopback = table.not_tcp, table.not_tcp_loopback
@@ -131,14 +131,14 @@ def read_capture(source: Source, ports: frozenset[int], progress=None, first_fid
 
 
 def run(reader: CaptureReader, table: FlowTable, finished: list, rows: RowStore | list, ctx: Context, progress,
-        on_batch: BatchHook | None = None, finish: bool = True) -> None:
+        on_batch: BatchHook | None = None, finish: bool = True, on_row: Callable[[Flow], None] | None = None) -> None:
     """Stream the capture through the table; make each flow's row as it finishes so its state is freed.
 
     ``on_batch(table, ctx)`` runs after each batch, its finished flows already in ``rows`` (live capture).
     ``finish=False`` leaves the flows still live at the end in the table (a byte range's end).
     """
     with fewer_gc_passes():
-        _run_batches(reader, table, finished, rows, ctx, progress, on_batch, finish)
+        _run_batches(reader, table, finished, rows, ctx, progress, on_batch, finish, on_row)
 
 
 @contextmanager
@@ -156,7 +156,7 @@ def fewer_gc_passes():
 
 
 def _run_batches(reader: CaptureReader, table: FlowTable, finished: list, rows: RowStore | list, ctx: Context, progress,
-                 on_batch: BatchHook | None, finish: bool) -> None:
+                 on_batch: BatchHook | None, finish: bool, on_row: Callable[[Flow], None] | None) -> None:
     seen_ifaces = 0
     last = time.perf_counter()
     current = [ctx]
@@ -167,7 +167,7 @@ def _run_batches(reader: CaptureReader, table: FlowTable, finished: list, rows: 
         # made every ``ROWS_EVERY`` flows, not all held to the batch's end.
         finish_one(flow)
         if len(finished) >= ROWS_EVERY:
-            rows_of(finished, rows, current[0])
+            rows_of(finished, rows, current[0], on_row)
 
     table.on_finish = on_finish
     for buf, frames in reader.iter_batches():
@@ -178,7 +178,7 @@ def _run_batches(reader: CaptureReader, table: FlowTable, finished: list, rows: 
             seen_ifaces = len(ifaces)
         table.process(buf, frames)
         if finished:
-            rows_of(finished, rows, ctx)
+            rows_of(finished, rows, ctx, on_row)
         if progress is not None and time.perf_counter() - last > PROGRESS_EVERY_S:
             last = time.perf_counter()
             progress(reader.info.path, table.packets, len(rows) + len(table.flows) // 2)
@@ -186,7 +186,7 @@ def _run_batches(reader: CaptureReader, table: FlowTable, finished: list, rows: 
             on_batch(table, ctx)
     if finish:
         table.finish_all()
-    rows_of(finished, rows, ctx)
+    rows_of(finished, rows, ctx, on_row)
 
 
 FOLDED_ROW = {"src_ip": "*", "dst_ip": "*", "protocol": "other host pairs", "localhost": False}
