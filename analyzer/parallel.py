@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 MIN_BYTES = 64 * 1024 * 1024  # smaller files are read in one pass: starting processes would cost more than it saves
 MAX_JOBS = 8
 FIRST_SHARE = 0.9  # the first range's size relative to the others' (its process also stitches)
-MAX_CANDIDATES = 50_000  # pieces a range may hold before it gives up (Rule 2: memory, ~1 KiB each)
+MAX_CANDIDATES = 20_000  # pieces a range may hold before it gives up (Rule 2: memory, ~1.5 KiB each)
 SYN_RETRY_S = 130.0  # Linux gives up on a SYN after 127 s (tcp_syn_retries 6); other stacks sooner
 
 
