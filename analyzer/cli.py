@@ -15,11 +15,11 @@ import click
 
 from . import __version__
 from .api import analyze as run_analysis
-from .commands.common import TRUST_UNKNOWN_CLIENTS_HELP, InputError, clock_skew_option, emit, warn
+from .commands.common import TRUST_UNKNOWN_CLIENTS_HELP, InputError, clock_skew_option, emit, emit_lines, warn
 from .errors import AnalyzerError
 from .report.schema import EXPORT_FORMATS
 from .report.escape import text
-from .report.render import FORMATS, render
+from .report.render import FORMATS, render, render_lines
 from .report.schema import EDGE_NAMES, FLOW_NAMES, PAIR_NAMES
 
 VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES, "edges": EDGE_NAMES}
@@ -184,7 +184,7 @@ def analyze(captures, view, fmt, output, wide, decode_as, include_localhost, qui
                                   clock_skew=clock_skew)
             edges = (edge_rows(report.flow_rows, pods, resource, trust_unknown_clients=trust_unknown_clients)
                      if pods is not None else [])
-            rows = {"flows": report.flow_rows, "pairs": report.pair_rows, "edges": edges}[view]
+            rows = report.flow_rows if view == "flows" else report.pair_rows if view == "pairs" else edges
             warnings, summary_line = report.stats["warnings"], report.summary()
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
@@ -196,6 +196,8 @@ def analyze(captures, view, fmt, output, wide, decode_as, include_localhost, qui
         pass  # the workers wrote the flows dataset
     elif fmt in EXPORT_FORMATS:  # parquet, jsonl
         _export(rows, view, fmt, output)
+    elif fmt == "csv":  # written as it is made: the flows view may hold millions of rows
+        emit_lines(render_lines(rows, VIEWS[view], fmt, view), output)
     else:
         emit(render(rows, VIEWS[view], fmt, view, width), output)
     for warning in warnings:

@@ -37,6 +37,7 @@ from .capture.inputs import is_regular_file
 from .capture.reader import GZIP_MAGIC, CaptureReader
 from .errors import CaptureFormatError
 from .flows.table import CLOSED_IDLE_S, IDLE_S, TH_ACK, TH_SYN, Flow, flow_key, follow_seq
+from .report.rowstore import RowStore
 from .pipeline import Part, context_for, fewer_gc_passes, flow_row, read_part, rows_of
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 MIN_BYTES = 64 * 1024 * 1024  # smaller files are read in one pass: starting processes would cost more than it saves
 MAX_JOBS = 8
 FIRST_SHARE = 0.9  # the first range's size relative to the others' (its process also stitches)
-MAX_CANDIDATES = 200_000  # pieces a range may hold before it gives up (Rule 2: memory)
+MAX_CANDIDATES = 20_000  # pieces a range may hold before it gives up (Rule 2: memory, ~1.5 KiB each)
 SYN_RETRY_S = 130.0  # Linux gives up on a SYN after 127 s (tcp_syn_retries 6); other stacks sooner
 
 
@@ -111,9 +112,13 @@ def _analyze_file(path, cuts: list, ports: frozenset[int], first_fid: int, progr
             procs.append(proc)
         stitch = Stitcher(ports, first_fid)
         try:
-            stitch.add(read_range(path, *ranges[0], ports, False, progress))
+            first = read_range(path, *ranges[0], ports, False, progress,
+                               give_up=lambda: any(conn.poll() for conn in conns))
         except CaptureFormatError:
             return None
+        if first.overflow:  # a later range already gave up: read in one pass now, not after this range
+            return None
+        stitch.add(first)
         for conn in conns:
             stitch.rows_ahead()  # while that range's process may still be reading
             conn.send(stitch.carried_keys())
@@ -147,6 +152,9 @@ def _range_process(conn, path, start: int, stop: int | None, ports: frozenset[in
             conn.recv()
             conn.send(f"{type(exc).__name__}: {exc}")
             return
+        if part.overflow:  # sent at once: the parent stops its own range and reads the file in one pass
+            conn.send(part)
+            return
         keys = conn.recv()
         part.pieces = [p for p in part.pieces if _keys(p)[0] in keys]
         conn.send(part)
@@ -155,24 +163,24 @@ def _range_process(conn, path, start: int, stop: int | None, ports: frozenset[in
 
 
 def read_range(source, start: int, stop: int | None, ports: frozenset[int], later: bool, progress=None,
-               first_fid: int = 0) -> Part:
+               first_fid: int = 0, give_up=None) -> Part:
     """One process's work: its range through ``pipeline.read_part``.  Flows still live at its end are
     handed back whole, unless the range ends the file: then they are finished here, and only mid-stream
-    pieces go back (stripped, like any finished piece)."""
-    pieces: list[Flow] = []
-    fresh: list[Flow] = []  # pieces finished in this batch, stripped once their rows are made
+    pieces go back (stripped, like any finished piece).  A range that holds too many pieces, or whose
+    ``give_up()`` turns true (checked after each batch), stops early: ``Part.overflow``."""
+    pieces: list[Flow] = []  # stripped: their rows are made
     first_ts: list[float] = []  # when this range starts (its first flow), for ``_may_continue``
 
     def on_finish(flow: Flow) -> None:
         if later and _may_continue(flow, first_ts[0] if first_ts else flow.first_ts):
-            fresh.append(flow)
+            pieces.append(_strip(flow))
+            if len(pieces) > MAX_CANDIDATES:
+                raise _Overflow
 
     def on_batch(table, _ctx) -> None:
         if not first_ts and table.flows:
             first_ts.append(min(f.first_ts for f, _ in table.flows.values()))
-        pieces.extend(map(_strip, fresh))
-        fresh.clear()
-        if len(pieces) > MAX_CANDIDATES:
+        if give_up is not None and give_up():
             raise _Overflow
 
     with CaptureReader(source, start, stop) as reader:
@@ -180,7 +188,7 @@ def read_range(source, start: int, stop: int | None, ports: frozenset[int], late
             part = read_part(reader, ports, progress, first_fid, on_finish, on_batch, finish=stop is None, track=later)
         except _Overflow:
             return Part(reader.info, overflow=True)
-    part.pieces = pieces + list(map(_strip, fresh))
+    part.pieces = pieces
     return part
 
 
@@ -220,7 +228,7 @@ class Stitcher:
     def __init__(self, ports: frozenset[int], first_fid: int):
         self.ports = ports
         self.parts: list[Part] = []
-        self.rows: list[dict] = []
+        self.rows = RowStore()
         self.finished: list[Flow] = []
         self.carried: dict[bytes, Flow] = {}
         self.next_fid = first_fid
@@ -315,6 +323,7 @@ class Stitcher:
             out.skipped.update(p.skipped)
             out.not_tcp.update(p.not_tcp)
             out.not_tcp_loopback |= p.not_tcp_loopback
+            out.released.update(p.released)
         finished = []
         for flow in self.finished + list({id(f): f for f in self.carried.values()}.values()):
             if flow.fid in self.ahead and flow.fid not in self.joined:
@@ -325,7 +334,7 @@ class Stitcher:
             finished.append(flow)
         ctx = context_for(out.info.interfaces, self.ports)
         rows_of(sorted(finished, key=lambda f: f.fid), out.rows, ctx)
-        out.rows.sort(key=lambda r: r["flow_id"])
+        out.rows.sort_by_flow_id()
         return out
 
 

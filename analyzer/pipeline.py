@@ -29,11 +29,13 @@ from .analysis.inspector import connection_facts, evidence_facts, new_inspector
 from .analysis.verdict import client_direction, flow_row as verdict_row
 from .capture.inputs import open_input
 from .capture.reader import CaptureInfo, CaptureReader
-from .flows.table import Flow, FlowTable
+from .flows.table import FOLDED, Flow, FlowTable
 from .report.result import CaptureRun
+from .report.rowstore import RowStore
 
 PROGRESS_EVERY_S = 0.5
 GC_THRESHOLD = 50_000  # allocations between young-generation passes of the cyclic GC during a run
+ROWS_EVERY = 1024  # finished flows held before their rows are made, within a batch
 
 Source = str | os.PathLike | BinaryIO
 BatchHook = Callable[[FlowTable, "Context"], None]
@@ -64,10 +66,14 @@ def flow_row(flow: Flow, ctx: Context) -> dict:
     return verdict_row(conn, client, evidence_facts(flow, client[0]), ctx.decode_as)
 
 
-def rows_of(finished: list[Flow], rows: list[dict], ctx: Context) -> None:
-    """Append the rows of the finished flows, and forget the flows."""
+def rows_of(finished: list[Flow], rows: RowStore | list[dict], ctx: Context,
+            on_row: Callable[[Flow], None] | None = None) -> None:
+    """Append the rows of the finished flows (``on_row`` sees each flow once its row is made), and
+    forget the flows."""
     for flow in finished:
         rows.append(flow_row(flow, ctx))
+        if on_row is not None:
+            on_row(flow)
     finished.clear()
 
 
@@ -76,7 +82,7 @@ class Part:
     """What reading one capture (or one byte range of it) produced; pickled back from a range's process."""
 
     info: CaptureInfo
-    rows: list[dict] = field(default_factory=list)  # flows finished inside the range
+    rows: RowStore = field(default_factory=RowStore)  # flows finished inside the range
     pieces: list[Flow] = field(default_factory=list)  # finished mid-stream pieces (``parallel``)
     live: list[Flow] = field(default_factory=list)  # flows still live at the range's end, whole
     fids: int = 0  # flows created in the range (local ids 0..fids-1)
@@ -84,36 +90,34 @@ class Part:
     skipped: Counter = field(default_factory=Counter)
     not_tcp: Counter = field(default_factory=Counter)
     not_tcp_loopback: set = field(default_factory=set)
+    released: Counter = field(default_factory=Counter)  # early releases (``FlowTable.released``)
     overflow: bool = False
 
     def capture_run(self, processes: int = 1) -> CaptureRun:
         info = self.info
         return CaptureRun(info.path, self.rows, self.packets, self.skipped,
                           not_tcp_rows(self.not_tcp, self.not_tcp_loopback, os.path.basename(info.path)),
-                          list(info.warnings), info.truncated, info, processes)
+                          list(info.warnings), info.truncated, info, processes, self.released)
 
 
 def read_part(reader: CaptureReader, ports: frozenset[int], progress=None, first_fid: int = 0,
               on_finish: Callable[[Flow], None] | None = None, on_batch: BatchHook | None = None,
               finish: bool = True, track: bool = False) -> Part:
     """Read everything ``reader`` yields into a ``Part``: rows of the flows that finished, and (with
-    ``finish=False``) the flows still live at the end.  ``on_finish`` sees each flow as it finishes."""
+    ``finish=False``) the flows still live at the end.  ``on_finish`` sees each finished flow once its
+    row is made (in finishing order)."""
     finished: list[Flow] = []
-
-    def finished_flow(flow: Flow) -> None:
-        finished.append(flow)
-        if on_finish is not None:
-            on_finish(flow)
-
     part = Part(reader.info)
-    table = FlowTable(new_inspector, finished_flow)
+    table = FlowTable(new_inspector, finished.append)
     table.capture = os.path.basename(reader.info.path)
     table.next_fid = first_fid
     table.track = track
-    run(reader, table, finished, part.rows, Context(decode_as=ports), progress, on_batch=on_batch, finish=finish)
+    run(reader, table, finished, part.rows, Context(decode_as=ports), progress, on_batch=on_batch, finish=finish,
+        on_row=on_finish)
     part.live = list({id(f): f for f, _ in table.flows.values()}.values())
     part.fids, part.packets, part.skipped = table.next_fid, table.packets, table.skipped
     part.not_tcp, part.not_tcp_loopback = table.not_tcp, table.not_tcp_loopback
+    part.released = table.released
     return part
 
 
@@ -126,15 +130,15 @@ def read_capture(source: Source, ports: frozenset[int], progress=None, first_fid
         return read_part(reader, ports, progress, first_fid).capture_run()
 
 
-def run(reader: CaptureReader, table: FlowTable, finished: list, rows: list, ctx: Context, progress,
-        on_batch: BatchHook | None = None, finish: bool = True) -> None:
+def run(reader: CaptureReader, table: FlowTable, finished: list, rows: RowStore | list, ctx: Context, progress,
+        on_batch: BatchHook | None = None, finish: bool = True, on_row: Callable[[Flow], None] | None = None) -> None:
     """Stream the capture through the table; make each flow's row as it finishes so its state is freed.
 
     ``on_batch(table, ctx)`` runs after each batch, its finished flows already in ``rows`` (live capture).
     ``finish=False`` leaves the flows still live at the end in the table (a byte range's end).
     """
     with fewer_gc_passes():
-        _run_batches(reader, table, finished, rows, ctx, progress, on_batch, finish)
+        _run_batches(reader, table, finished, rows, ctx, progress, on_batch, finish, on_row)
 
 
 @contextmanager
@@ -151,19 +155,30 @@ def fewer_gc_passes():
         gc.set_threshold(*old)
 
 
-def _run_batches(reader: CaptureReader, table: FlowTable, finished: list, rows: list, ctx: Context, progress,
-                 on_batch: BatchHook | None, finish: bool) -> None:
+def _run_batches(reader: CaptureReader, table: FlowTable, finished: list, rows: RowStore | list, ctx: Context, progress,
+                 on_batch: BatchHook | None, finish: bool, on_row: Callable[[Flow], None] | None) -> None:
     seen_ifaces = 0
     last = time.perf_counter()
+    current = [ctx]
+    finish_one = table.on_finish
+
+    def on_finish(flow: Flow) -> None:
+        # A batch may finish tens of thousands of flows (the table's open-flow limit): their rows are
+        # made every ``ROWS_EVERY`` flows, not all held to the batch's end.
+        finish_one(flow)
+        if len(finished) >= ROWS_EVERY:
+            rows_of(finished, rows, current[0], on_row)
+
+    table.on_finish = on_finish
     for buf, frames in reader.iter_batches():
         ifaces = reader.info.interfaces
         if len(ifaces) != seen_ifaces:
             table.add_loopback_ifaces(i for i in range(seen_ifaces, len(ifaces)) if ifaces[i].name in LOOPBACK_IFACE_NAMES)
-            ctx = context_for(ifaces, ctx.decode_as)
+            ctx = current[0] = context_for(ifaces, ctx.decode_as)
             seen_ifaces = len(ifaces)
         table.process(buf, frames)
         if finished:
-            rows_of(finished, rows, ctx)
+            rows_of(finished, rows, ctx, on_row)
         if progress is not None and time.perf_counter() - last > PROGRESS_EVERY_S:
             last = time.perf_counter()
             progress(reader.info.path, table.packets, len(rows) + len(table.flows) // 2)
@@ -171,15 +186,20 @@ def _run_batches(reader: CaptureReader, table: FlowTable, finished: list, rows: 
             on_batch(table, ctx)
     if finish:
         table.finish_all()
-    rows_of(finished, rows, ctx)
+    rows_of(finished, rows, ctx, on_row)
+
+
+FOLDED_ROW = {"src_ip": "*", "dst_ip": "*", "protocol": "other host pairs", "localhost": False}
 
 
 def not_tcp_rows(not_tcp: Counter, loopback: Iterable, capture: str) -> list[dict]:
-    """Per (source, destination, protocol) packet counts of traffic that is not TCP."""
+    """Per (source, destination, protocol) packet counts of traffic that is not TCP; the host pairs past
+    the table's limit are one row, ``*`` to ``*``."""
     loopback = set(loopback)
     return [
-        {"src_ip": ip_text(src), "dst_ip": ip_text(dst), "protocol": protocol_name(proto),
-         "packets": count, "localhost": bool(address_localhost_reason(src, dst, (src, dst, proto) in loopback)),
+        {**FOLDED_ROW, "packets": count, "capture": capture} if key == FOLDED else
+        {"src_ip": ip_text(key[0]), "dst_ip": ip_text(key[1]), "protocol": protocol_name(key[2]),
+         "packets": count, "localhost": bool(address_localhost_reason(key[0], key[1], key in loopback)),
          "capture": capture}
-        for (src, dst, proto), count in sorted(not_tcp.items())
+        for key, count in sorted(not_tcp.items())
     ]

@@ -14,7 +14,8 @@ from analyzer.report.schema import empty_flow_row
 
 DEMO = Path(__file__).resolve().parents[1] / "captures" / "demo-transparent.pcapng"
 STATS = {"packets", "frames_unsupported", "not_tcp", "warnings", "processes", "flows", "excluded_localhost",
-         "not_tcp_packets", "truncated", "elapsed_s", "clock_skew_s", "captures"}
+         "not_tcp_packets", "truncated", "elapsed_s", "clock_skew_s", "captures",
+         "flows_released_early", "streams_released_early", "not_tcp_packets_folded"}
 
 
 def _row(flow_id: int, localhost: bool, capture: str) -> dict:
@@ -35,7 +36,8 @@ def test_assemble_counts_every_run_once():
     assert report.stats == {"packets": 15, "frames_unsupported": Counter({"arp": 3}), "not_tcp": [{"packets": 3}],
                             "warnings": ["a.pcap: cut"], "processes": 2, "flows": 3, "excluded_localhost": 1,
                             "not_tcp_packets": 3, "truncated": True, "elapsed_s": 1.5, "engine": "tshark 4.0.17",
-                            "clock_skew_s": 5.0, "captures": 2, "rows_in": 3, "rows_joined": 0, "dnat_joined": 0}
+                            "clock_skew_s": 5.0, "captures": 2, "rows_in": 3, "rows_joined": 0, "dnat_joined": 0,
+                            "flows_released_early": 0, "streams_released_early": 0, "not_tcp_packets_folded": 0}
 
 
 def test_native_stats_keys():

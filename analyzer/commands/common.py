@@ -7,6 +7,7 @@ Kept apart from ``cli.py`` so that command modules can import it without importi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 import click
 
@@ -47,6 +48,19 @@ def clock_skew_option(f):
 
     return click.option("--clock-skew", "clock_skew", type=click.FloatRange(min=0, max=3600), metavar="SECONDS",
                         default=DEFAULT_CLOCK_SKEW_S, show_default=True, help=CLOCK_SKEW_HELP)(f)
+
+
+def emit_lines(lines: Iterable[str], output: Path | None) -> None:
+    """Rendered text to ``output`` or standard output as it is made, piece by piece."""
+    if output is None:
+        for line in lines:
+            click.echo(line, nl=False)
+        return
+    try:
+        with open(output, "w") as f:
+            f.writelines(lines)
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from None
 
 
 def emit(text: str, output: Path | None) -> None:

@@ -5,8 +5,9 @@ like Zeek's ``TCP_Reassembler``: retransmitted bytes are delivered once, out-of-
 the hole to fill, and the first real gap (a lost segment, or bytes cut by the snaplen) ends delivery.
 
 Rules:
-  1. Memory is bounded: at most ``MAX_PENDING`` out-of-order segments and ``MAX_PENDING_BYTES`` wait;
-     past that the hole is declared a gap.
+  1. Memory is bounded: at most ``MAX_PENDING`` out-of-order segments and ``MAX_PENDING_BYTES`` wait
+     per direction, and all the streams of one flow table share one ``Budget`` of waiting bytes; past
+     either the hole is declared a gap (the budget's ``released`` counts those it forced).
   2. Delivery stops for good at the first gap.  Bytes after a hole cannot be framed reliably, and an
      analyzer that guessed would be guessing about security.  The gap is recorded, not hidden.
   3. Sequence numbers are 32-bit and wrap (RFC 9293 3.4); offsets are kept relative to the base.
@@ -16,16 +17,33 @@ from __future__ import annotations
 
 MAX_PENDING = 64  # out-of-order segments held per direction
 MAX_PENDING_BYTES = 256 * 1024
+MAX_BUFFERED_BYTES = 32 * 1024 * 1024  # out-of-order bytes held by all the streams of one table
 SEQ_MOD = 1 << 32
 SEQ_HALF = 1 << 31
+
+
+class Budget:
+    """Out-of-order bytes held by a group of streams (one flow table's), and how many streams it made
+    stop at their hole because the group held ``limit`` bytes."""
+
+    __slots__ = ("limit", "held", "released")
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = MAX_BUFFERED_BYTES if limit is None else limit
+        self.held = 0
+        self.released = 0
+
+
+UNBOUNDED = Budget(1 << 62)  # a stream made on its own (tests, tools) shares only the per-stream limits
 
 
 class Stream:
     """One direction's byte stream, relative to ``base`` (ISN + 1, or the first data byte seen)."""
 
-    __slots__ = ("base", "nxt", "pending", "pending_bytes", "gaps", "stopped", "truncated")
+    __slots__ = ("base", "nxt", "pending", "pending_bytes", "gaps", "stopped", "truncated", "budget")
 
-    def __init__(self) -> None:
+    def __init__(self, budget: Budget = UNBOUNDED) -> None:
+        self.budget = budget
         self.base: int | None = None
         self.nxt = 0  # relative offset of the next byte to deliver
         self.pending: dict[int, tuple[bytes, int]] = {}  # rel -> (captured, wire length)
@@ -60,9 +78,14 @@ class Stream:
         if rel > self.nxt:
             held = self.pending.get(rel)
             if held is None or len(held[0]) < len(data):
-                self.pending_bytes += len(data) - (len(held[0]) if held else 0)
+                grown = len(data) - (len(held[0]) if held else 0)
+                self.pending_bytes += grown
+                self.budget.held += grown
                 self.pending[rel] = (data, wire_len)
             if len(self.pending) > MAX_PENDING or self.pending_bytes > MAX_PENDING_BYTES:
+                self.stop_at_gap()
+            elif self.budget.held > self.budget.limit:
+                self.budget.released += 1
                 self.stop_at_gap()
             return b""
         out = self._take(rel, data, wire_len)
@@ -80,7 +103,7 @@ class Stream:
         if len(data) < wire_len:  # snaplen cut: bytes we never saw follow
             self.gaps += 1
             self.stopped = True
-            self.pending.clear()
+            self._drop_pending()
         return chunk
 
     def _drain(self) -> bytes:
@@ -91,6 +114,7 @@ class Stream:
                 break
             data, wire_len = self.pending.pop(rel)
             self.pending_bytes -= len(data)
+            self.budget.held -= len(data)
             out.append(self._take(rel, data, wire_len))
         return b"".join(out)
 
@@ -99,6 +123,10 @@ class Stream:
         if self.pending:
             self.gaps += 1
         self.stopped = True
+        self._drop_pending()
+
+    def _drop_pending(self) -> None:
+        self.budget.held -= self.pending_bytes
         self.pending.clear()
         self.pending_bytes = 0
 

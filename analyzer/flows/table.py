@@ -10,7 +10,11 @@ Rules:
   2. ``process()`` is the per-packet hot path: locals, tuples, one dict lookup per packet; anything
      rare (a new flow, SYN/FIN/RST, payload still wanted) goes to a method.
   3. Memory grows with live flows only: a flow that closed (FIN both ways or RST) and went quiet, or
-     any flow idle too long, is finished and handed to ``on_finish``; the table forgets it.
+     any flow idle too long, is finished and handed to ``on_finish``; the table forgets it.  And it is
+     bounded whatever the capture holds: past ``MAX_OPEN_FLOWS`` live flows the quietest are finished
+     early, judged on what they showed; out-of-order bytes share one ``reassembly.Budget``; past
+     ``MAX_HOST_PAIRS`` not-TCP host pairs the new ones are counted in one bucket (``FOLDED``).  Every
+     early release is counted in ``released``.
   4. Directions are ``orig`` (0, the first packet's sender) and ``resp`` (1) until the end, when
      ``analysis.verdict.client_direction`` maps them to TLS roles (SYN, SYN-ACK, ClientHello, ports).
 """
@@ -22,7 +26,7 @@ from collections import Counter
 from typing import Callable, Iterable, Protocol
 
 from ..capture.decode import ETH_IPV4, IPPROTO_TCP, SKIP_NAMES, TCP4_FAST, decode_frame
-from .reassembly import Stream
+from .reassembly import UNBOUNDED, Budget, Stream
 
 TH_FIN = 0x01  # RFC 9293 3.1
 TH_SYN = 0x02
@@ -34,6 +38,10 @@ EVICT_EVERY = 1 << 16  # packets between scans for finished flows
 COPY_WINDOW_S = 0.0005  # one segment seen on two interfaces of a node: microseconds apart, never an RTO
 CLOSED_IDLE_S = 30.0  # a closed flow with no packet for this long is finished
 IDLE_S = 600.0  # any flow with no packet for this long is finished
+MAX_OPEN_FLOWS = 20_000  # live flows held at most (~3-4 KiB each); past it the quietest quarter is finished early
+RELEASE_SHARE = 4  # 1/RELEASE_SHARE of the live flows is finished when the table is full
+MAX_HOST_PAIRS = 20_000  # (source, destination, protocol) keys of not-TCP traffic counted one by one
+FOLDED = (b"", b"", -1)  # the bucket of the not-TCP packets of every host pair past ``MAX_HOST_PAIRS``
 
 _PORTS = struct.Struct("!HH")
 SEQ_MASK = 0xFFFFFFFF
@@ -91,7 +99,8 @@ class Flow:
         "nxt", "jumps", "opener", "track", "last_seg",
     )
 
-    def __init__(self, fid: int, src: bytes, dst: bytes, sport: int, dport: int, ts: float, inspector, capture: str):
+    def __init__(self, fid: int, src: bytes, dst: bytes, sport: int, dport: int, ts: float, inspector, capture: str,
+                 budget: Budget = UNBOUNDED):
         self.fid = fid
         self.addrs = (src, dst)
         self.ports = (sport, dport)
@@ -105,7 +114,7 @@ class Flow:
         self.rst = [False, False]
         self.loopback = False  # a frame crossed a loopback interface
         self.truncated = 0  # packets whose payload the snaplen cut
-        self.streams = (Stream(), Stream())
+        self.streams = (Stream(budget), Stream(budget))
         self.wants = [True, True]  # the inspector still wants bytes in this direction
         self.inspector = inspector
         self.capture = capture
@@ -239,6 +248,10 @@ class FlowTable:
         self.not_tcp_loopback: set[tuple[bytes, bytes, int]] = set()
         self.capture = ""
         self.track = False  # give new flows a ``Track`` (a later byte range)
+        self.max_flows = MAX_OPEN_FLOWS
+        self.max_host_pairs = MAX_HOST_PAIRS
+        self.budget = Budget()  # out-of-order bytes held by all the flows' streams
+        self.released_flows = 0  # flows finished early because ``max_flows`` were live
         self._since_evict = 0
         self._now = 0.0
 
@@ -335,8 +348,18 @@ class FlowTable:
             self._since_evict = 0
             self.evict(ts)
 
+    @property
+    def released(self) -> Counter:
+        """Early releases so far: flows finished at the open-flow limit, streams that stopped at their
+        hole at the buffer limit, not-TCP packets of host pairs counted in one bucket."""
+        return Counter({"flows_released_early": self.released_flows,
+                        "streams_released_early": self.budget.released,
+                        "not_tcp_packets_folded": self.not_tcp.get(FOLDED, 0)})
+
     def _count_other(self, r: tuple, loop_iface: bool) -> None:
         key = (r[1], r[2], r[0])
+        if key not in self.not_tcp and len(self.not_tcp) >= self.max_host_pairs:
+            key = FOLDED
         self.not_tcp[key] += 1
         if r[3] or loop_iface:
             self.not_tcp_loopback.add(key)
@@ -344,10 +367,13 @@ class FlowTable:
     def _new_flow(self, old, key: bytes, ts: float, flags: int) -> tuple[Flow, int]:
         if old is not None:  # a SYN that opens a new connection on the tuple (Flow.is_reuse)
             self._finish(old[0])
+        elif len(self.flows) >= 2 * self.max_flows:
+            self._release()
         n = (len(key) - 4) // 2  # address length: 4 or 16
         src, dst = key[:n], key[n:2 * n]
         sport, dport = _PORTS.unpack_from(key, 2 * n)
-        flow = Flow(self.next_fid, src, dst, sport, dport, ts, self.new_inspector(sport, dport), self.capture)
+        flow = Flow(self.next_fid, src, dst, sport, dport, ts, self.new_inspector(sport, dport), self.capture,
+                    self.budget)
         flow.opener = flags if old is None else -1
         if self.track:
             flow.track = Track()
@@ -382,6 +408,15 @@ class FlowTable:
         }
         for flow in done.values():
             self._finish(flow)
+
+    def _release(self) -> None:
+        """The table is full: finish the quietest share of the live flows now, closed ones first, each
+        judged on what it showed (a later packet of one starts a new, mid-stream flow)."""
+        live = sorted({id(f): f for f, d in self.flows.values() if d == 0}.values(),
+                      key=lambda f: (not f.closed, f.last_ts))
+        for flow in live[:max(1, len(live) // RELEASE_SHARE)]:
+            self._finish(flow)
+            self.released_flows += 1
 
     def finish_all(self) -> None:
         """End of input: every live flow is finished, oldest first."""

@@ -43,7 +43,7 @@ def combine(parts: Sequence[Sequence[dict]], names: Sequence[str], stats: dict,
     stats["clock_skew_s"] = clock_skew
     stats["captures"] = len(parts)
     if len(parts) <= 1 and (services is None or not services.has_cluster_ips):
-        return list(parts[0]) if parts else []
+        return parts[0] if parts else []  # as it is: a list, or a RowStore of very many rows
     result = join_rows(parts, names, clock_skew, services)
     stats["rows_in"], stats["rows_joined"], stats["dnat_joined"] = result.rows_in, result.joined, result.dnat_joined
     stats["warnings"] += result.notes

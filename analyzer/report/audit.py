@@ -32,6 +32,7 @@ from ..errors import CaptureFormatError
 from ..join.vantage import capture_vantages, sides
 from .edges import GATE_TESTS, GATES, RESOURCES, flow_status, destination, headline, peer_end
 from .render import iso
+from .result import RELEASE_KEYS
 from .schema import CATEGORIES, EDGE_COLUMNS, EDGE_STATUSES, FLOW_COLUMNS, Column
 
 REPORT_SCHEMA = "mtls-analyzer/report"
@@ -238,6 +239,7 @@ def unjudged(report, flows: Sequence[dict], edges: Sequence[dict], captures: Seq
         "localhost_by_reason": dict(Counter(r["localhost_reason"] or "localhost" for r in localhost).most_common()),
         "frames_not_analysed": dict(Counter(stats.get("frames_unsupported", {})).most_common()),
         "not_tcp_packets": dict(not_tcp.most_common()),
+        "released_early": {key: stats.get(key, 0) for key in RELEASE_KEYS},
         "capture_drops": sum(reported_drops) if reported_drops else None,
         "truncated_captures": [c["file"] for c in captures if c["truncated"]],
         "warnings": list(stats.get("warnings", [])),
@@ -412,14 +414,15 @@ def json_schema() -> dict:
                               "unverified_edges", "flows_with_truncated_packets", "truncated_packets",
                               "flows_with_gaps", "midstream_flows", "identity_not_seen_flows", "excluded_localhost",
                               "localhost_by_reason",
-                              "frames_not_analysed", "not_tcp_packets", "capture_drops", "truncated_captures",
-                              "warnings"), {
+                              "frames_not_analysed", "not_tcp_packets", "released_early", "capture_drops",
+                              "truncated_captures", "warnings"), {
                 "unknown_flows": count, "unknown_by_reason": grouped, "unverified_flows": count,
                 "unverified_by_reason": grouped, "unverified_edges": count, "flows_with_truncated_packets": count,
                 "truncated_packets": count, "truncated_flow_ids": ids, "flows_with_gaps": count, "gap_flow_ids": ids,
                 "midstream_flows": count, "midstream_flow_ids": ids, "identity_not_seen_flows": count,
                 "identity_not_seen_flow_ids": ids, "excluded_localhost": count,
                 "localhost_by_reason": counts, "frames_not_analysed": counts, "not_tcp_packets": counts,
+                "released_early": _obj(RELEASE_KEYS, dict.fromkeys(RELEASE_KEYS, count)),
                 "capture_drops": {"type": ["integer", "null"]},
                 "truncated_captures": {"type": "array", "items": {"type": "string"}},
                 "warnings": {"type": "array", "items": {"type": "string"}}},

@@ -38,6 +38,8 @@ SUB = "\u2003"  # leads a breakdown line under an item of the "could not be judg
 MAX_WORST = 3  # worst edges listed at the top (all of them are first in the edges table)
 WORST_PORTS = {UNEXPECTED: "unexpected_ports", UNVERIFIED: "unverified_ports"}  # the ports that make it bad
 MAX_FLOWS_PER_EDGE = 1000  # flows listed under one edge; the rest are in report.json
+MAX_FLOWS_IN_PAGE = 5000  # flows listed in the whole page, worst edges first
+MAX_EDGES_IN_PAGE = 1000  # edges in the page (graph, table, evidence), worst first; the rest are in report.json
 FIT_WIDTH = 1800  # graphs up to this width shrink to the window; wider ones scroll
 
 
@@ -419,8 +421,8 @@ def _flow_row(f: dict) -> str:
 
 
 
-def _edge_evidence(e: dict, flows: Sequence[dict]) -> str:
-    listed = flows[:MAX_FLOWS_PER_EDGE]
+def _edge_evidence(e: dict, flows: Sequence[dict], limit: int) -> str:
+    listed = flows[:limit]
     more = (f'<p class="muted">{len(flows) - len(listed)} more flows are in report.json '
             f'(<code>--json</code>).</p>') if len(flows) > len(listed) else ""
     mtls_note = {"proven": "a TLS 1.2 client Certificate was seen on the wire",
@@ -453,10 +455,31 @@ def _edge_evidence(e: dict, flows: Sequence[dict]) -> str:
             f'</div>{more}</section>')
 
 
-def _evidence(doc: dict, by_edge: dict[str, list[dict]]) -> str:
+def _evidence(doc: dict, by_edge: dict[str, list[dict]], listed: dict[str, int]) -> str:
     edges = _worst_first(doc["edges"])
-    body = "".join(_edge_evidence(e, by_edge.get(e["id"], [])) for e in edges)
+    body = "".join(_edge_evidence(e, by_edge.get(e["id"], []), listed.get(e["id"], 0)) for e in edges)
     return f'<section id="evidence"><h2>Evidence per edge</h2>{body}</section>'
+
+
+def _in_page(doc: dict, by_edge: dict[str, list[dict]]) -> tuple[dict, dict[str, int], str]:
+    """What the page shows of a large document: the worst ``MAX_EDGES_IN_PAGE`` edges and, worst edges
+    first, at most ``MAX_FLOWS_PER_EDGE`` flows of each and ``MAX_FLOWS_IN_PAGE`` in all.  Returns the
+    document with those edges, the flows listed per edge, and a note saying what was left out ("" when
+    nothing was)."""
+    edges = _worst_first(doc["edges"])
+    page_edges = edges[:MAX_EDGES_IN_PAGE]
+    listed: dict[str, int] = {}
+    room = MAX_FLOWS_IN_PAGE
+    for e in page_edges:
+        listed[e["id"]] = n = min(len(by_edge.get(e["id"], ())), MAX_FLOWS_PER_EDGE, room)
+        room -= n
+    flows = sum(listed.values())
+    if len(page_edges) == len(edges) and flows == len(doc["flows"]):
+        return doc, listed, ""
+    note = (f'<p class="muted" id="page-limits">This page shows the {len(page_edges)} worst of {len(edges)} edges '
+            f'and lists {flows} of {len(doc["flows"])} flows; everything is in report.json '
+            f'(<code>--json</code>).</p>')
+    return {**doc, "edges": page_edges}, listed, note
 
 
 # -- the page ----------------------------------------------------------------------------------------------
@@ -465,7 +488,8 @@ def render_html(doc: dict) -> str:
     by_edge: dict[str, list[dict]] = {}
     for flow in doc["flows"]:
         by_edge.setdefault(flow["edge"], []).append(flow)
-    shown = {f["flow_id"] for flows in by_edge.values() for f in flows[:MAX_FLOWS_PER_EDGE]}
+    page, listed, note = _in_page(doc, by_edge)
+    shown = {f["flow_id"] for edge, n in listed.items() for f in by_edge.get(edge, [])[:n]}
     title = "mTLS audit: " + ", ".join(c["file"] for c in doc["captures"])
     return "\n".join([
         "<!DOCTYPE html>",
@@ -478,11 +502,12 @@ def render_html(doc: dict) -> str:
         f'<body data-result="{_e(doc["policy"]["result"])}">',
         _header(doc),
         "<main>",
-        _graph(doc),
-        _edges_table(doc),
+        note,
+        _graph(page),
+        _edges_table(page),
         _unjudged(doc, shown),
         _provenance(doc),
-        _evidence(doc, by_edge),
+        _evidence(page, by_edge, listed),
         "</main>",
         f'<footer>mtls-analyzer {_e(doc["tool"]["version"])} \u00b7 report schema {_e(doc["schema"])} '
         f'v{_e(doc["schema_version"])} \u00b7 the same data as <code>--json</code></footer>',

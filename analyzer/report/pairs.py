@@ -5,7 +5,6 @@ Pod pairs (with Kubernetes identities) build on this in a later layer; here a "p
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Iterable
 
 
@@ -24,28 +23,75 @@ def _joined(values: Iterable) -> str:
     return ",".join(str(v) for v in sorted({v for v in values if v not in ("", None)}, key=str))
 
 
+VERDICT_INDEX = {"tls": 0, "plaintext": 1, "unknown": 2}
+_unions: dict[tuple[frozenset, object], frozenset] = {}  # shared value sets: most pairs have the same few
+MAX_UNIONS = 100_000
+
+
+def _with(values: frozenset, value) -> frozenset:
+    """``values`` with ``value`` added (empty values are not), as a set shared by every pair that has it."""
+    if value in values or value in ("", None):
+        return values
+    out = _unions.get((values, value))
+    if out is None:
+        if len(_unions) >= MAX_UNIONS:
+            _unions.clear()
+        out = _unions[(values, value)] = values | {value}
+    return out
+
+
+class _Pair:
+    """One host pair's running totals: flow rows are added one by one and not kept."""
+
+    __slots__ = ("counts", "ports", "versions", "snis", "evidence", "first_ts", "last_ts")
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0, 0, 0, 0]  # flows tls, plaintext, unknown; then their bytes
+        self.ports = self.versions = self.snis = self.evidence = frozenset()
+        self.first_ts = float("inf")
+        self.last_ts = float("-inf")
+
+    def add(self, f: dict) -> None:
+        v = VERDICT_INDEX[f["verdict"]]
+        self.counts[v] += 1
+        self.counts[v + 3] += f["bytes_c2s"] + f["bytes_s2c"]
+        self.ports = _with(self.ports, f["server_port"])
+        self.versions = _with(self.versions, f["tls_version"])
+        self.snis = _with(self.snis, f["sni"])
+        self.evidence = _with(self.evidence, f["evidence"])
+        self.first_ts = min(self.first_ts, f["first_ts"])
+        self.last_ts = max(self.last_ts, f["last_ts"])
+
+
 def aggregate_pairs(flows: Iterable[dict]) -> list[dict]:
-    """Group flow rows by (client_ip, server_ip); rows come out sorted by pair."""
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    """Group flow rows by (client_ip, server_ip), as they come (one pass, no row kept); rows come out
+    sorted by pair."""
+    groups: dict[tuple[str, str], _Pair] = {}
     for f in flows:
-        groups[(f["client_ip"], f["server_ip"])].append(f)
+        key = (f["client_ip"], f["server_ip"])
+        pair = groups.get(key)
+        if pair is None:
+            pair = groups[key] = _Pair()
+        pair.add(f)
     rows = []
-    for (cip, sip), fs in sorted(groups.items()):
-        n = {v: sum(1 for f in fs if f["verdict"] == v) for v in ("tls", "plaintext", "unknown")}
+    for (cip, sip), p in sorted(groups.items()):
+        tls, plaintext, unknown, b_tls, b_plain, b_unknown = p.counts
         rows.append({
             "client_ip": cip,
             "server_ip": sip,
-            "flows": len(fs),
-            **n,
-            "bytes": sum(f["bytes_c2s"] + f["bytes_s2c"] for f in fs),
-            "bytes_tls": sum(f["bytes_c2s"] + f["bytes_s2c"] for f in fs if f["verdict"] == "tls"),
-            "bytes_plaintext": sum(f["bytes_c2s"] + f["bytes_s2c"] for f in fs if f["verdict"] == "plaintext"),
-            "server_ports": _joined(f["server_port"] for f in fs),
-            "tls_versions": _joined(f["tls_version"] for f in fs),
-            "snis": _joined(f["sni"] for f in fs),
-            "evidence": _joined(f["evidence"] for f in fs),
-            "status": pair_status(n["tls"], n["plaintext"], n["unknown"]),
-            "first_ts": min(f["first_ts"] for f in fs),
-            "last_ts": max(f["last_ts"] for f in fs),
+            "flows": tls + plaintext + unknown,
+            "tls": tls,
+            "plaintext": plaintext,
+            "unknown": unknown,
+            "bytes": b_tls + b_plain + b_unknown,
+            "bytes_tls": b_tls,
+            "bytes_plaintext": b_plain,
+            "server_ports": _joined(p.ports),
+            "tls_versions": _joined(p.versions),
+            "snis": _joined(p.snis),
+            "evidence": _joined(p.evidence),
+            "status": pair_status(tls, plaintext, unknown),
+            "first_ts": p.first_ts,
+            "last_ts": p.last_ts,
         })
     return rows

@@ -21,7 +21,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from .escape import clip, csv_cell, markdown_cell, text
 from .schema import TIME_COLUMNS
@@ -140,12 +140,7 @@ def render(rows: Sequence[dict], columns: Sequence[str], fmt: str, view: str = "
     if fmt == "json":
         return json.dumps([{c: _cell(c, r[c]) for c in columns} for r in rows], indent=2) + "\n"
     if fmt == "csv":
-        out = io.StringIO()
-        w = csv.writer(out, lineterminator="\n")
-        w.writerow(columns)
-        for r in rows:
-            w.writerow([csv_cell(_cell(c, r[c])) for c in columns])
-        return out.getvalue()
+        return "".join(render_lines(rows, columns, fmt, view))
     if fmt == "markdown":
         cells = [[_text(_cell(c, r[c])) for c in columns] for r in rows]
         head = "| " + " | ".join(columns) + " |\n|" + "|".join("---" for _ in columns) + "|\n"  # our own names
@@ -226,6 +221,27 @@ def middle(name: str, width: int) -> str:
 def clip_end(cell: str, width: int) -> str:
     """``cell`` cut at its end to ``width`` characters, the cut marked."""
     return cell if len(cell) <= width else cell[: max(width - 1, 0)] + ELLIPSIS
+
+
+def render_lines(rows: Iterable[dict], columns: Sequence[str], fmt: str, view: str = "flows") -> Iterator[str]:
+    """``render`` piece by piece, for rows too many to hold as text: CSV, a block of rows at a time
+    (other formats in one piece)."""
+    if fmt != "csv":
+        yield render(list(rows), columns, fmt, view)
+        return
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(columns)
+    for i, r in enumerate(rows, 1):
+        w.writerow([csv_cell(_cell(c, r[c])) for c in columns])
+        if i % CSV_BLOCK == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
+
+
+CSV_BLOCK = 4096  # rows per piece of streamed CSV
 
 
 def _text(v) -> str:

@@ -15,11 +15,16 @@ from typing import Sequence
 from ..errors import AnalyzerError
 from ..join import DEFAULT_CLOCK_SKEW_S, combine
 from .pairs import aggregate_pairs
+from .rowstore import RowStore
 from .schema import FLOW_COLUMNS, PAIR_COLUMNS
 
 # Columns ``Report.flows_with_pods`` adds to the flows (described in schema.EDGE_COLUMNS / audit.FLOW_EXTRA_COLUMNS).
 PEER_NAMES = ("src_ns", "src", "src_kind", "src_meshed", "dst_ns", "dst", "dst_kind", "dst_meshed",
               "flow_status", "status_word", "status_detail")
+
+# Early releases past the memory limits (``flows.table.FlowTable.released``): the flows judged before
+# their end, the streams whose out-of-order bytes were given up, the not-TCP packets counted as ``*``.
+RELEASE_KEYS = ("flows_released_early", "streams_released_early", "not_tcp_packets_folded")
 
 
 @dataclass
@@ -35,13 +40,14 @@ class CaptureRun:
     truncated: bool = False  # the capture ended in damage
     info: object = None  # capture.reader.CaptureInfo when the native reader read it
     processes: int = 1
+    released: Counter = field(default_factory=Counter)  # early releases past the memory limits
 
 
 @dataclass
 class Report:
     """Result of an analysis.  Rows are plain dicts (schema column names); frames are built on demand."""
 
-    all_flow_rows: list[dict]
+    all_flow_rows: list[dict] | RowStore  # a RowStore (read as dicts) when one capture had very many
     include_localhost: bool
     stats: dict = field(default_factory=dict)
     captures: list = field(default_factory=list)  # CaptureInfo per input (native engine)
@@ -57,18 +63,25 @@ class Report:
         notes lead the warnings."""
         not_tcp = [entry for run in runs for entry in run.not_tcp]
         unsupported: Counter = Counter()
+        released: Counter = Counter(dict.fromkeys(RELEASE_KEYS, 0))
         for run in runs:
             unsupported.update(run.unsupported)
+            released.update(run.released)
         stats = {
             "packets": sum(run.packets for run in runs),
             "frames_unsupported": unsupported,
             "not_tcp": not_tcp,
             "warnings": list(getattr(pods, "notes", None) or []) + [w for run in runs for w in run.warnings],
             "processes": max((run.processes for run in runs), default=1),
+            **{key: released[key] for key in RELEASE_KEYS},
         }
         rows = combine([run.rows for run in runs], [os.path.basename(str(run.path)) for run in runs], stats,
                        clock_skew, getattr(pods, "services", None))
-        rows.sort(key=lambda r: r["flow_id"])
+        if isinstance(rows, RowStore):  # one capture's own rows: compressed when there are many
+            rows.sort_by_flow_id()
+            rows = rows if rows.compact else rows.rows
+        else:
+            rows.sort(key=lambda r: r["flow_id"])
         stats.update({
             "flows": len(rows),
             "excluded_localhost": sum(1 for r in rows if r["localhost"]),
@@ -85,6 +98,8 @@ class Report:
         """Flows shown by default: localhost hops only with ``include_localhost``."""
         if self.include_localhost:
             return self.all_flow_rows
+        if isinstance(self.all_flow_rows, RowStore):
+            return NotLocalhost(self.all_flow_rows)
         return [r for r in self.all_flow_rows if not r["localhost"]]
 
     @property
@@ -217,4 +232,30 @@ class Report:
                if stats.get("captures", 1) > 1 else "")
             + (f"; {stats['dnat_joined']} joined with their side before a Service's DNAT"
                if stats.get("dnat_joined") else "")
+            + released_note(stats)
         )
+
+
+class NotLocalhost:
+    """The rows of a ``RowStore`` that are not localhost hops, read again on each pass (never kept)."""
+
+    def __init__(self, rows: RowStore):
+        self.rows = rows
+        self.count: int | None = None
+
+    def __iter__(self):
+        return (r for r in self.rows if not r["localhost"])
+
+    def __len__(self) -> int:
+        if self.count is None:
+            self.count = sum(1 for _ in self)
+        return self.count
+
+
+def released_note(stats: dict) -> str:
+    """What the memory limits made the analysis give up early ("" when nothing)."""
+    flows, streams, folded = (stats.get(key, 0) for key in RELEASE_KEYS)
+    parts = ([f"{flows} flows judged early at the open-flow limit"] if flows else []) + (
+        [f"{streams} streams' out-of-order bytes dropped at the buffer limit"] if streams else []) + (
+        [f"{folded} not-TCP packets of host pairs past the limit counted as * to *"] if folded else [])
+    return "; memory limits: " + ", ".join(parts) if parts else ""
