@@ -15,8 +15,10 @@ import click
 
 from . import __version__
 from .api import analyze as run_analysis
-from .commands.common import TRUST_UNKNOWN_CLIENTS_HELP, InputError, clock_skew_option, emit, warn
+from .commands.common import (TRUST_UNKNOWN_CLIENTS_HELP, InputError, clock_skew_option, dask_option, dask_target,
+                              emit, exit_on_gates, export, finish_edges, warn)
 from .errors import AnalyzerError
+from .join import DEFAULT_CLOCK_SKEW_S
 from .report.schema import EXPORT_FORMATS
 from .report.escape import text
 from .report.render import FORMATS, render
@@ -94,22 +96,6 @@ def pods_options(f):
     return f
 
 
-def dask_target(address: str, captures: tuple) -> tuple[tuple, str]:
-    """``--dask a.pcap b.pcap`` gives click's optional value the first capture: give it back (an address
-    has a colon: ``tcp://host:8786``, ``host:8786``).  Returns (captures, address)."""
-    if address and ":" not in address:
-        return (type(captures[0])(address) if captures else address, *captures), ""
-    return captures, address
-
-
-def dask_option(f):
-    """``--dask [ADDRESS]``: run on a Dask cluster (``analyzer.distributed``)."""
-    return click.option("--dask", "dask_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
-                        help="Run on a Dask cluster: tcp://HOST:8786, or no address for a local one (one worker "
-                             "per core) started and stopped with the command (put it after the captures, or "
-                             "write --dask=ADDRESS). Needs mtls-analyzer[dask].")(f)
-
-
 @cli.command(short_help="Classify every TCP flow of CAPTURE files as TLS, plaintext or unknown.")
 @click.argument("captures", nargs=-1, required=True)
 @click.option("--view", type=click.Choice(tuple(VIEWS)), default=None,
@@ -177,7 +163,7 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
     if rows is None:
         pass  # the workers wrote the flows dataset
     elif fmt in EXPORT_FORMATS:  # parquet, jsonl
-        _export(rows, view, fmt, output)
+        export(rows, view, fmt, output)
     else:
         emit(render(rows, VIEWS[view], fmt, view), output)
     for warning in warnings:
@@ -187,18 +173,8 @@ def analyze(captures, view, fmt, output, decode_as, include_localhost, quiet, po
     finish_edges(edges, pods, fail_on, quiet)
 
 
-def finish_edges(edges: list[dict], pods, fail_on, quiet: bool) -> None:
-    """After the table: the edges' summary line (with a pod list, unless quiet) and the ``--fail-on``
-    gates, one line each that fails, then exit 3 if any did."""
-    from .report.edges import summary
-
-    if not quiet and pods is not None:
-        warn(summary(edges))
-    exit_on_gates(edges, fail_on)
-
-
 def _on_dask(captures, address: str, decode_as, include_localhost: bool, pods, resource: str, view: str,
-             fmt: str, output, progress, trust_unknown_clients: bool = False, clock_skew: float = 5.0) -> tuple:
+             fmt: str, output, progress, trust_unknown_clients: bool = False, clock_skew: float = DEFAULT_CLOCK_SKEW_S) -> tuple:
     """``--dask``: the view's rows (None when the workers wrote a flows dataset to ``output``)."""
     from .api import parse_decode_as
     from .distributed.views import analyze_views
@@ -215,30 +191,8 @@ def _on_dask(captures, address: str, decode_as, include_localhost: bool, pods, r
     return views.rows, views.edges, views.warnings, views.summary
 
 
-def _export(rows, view: str, fmt: str, output) -> None:
-    from .report.export import export_view
-
-    try:
-        export_view(rows, view, fmt, output, sys.stdout)
-    except OSError as exc:
-        raise InputError(f"{output or 'standard output'}: cannot write: {exc.strerror or exc}") from None
-    except AnalyzerError as exc:
-        raise InputError(str(exc)) from None
-
-
 def _progress(path: str, packets: int, flows: int) -> None:
     click.echo(f"\r\033[K{text(path)}: {packets} packets, {flows} flows", err=True, nl=False)
-
-
-def exit_on_gates(edges, fail_on) -> None:
-    """After the table: one stderr line per ``--fail-on`` condition that holds, then exit 3 if any does."""
-    from .report.edges import gate_failures
-
-    failures = gate_failures(edges, fail_on)
-    for line in failures:
-        warn(line)
-    if failures:
-        sys.exit(3)
 
 
 def run_group(group: click.Group, args: list[str] | None = None) -> None:

@@ -334,11 +334,40 @@ def test_dataset_goes_into_a_new_or_empty_folder_only(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.parquet"]
 
 
-def test_dask_before_the_captures_gives_the_first_one_back():
+def test_dask_before_the_captures_gives_the_first_one_back(tmp_path):
     one = cli("analyze", *CAPTURES[:2], "--format", "csv")
     res = cli("analyze", "--dask", *CAPTURES[:2], "--format", "csv")
     assert res.returncode == 0, res.stderr
     assert res.stdout == one.stdout and res.stderr.startswith("2 captures on ")
+    # A file named like an address is still a capture: an existing path is never an address.
+    shutil.copy(CAPTURES[0], tmp_path / "local")
+    shutil.copy(CAPTURES[1], tmp_path / "localhost:8786")
+    res = subprocess.run([sys.executable, "-m", "analyzer", "analyze", "--dask", "local", "localhost:8786",
+                          "--format", "csv"], capture_output=True, text=True, env=ENV, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == one.stdout and res.stderr.startswith("2 captures on ")
+
+
+def test_dask_value_is_an_address_only_when_it_looks_like_one(tmp_path, monkeypatch):
+    from analyzer.commands.common import dask_target
+
+    caps = (Path("b.pcap"),)
+    for address in ("tcp://10.0.0.1:8786", "tls://sched.example:8786", "sched:8786", "[::1]:8786"):
+        assert dask_target(address, caps) == (caps, address)
+    assert dask_target("local", caps) == (caps, "")
+    assert dask_target("", caps) == (caps, "")
+    assert dask_target(None, caps) == (caps, None)
+    for capture in ("a.pcap", "caps/*.pcap", "http://host/caps/a.pcap", "s3://bucket/x", "dir/"):
+        assert dask_target(capture, caps) == ((Path(capture), *caps), "")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sched:8786").write_bytes(b"")
+    assert dask_target("sched:8786", caps) == ((Path("sched:8786"), *caps), "")
+
+
+def test_dask_address_before_the_captures_is_the_scheduler():
+    address = f"127.0.0.1:{_free_port()}"
+    res = cli("analyze", "--dask", address, CAPTURES[0])
+    assert res.returncode == 2 and res.stderr.startswith(f"Error: --dask {address}: cannot connect to the scheduler")
 
 
 def test_dask_runs_the_native_engine_only():

@@ -13,7 +13,7 @@ import click
 from ..errors import AnalyzerError
 from ..report.render import FORMATS
 from ..report.schema import EDGE_NAMES, EXPORT_FORMATS, PAIR_NAMES
-from .common import InputError, emit
+from .common import InputError, emit, export, finish_edges
 
 
 def _options(f):
@@ -38,7 +38,6 @@ def edges(flows, view, fmt, output, pods_file, use_kubectl, context, namespace, 
     Exit code 0; 3 when a --fail-on gate fails (after the table); 2 on bad input.
     """
     from ..kube.kubectl import load_pod_list
-    from ..cli import finish_edges
     from ..report.edges import edge_rows
     from ..report.pairs import aggregate_pairs
     from ..report.render import render
@@ -57,9 +56,7 @@ def edges(flows, view, fmt, output, pods_file, use_kubectl, context, namespace, 
               if pods is not None else [])
     out = judged if view == "edges" else aggregate_pairs(rows)
     if fmt in EXPORT_FORMATS:
-        from ..cli import _export
-
-        _export(out, view, fmt, output)
+        export(out, view, fmt, output)
     else:
         emit(render(out, EDGE_NAMES if view == "edges" else PAIR_NAMES, fmt, view), output)
     if not quiet:

@@ -48,8 +48,8 @@ def _distributed():
 
 @contextmanager
 def cluster(address=None):
-    """A client for ``address``: None, True or "" starts a ``LocalCluster`` (one single-threaded worker
-    process per core) and stops it after; ``tcp://host:8786`` connects to that scheduler; a
+    """A client for ``address``: None, True, "" or "local" starts a ``LocalCluster`` (one single-threaded
+    worker process per core) and stops it after; ``tcp://host:8786`` connects to that scheduler; a
     ``distributed.Client`` is used as it is and left open (and its logging left alone)."""
     distributed = _distributed()
     if isinstance(address, distributed.Client):
@@ -61,7 +61,7 @@ def cluster(address=None):
     if quiet:  # (closing comms, a task that raised: reported once, as a failed capture) is not the user's news
         log.setLevel(logging.CRITICAL)
     try:
-        if address and address is not True:
+        if address and address is not True and address != "local":
             try:
                 client = distributed.Client(address, timeout=CONNECT_TIMEOUT_S)
             except (OSError, TimeoutError) as exc:
