@@ -114,6 +114,118 @@ def test_api_dask_argument_gives_the_one_machine_report(client):
     assert report.edge_rows == one.edge_rows and report.stats["failures"] == []
 
 
+# -- several captures: the join in keyed parts ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def vantages(tmp_path_factory):
+    """Pod, server-side and node captures of the same traffic, with a Service whose ClusterIP is DNATed:
+    (captures, pod list).  Connections seen from two sides, pre- and post-DNAT sides in different captures
+    and in one node capture, connections seen once, and a tuple reused later."""
+    import pcapgen as pg
+    from test_services import CLUSTER_IP, CURL, EMOJI, EMOJI2, WEB, cluster, conn, write
+
+    out = tmp_path_factory.mktemp("vantages")
+    svc, emoji, emoji2 = pg.Endpoint(CLUSTER_IP, 80), pg.Endpoint(EMOJI, 8080), pg.Endpoint(EMOJI2, 8080)
+    ms = 1_000_000
+    client_side, server_side, node = [], [], []
+    for k in range(12):
+        t = k * 40 * ms
+        pre = conn(CURL, svc, sport=41000 + k, t0_ns=pg.T0_NS + t)
+        post = pg.shift(conn(CURL, emoji if k % 2 else emoji2, sport=41000 + k, t0_ns=pg.T0_NS + t), 2 * ms)
+        client_side.append(pre)
+        (server_side if k % 3 else node).append(post)
+        if k % 3 == 0:
+            node.append(pre)
+        tls = conn(WEB, emoji, "tls", sport=42000 + k, t0_ns=pg.T0_NS + t)
+        client_side.append(tls)
+        server_side.append(pg.shift(tls, ms))
+        server_side.append(conn(WEB, emoji2, "tls", sport=43000 + k, t0_ns=pg.T0_NS + t))  # seen once
+    client_side.append(conn(WEB, emoji, "tls", sport=42000, t0_ns=pg.T0_NS + 60_000 * ms))  # the tuple again, later
+    caps = [write(out / "curl.pod-curl.pcap", pg.merge(*client_side)),
+            write(out / "emoji.pod-emoji.pcap", pg.merge(*server_side)),
+            write(out / "n1.node.pcap", pg.merge(*node))]
+    return caps, cluster(out)
+
+
+def joined_on(client, sources, pods_path, partitions):
+    from analyzer.kube.kubectl import load_pod_list
+
+    pods = load_pod_list(Path(pods_path), False, None, None, False) if pods_path else None
+    run = engine.Run(client, expand(sources), frozenset(), partitions=partitions)
+    run.read()
+    stats = run.tally(True)
+    run.join(stats, 5.0, pods, True)
+    return run, stats, pods
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 8])
+def test_join_in_keyed_parts_equals_one_machine(client, vantages, partitions):
+    caps, pods_path = vantages
+    one = analyze(caps, pods=pods_path, include_localhost=True)
+    assert one.stats["dnat_joined"] == 12 and one.stats["rows_joined"] > 20  # the case joins, both ways
+    run, stats, pods = joined_on(client, caps, pods_path, partitions)
+    same_flows(one, run.rows())
+    sizes = [len(b) for b in client.gather(run.joined)]
+    assert len(sizes) == partitions and sum(sizes) == len(one.all_flow_rows)
+    if partitions > 1:
+        assert sum(1 for n in sizes if n) > 1, "the rows are spread over several parts"
+    for key in ("rows_in", "rows_joined", "dnat_joined", "flows", "warnings"):
+        assert stats[key] == one.stats[key], key
+    assert run.edges(True, pods, "pod") == one.edge_rows
+    assert run.pairs(True) == one.pair_rows
+
+
+def test_same_file_twice_is_noted_once_whatever_the_parts(client, vantages):
+    caps, pods_path = vantages
+    sources = [caps[0], caps[1], caps[0]]
+    one = analyze(sources, pods=pods_path, include_localhost=True)
+    note = [w for w in one.stats["warnings"] if "the same file given twice" in w]
+    alone = len(analyze(caps[0], include_localhost=True).all_flow_rows)
+    assert len(note) == 1 and note[0].startswith(f"curl.pod-curl.pcap saw exactly the {alone} connection(s) of curl.pod-curl.pcap")
+    run, stats, _ = joined_on(client, sources, pods_path, 5)
+    same_flows(one, run.rows())
+    assert stats["warnings"] == one.stats["warnings"]
+    assert (stats["rows_in"], stats["rows_joined"], stats["dnat_joined"]) == \
+        (one.stats["rows_in"], one.stats["rows_joined"], one.stats["dnat_joined"])
+
+
+def test_cli_several_captures_on_dask_equal_one_machine(vantages, tmp_path):
+    caps, pods_path = vantages
+    for view in ("flows", "pairs", "edges"):
+        args = ("analyze", *caps, "--pods", pods_path, "--view", view, "--format", "csv")
+        one, on_dask = cli(*args), cli(*args, "--dask")
+        assert on_dask.returncode == one.returncode == 0, on_dask.stderr
+        assert on_dask.stdout == one.stdout and on_dask.stdout.count("\n") > 3, view
+    out = tmp_path / "joined"
+    res = cli("analyze", *caps, "--pods", pods_path, "--view", "flows", "--format", "parquet", "-o", out, "--dask")
+    assert res.returncode == 0, res.stderr
+    import pandas as pd
+
+    got = pd.read_parquet(out).sort_values("flow_id").reset_index(drop=True)
+    expected = analyze(caps, pods=pods_path).flows
+    assert sorted({p.parent.name for p in out.rglob("*.parquet")}) == ["0000_curl.pod-curl.pcap", "0001_emoji.pod-emoji.pcap"]
+    for col in expected.columns:
+        assert got[col].equals(expected[col]), col
+
+
+def test_partition_key_puts_both_dnat_sides_and_both_orientations_together():
+    from analyzer.join.partition import Keyer
+    from analyzer.kube.services import Endpoint, Service, ServiceIndex, ServicePort
+
+    services = ServiceIndex((Service("ns", "s", ("10.96.0.1",), (ServicePort("http", 80, target=8080),)),),
+                            {"ns/s": [Endpoint("10.0.0.2", 8080, "http")]})
+    keyer = Keyer(services)
+
+    def row(c, cp, s, sp):
+        return {"client_ip": c, "client_port": cp, "server_ip": s, "server_port": sp}
+
+    pre, post = row("10.0.0.1", 40000, "10.96.0.1", 80), row("10.0.0.1", 40000, "10.0.0.2", 8080)
+    assert keyer.key(pre) == keyer.key(post) == ("10.0.0.1", 40000)
+    assert keyer.key(row("10.0.0.2", 8080, "10.0.0.1", 40000)) == keyer.key(post)  # turned round
+    plain = row("10.0.0.1", 40000, "10.0.0.3", 9000)
+    assert keyer.key(plain) == keyer.key(row("10.0.0.3", 9000, "10.0.0.1", 40000)) == (("10.0.0.1", 40000), ("10.0.0.3", 9000))
+    assert Keyer(None).key(post) == (("10.0.0.1", 40000), ("10.0.0.2", 8080))
+
+
 # -- inputs ---------------------------------------------------------------------------------------------
 def test_globs_and_directories_expand_in_name_order(tmp_path):
     for name in ("b.pcapng", "a.pcapng", "sub/c.pcapng"):
@@ -208,7 +320,7 @@ def test_cli_parquet_dataset_reads_back_with_pandas_pyarrow_and_dask(tmp_path):
     res = cli("analyze", *CAPTURES, "--view", "flows", "--format", "parquet", "-o", out, "--dask")
     assert res.returncode == 0, res.stderr
     files = sorted(out.rglob("*.parquet"))
-    assert [f.parent.name for f in files] == [f"{i:04d}_{p.name}" for i, p in enumerate(CAPTURES)]
+    assert sorted({f.parent.name for f in files}) == [f"{i:04d}_{p.name}" for i, p in enumerate(CAPTURES)]
     expected = analyze(CAPTURES).flows
     for frame in (pd.read_parquet(out), ds.dataset(out).to_table().to_pandas(), dd.read_parquet(str(out)).compute()):
         got = frame.sort_values("flow_id").reset_index(drop=True)

@@ -36,6 +36,7 @@ DASK_HINT = "python3 -m pip install 'mtls-analyzer[dask]'"
 RANGE_BYTES = 64 * 1024 * 1024  # a local file this large or more may be read as byte ranges (one per 64 MiB)
 CONNECT_TIMEOUT_S = 10
 PROGRESS_EVERY_S = 0.5
+JOIN_ROWS = 250_000  # rows per part of the join of several captures, at most (and a part per worker at least)
 
 
 def _distributed():
@@ -102,8 +103,10 @@ class Run:
     """One analysis on a cluster.  ``read()`` first; then any of the outputs."""
 
     def __init__(self, client, inputs: list[Input], ports: frozenset[int], range_bytes: int | None = None,
-                 progress: Callable[[str], None] | None = None):
+                 progress: Callable[[str], None] | None = None, partitions: int | None = None):
         self.client, self.ports, self.range_bytes, self.progress = client, ports, range_bytes, progress
+        self.partitions = partitions  # parts of the join of several captures (None: ``join``'s choice)
+        self.joined: list | None = None  # the joined parts' rows (``join``), on the workers
         self.run_id = uuid.uuid4().hex[:8]
         self.captures = [Capture(i, inp) for i, inp in enumerate(inputs)]
         self.units = 0  # read tasks submitted
@@ -250,27 +253,54 @@ class Run:
         services = getattr(pods, "services", None)
         return len(self.good) > 1 or (services is not None and services.has_cluster_ips)
 
-    def joined_rows(self, stats: dict, clock_skew: float, pods, include_localhost: bool) -> list[dict]:
-        """The rows of every capture joined into one row per TCP connection, by the one-machine rule
-        (``join.combine``).  The join needs the rows of all captures at once, so they are gathered here;
-        ``stats`` is brought up to date (flows, localhost hops, shown verdicts, the join's counters)."""
-        from ..join import combine
+    def join(self, stats: dict, clock_skew: float, pods, include_localhost: bool) -> None:
+        """Join the captures into one row per TCP connection, by the one-machine rule, in keyed parts
+        (``join.partition``): every block is split by key where it lies, each part of all captures is
+        joined by one task, and the parts' rows stay on the workers as the run's blocks from now on.
+        Only counters and digests come back; ``stats`` is brought up to date (flows, localhost hops,
+        shown verdicts, the join's counters and notes) as ``combine`` would."""
+        from ..join import partition
 
-        parts = [[row for block in cap.blocks for row in tasks.offset_rows(self._gather(block), cap.offset)]
-                 for cap in self.good]
+        good, call = self.good, self._call()
+        services = getattr(pods, "services", None)
+        if services is not None:
+            services = self.client.scatter(services, broadcast=True, hash=False)
+            self.held.append(services)
+        n = self.partitions or max(self.workers(), -(-stats["flows"] // JOIN_ROWS), 1)
         names = [os.path.basename(info.path) for info in stats["infos"]]
-        rows = combine(parts, names, stats, clock_skew, getattr(pods, "services", None))
-        rows.sort(key=lambda r: r["flow_id"])
-        stats.update(flows=len(rows), excluded_localhost=sum(1 for r in rows if r["localhost"]),
-                     verdicts=Counter(r["verdict"] for r in tasks.shown(rows, include_localhost)))
-        return rows
+        splits = [[self._submit(partition.split, self._submit(tasks.offset_rows, b, c.offset, key=f"ids{call}-{c.index}-{j}"),
+                                n, services, key=f"split{call}-{c.index}-{j}") for j, b in enumerate(c.blocks)]
+                  for c in good]
+        digests = [[self._submit(partition.digest, b, key=f"digest{call}-{c.index}-{j}") for j, b in enumerate(c.blocks)]
+                   for c in good]
+        joined = [self._submit(partition.join_part,
+                               [[self._submit(tasks.pick, s, i, key=f"part{call}-{c.index}-{j}-{i}") for j, s in enumerate(cs)]
+                                for c, cs in zip(good, splits)], names, clock_skew, services, key=f"join{call}-{i}")
+                  for i in range(n)]
+        self.joined = [self._submit(tasks.pick, part, 0, key=f"joined{call}-{i}") for i, part in enumerate(joined)]
+        counters = self._gather([self._submit(tasks.pick, part, 1, key=f"counters{call}-{i}") for i, part in enumerate(joined)])
+        tallies = self._gather([self._submit(tasks.tally, b, include_localhost, key=f"tally{call}-joined-{i}")
+                                for i, b in enumerate(self.joined)])
+        per_capture = [partition.add_digests(d) for d in self._gather(digests)]
+        partition.combine_parts(counters, per_capture, names, stats, clock_skew)
+        verdicts: Counter = Counter()
+        for _, _, v in tallies:
+            verdicts.update(v)
+        stats.update(flows=sum(t[0] for t in tallies), excluded_localhost=sum(t[1] for t in tallies), verdicts=verdicts,
+                     join_parts=n)
+
+    def _blocks(self) -> list[tuple]:
+        """(block, flow-id offset, capture) of every block: the joined parts once joined (ids across all
+        captures already; capture None), else each capture's blocks."""
+        if self.joined is not None:
+            return [(b, 0, None) for b in self.joined]
+        return [(b, c.offset, c) for c in self.good for b in c.blocks]
 
     def rows(self) -> list[dict]:
         """Every flow row, gathered (for a ``Report`` or a flows table), ids across captures."""
         out: list[dict] = []
-        for cap in self.good:
-            for block in cap.blocks:
-                out += tasks.offset_rows(self._gather(block), cap.offset)
+        for block, offset, _ in self._blocks():
+            out += tasks.offset_rows(self._gather(block), offset)
         out.sort(key=lambda r: r["flow_id"])
         return out
 
@@ -279,10 +309,15 @@ class Run:
         """The flows as a Parquet dataset, one file per block, a folder per capture; rows written.
         ``out_dir`` must be new or empty: files of an earlier run would be read as part of this one."""
         check_dataset_folder(out_dir)
-        name, call = os.path.basename, self._call()
-        futs = [self._submit(tasks.write_block, b, c.offset, include_localhost, os.path.abspath(out_dir), c.index,
-                             name(c.inp.location.rstrip("/")), j, key=f"write{call}-{c.index}-{j}")
-                for c in self.good for j, b in enumerate(c.blocks)]
+        name, call, folder = os.path.basename, self._call(), os.path.abspath(out_dir)
+        if self.joined is not None:  # a joined row goes to the folder of the capture it names
+            names = [name(c.inp.location.rstrip("/")) for c in self.captures]
+            futs = [self._submit(tasks.write_joined_block, b, include_localhost, folder, names, i, key=f"write{call}-{i}")
+                    for i, b in enumerate(self.joined)]
+        else:
+            futs = [self._submit(tasks.write_block, b, c.offset, include_localhost, folder, c.index,
+                                 name(c.inp.location.rstrip("/")), j, key=f"write{call}-{c.index}-{j}")
+                    for c in self.good for j, b in enumerate(c.blocks)]
         return sum(self._gather(futs))
 
     def pairs(self, include_localhost: bool) -> list[dict]:
@@ -301,7 +336,7 @@ class Run:
         """Hash every block's rows into one bucket per worker, reduce each bucket; gather the results."""
         n = max(1, self.workers())
         what = f"{what}{self._call()}"
-        blocks = [b for c in self.good for b in c.blocks]
+        blocks = [b for b, _, _ in self._blocks()]
         split_f = [self._submit(split, b, n, *split_args, key=f"{what}-split-{k}") for k, b in enumerate(blocks)]
         reduced = [self._submit(reduce, *reduce_args,
                                 *[self._submit(tasks.pick, s, i, key=f"{what}-pick-{k}-{i}") for k, s in enumerate(split_f)],
@@ -369,7 +404,9 @@ def analyze(sources, ports: frozenset[int], include_localhost: bool, pods, addre
         if not run.good:
             raise CaptureFormatError("; ".join(run.failures))
         stats = run.tally(include_localhost)
-        rows = run.joined_rows(stats, clock_skew, pods, include_localhost) if run.needs_join(pods) else run.rows()
+        if run.needs_join(pods):
+            run.join(stats, clock_skew, pods, include_localhost)
+        rows = run.rows()
     infos = stats.pop("infos")
     stats["warnings"] += stats["failures"]
     return Report(rows, include_localhost, stats, infos, pods)

@@ -80,6 +80,15 @@ def write_block(rows: list[dict], offset: int, include_localhost: bool, out_dir:
     return len(out)
 
 
+def write_joined_block(rows: list[dict], include_localhost: bool, out_dir: str, names: list[str], part: int) -> int:
+    """A joined part as Parquet files, one in the folder of each capture its rows name (``capture``)."""
+    by_capture: dict[str, list[dict]] = {}
+    for row in rows:
+        by_capture.setdefault(row["capture"], []).append(row)
+    return sum(write_block(group, 0, include_localhost, out_dir, names.index(name), name, part)
+               for name, group in by_capture.items())
+
+
 def _bucket(key: tuple, n: int) -> int:
     return zlib.crc32(repr(key).encode()) % n
 
