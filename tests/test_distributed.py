@@ -348,6 +348,27 @@ def test_edges_command_rejudges_stored_flows(tmp_path, kind):
     assert pairs.returncode == 0 and pairs.stdout == cli("analyze", *CAPTURES, "--format", "csv").stdout
 
 
+def test_edges_command_on_dask_judges_the_stored_flows_there(tmp_path):
+    stored = tmp_path / "flows"
+    res = cli("analyze", *CAPTURES, "--view", "flows", "--format", "parquet", "-o", stored, "--dask")
+    assert res.returncode == 0, res.stderr
+    jsonl = tmp_path / "flows.jsonl"
+    assert cli("analyze", *CAPTURES, "--view", "flows", "--format", "jsonl", "-o", jsonl).returncode == 0
+    for flows, dask in ((stored, ("--dask",)), (jsonl, ("--dask", "local"))):
+        args = ("--pods", DEMO_PODS, "--format", "csv", "--fail-on", "unexpected-plaintext")
+        want, got = cli("edges", flows, *args), cli("edges", *dask, flows, *args)  # --dask FLOWS: FLOWS is no address
+        assert want.returncode == got.returncode == 3, got.stderr
+        assert got.stdout == want.stdout and got.stdout.count("\n") > 10
+        assert got.stderr == want.stderr
+    args = ("--view", "pairs", "--format", "csv", "--include-localhost")
+    want, got = cli("edges", stored, *args), cli("edges", stored, *args, "--dask")
+    assert got.returncode == 0 and got.stdout == want.stdout and got.stderr == want.stderr
+    pairs = tmp_path / "pairs.jsonl"
+    assert cli("analyze", CAPTURES[0], "--format", "jsonl", "-o", pairs).returncode == 0
+    res = cli("edges", pairs, "--pods", DEMO_PODS, "--dask")
+    assert res.returncode == 2 and "not a flows table" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_edges_command_refuses_what_is_not_a_flows_table(tmp_path):
     pairs = tmp_path / "pairs.jsonl"
     assert cli("analyze", CAPTURES[0], "--format", "jsonl", "-o", pairs).returncode == 0

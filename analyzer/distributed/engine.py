@@ -289,6 +289,17 @@ class Run:
         stats.update(flows=sum(t[0] for t in tallies), excluded_localhost=sum(t[1] for t in tallies), verdicts=verdicts,
                      join_parts=n)
 
+    def load_stored(self, files: list[str], include_localhost: bool) -> int:
+        """Stored flow rows (``report.stored``: Parquet files or JSON Lines the workers can open) as the
+        run's blocks, one task per file, instead of captures; the rows shown (counted, not gathered)."""
+        from ..report.stored import load_flow_rows
+
+        call = self._call()
+        self.joined = [self._submit(load_flow_rows, f, key=f"stored{call}-{i}") for i, f in enumerate(files)]
+        counts = self._gather([self._submit(tasks.tally, b, True, key=f"tally{call}-stored-{i}")
+                               for i, b in enumerate(self.joined)])
+        return sum(n - (0 if include_localhost else local) for n, local, _ in counts)
+
     def _blocks(self) -> list[tuple]:
         """(block, flow-id offset, capture) of every block: the joined parts once joined (ids across all
         captures already; capture None), else each capture's blocks."""

@@ -8,6 +8,7 @@ one row per connection on the workers (``Run.join``, in keyed parts); the views 
 
 from __future__ import annotations
 
+import os
 from typing import Callable, NamedTuple
 
 from ..errors import AnalyzerError
@@ -55,3 +56,18 @@ def analyze_views(captures, address, ports: frozenset[int], include_localhost: b
     warnings = stats["warnings"] + [f"not analysed: {f}" for f in stats["failures"]]
     line = summary(stats, include_localhost) + (f"; {written} flows written to {dataset}" if dataset and view == "flows" else "")
     return Views(rows, edges, warnings, line, written)
+
+
+def stored_views(flows: str, address, include_localhost: bool, pods, resource: str, view: str,
+                 trust_unknown_clients: bool = False) -> tuple[list[dict], list[dict], int]:
+    """``edges FLOWS --dask``: (the view's rows, the edges, flows stored) of a stored flows table, one
+    task per file, the pairs or edges reduced on the workers."""
+    from ..report.stored import flow_files
+
+    files = [os.path.abspath(f) for f in flow_files(flows)]
+    with cluster(address) as client:
+        run = Run(client, [], frozenset())
+        stored = run.load_stored(files, include_localhost)
+        edges = run.edges(include_localhost, pods, resource, trust_unknown_clients) if pods is not None else []
+        rows = edges if view == "edges" else run.pairs(include_localhost)
+    return rows, edges, stored
