@@ -252,7 +252,7 @@ def nginx(tmp_path_factory):
     user = "user root;" if os.geteuid() == 0 else ""  # nginx's workers would drop to nobody: no access to tmp
     conf.write_text(f"""{user} daemon off; worker_processes 1; pid {root}/nginx.pid; error_log {root}/error.log;
 events {{ worker_connections 64; }}
-http {{ access_log {root}/access.log; client_body_temp_path {root}; proxy_temp_path {root};
+http {{ log_format ranges '$request $status "$http_range"'; access_log {root}/access.log ranges; client_body_temp_path {root}; proxy_temp_path {root};
   fastcgi_temp_path {root}; uwsgi_temp_path {root}; scgi_temp_path {root};
   server {{ listen 127.0.0.1:{port}; root {root}; autoindex on; }} }}
 """)
@@ -284,6 +284,28 @@ def test_urls_read_by_the_workers_equal_local_files(client, nginx):
     same_flows(analyze(CAPTURES, include_localhost=True), report.all_flow_rows)
     log = (root / "access.log").read_text().splitlines()[before:]
     assert any(" 206 " in line for line in log), "the workers read with Range requests"
+
+
+def test_large_urls_are_cut_into_byte_ranges_read_by_range_requests(client, nginx, generated):
+    import re
+
+    from analyzer.distributed.inputs import READ_BYTES
+
+    base, root = nginx
+    big = generated[0]
+    shutil.copy(big, root / "caps" / big.name)
+    size = big.stat().st_size
+    assert size > READ_BYTES  # more than one block of range requests
+    before = (root / "access.log").read_text().count("\n")
+    run = run_on(client, [f"{base}/caps/{big.name}"], size // 3)
+    assert len(run.captures[0].blocks) == 4, "three ranges and the stitched rows: every seam held"
+    same_flows(analyze(big, jobs=1, include_localhost=True), run.rows())
+    log = (root / "access.log").read_text().splitlines()[before:]
+    starts = sorted({int(m.group(1)) for line in log if f"/caps/{big.name} " in line and " 206 " in line
+                     for m in [re.search(r'"bytes=(\d+)-', line)] if m})
+    cuts = engine.adapter.plan_ranges(big.name, 3, size)
+    assert starts[0] == 0 and starts[-1] >= cuts[2], (starts, cuts)  # the last range read from past its cut
+    assert set(cuts[1:-1]) <= set(starts), "each later range read from its cut"
 
 
 def test_url_that_does_not_exist_is_a_failure_among_good_ones(client, nginx):

@@ -30,10 +30,10 @@ from typing import Callable
 from ..errors import AnalyzerError, BackendUnavailable, CaptureFormatError
 from ..join import DEFAULT_CLOCK_SKEW_S
 from . import adapter, tasks
-from .inputs import Input, expand
+from .inputs import Input, expand, gzipped
 
 DASK_HINT = "python3 -m pip install 'mtls-analyzer[dask]'"
-RANGE_BYTES = 64 * 1024 * 1024  # a local file this large or more may be read as byte ranges (one per 64 MiB)
+RANGE_BYTES = 64 * 1024 * 1024  # a file this large or more may be read as byte ranges (one per 64 MiB)
 CONNECT_TIMEOUT_S = 10
 PROGRESS_EVERY_S = 0.5
 JOIN_ROWS = 250_000  # rows per part of the join of several captures, at most (and a part per worker at least)
@@ -144,7 +144,7 @@ class Run:
         """Read every capture; a failed split file is read again whole, then failures are final."""
         probes, workers = {}, self.workers()
         for cap in self.captures:
-            cuts = adapter.plan_ranges(cap.inp.location, self._ranges_for(cap.inp, workers)) if cap.inp.local else []
+            cuts = self._cuts(cap.inp, workers)
             probes[cap.index] = self._ranges(cap, cuts) if cuts else self._whole(cap)
         self._wait(probes)
         again = {}
@@ -161,14 +161,23 @@ class Run:
         if self.progress:
             self.progress("")
 
+    def _cuts(self, inp: Input, workers: int) -> list:
+        """Where to cut ``inp`` into byte ranges ([]: one unit).  A remote capture is cut like a local
+        one when it is large enough and its store says its size; its ranges are read with range requests."""
+        ranges = self._ranges_for(inp, workers)
+        if inp.local:
+            return adapter.plan_ranges(inp.location, ranges)
+        if ranges < 2 or not inp.size or gzipped(inp):
+            return []
+        return adapter.plan_ranges(inp.location, ranges, inp.size)
+
     def _ranges_for(self, inp: Input, workers: int) -> int:
         """How many byte ranges to read ``inp`` in: one per ``range_bytes`` when given; else one per
         ``RANGE_BYTES``, but only as many as there are workers per capture, since stitching a cut costs
         more than it gains once every worker has a capture of its own."""
         if self.range_bytes:
             return -(-inp.size // self.range_bytes)
-        local = sum(1 for c in self.captures if c.inp.local)
-        return min(-(-inp.size // RANGE_BYTES), -(-workers // local))
+        return min(-(-inp.size // RANGE_BYTES), -(-workers // len(self.captures)))
 
     def _whole(self, cap: Capture, again: str = ""):
         part = self._submit(tasks.read, cap.inp, 0, None, self.ports, False, key=f"read{again}-{cap.index}")
@@ -186,7 +195,7 @@ class Run:
         ends = [cap.inp.size if b is None else b for b in cuts[1:]]
         self.reads += [(p, end - start) for p, start, end in zip(parts, cuts, ends)]
         seams = [self._submit(adapter.seam, p, key=f"seam-{i}-{j}") for j, p in enumerate(parts)]
-        stitched = self._submit(adapter.stitch, seams, self.ports, key=f"stitch-{i}")
+        stitched = self._submit(tasks.stitch, seams, self.ports, cap.inp, key=f"stitch-{i}")
         cap.blocks = [self._submit(tasks.rows_of, p, self._submit(tasks.renumbering, stitched, j, key=f"ids-{i}-{j}"),
                                    key=f"rows-{i}-{j}") for j, p in enumerate(parts)]
         cap.blocks.append(self._submit(tasks.stitched_rows, stitched, key=f"rows-{i}-seams"))

@@ -29,6 +29,11 @@ def read(inp: Input, start: int, stop: int | None, ports: frozenset[int], later:
     return adapter.read_unit(open_input(inp), start, stop, ports, later)
 
 
+def stitch(seams: list[adapter.Part], ports: frozenset[int], inp: Input):
+    """Join the ranges of ``inp`` (``adapter.stitch``); what it reads again, it reads from ``inp``."""
+    return adapter.stitch(seams, ports, lambda _path: open_input(inp))
+
+
 def rows_of(part: adapter.Part, renumber: adapter.Renumber | None = None) -> list[dict]:
     """A unit's rows as a block: all of them (a whole capture), or a range's own, renumbered."""
     return part.rows if renumber is None else renumber.rows(part.rows)
