@@ -353,6 +353,27 @@ def test_cli_parquet_dataset_reads_back_with_pandas_pyarrow_and_dask(tmp_path):
     assert field.metadata[b"description"].startswith(b"tls | plaintext | unknown")
 
 
+def test_duckdb_reads_the_dataset_as_is(tmp_path):
+    import duckdb
+
+    out = tmp_path / "flows"
+    res = cli("analyze", *CAPTURES, "--view", "flows", "--format", "parquet", "-o", out, "--include-localhost", "--dask")
+    assert res.returncode == 0, res.stderr
+    expected = analyze(CAPTURES, include_localhost=True).flows
+    db = duckdb.connect()
+    source = f"read_parquet('{out}/*/*.parquet')"
+    types = {row[0]: row[1] for row in db.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    assert list(types) == list(expected.columns)
+    assert (types["flow_id"], types["client_port"], types["first_ts"], types["verdict"], types["mesh"],
+            types["duration_s"], types["isn_c2s"]) == ("BIGINT", "USMALLINT", "TIMESTAMPTZ_NS", "VARCHAR", "BOOLEAN",
+                                                       "DOUBLE", "BIGINT")
+    assert db.sql(f"SELECT count(*) FROM {source}").fetchall() == [(len(expected),)]
+    by_verdict = dict(db.sql(f"SELECT verdict, count(*) FROM {source} GROUP BY verdict").fetchall())
+    assert by_verdict == {v: n for v, n in expected["verdict"].value_counts().items() if n}
+    [first] = db.sql(f"SELECT epoch_ns(min(first_ts)), sum(packets_c2s + packets_s2c) FROM {source}").fetchall()
+    assert first == (expected["first_ts"].min().value, int((expected["packets_c2s"] + expected["packets_s2c"]).sum()))
+
+
 @pytest.mark.parametrize("kind", ["dataset", "parquet", "jsonl"])
 def test_edges_command_rejudges_stored_flows(tmp_path, kind):
     if kind == "dataset":
