@@ -16,7 +16,7 @@ import click
 from . import __version__
 from .api import analyze as run_analysis
 from .commands.common import (TRUST_UNKNOWN_CLIENTS_HELP, InputError, clock_skew_option, dask_option, dask_target,
-                              emit, exit_on_gates, export, finish_edges, warn)
+                              emit, exit_on_gates, export, finish_edges, warn)  # noqa: F401 - exit_on_gates: kubectl_mtls
 from .errors import AnalyzerError
 from .join import DEFAULT_CLOCK_SKEW_S
 from .report.schema import EXPORT_FORMATS

@@ -391,6 +391,30 @@ def test_edges_command_rejudges_stored_flows(tmp_path, kind):
     assert pairs.returncode == 0 and pairs.stdout == cli("analyze", *CAPTURES, "--format", "csv").stdout
 
 
+@pytest.mark.skipif(shutil.which("java") is None or __import__("importlib").util.find_spec("pyspark") is None,
+                    reason="Spark's reader needs pyspark and a Java runtime (not part of the test extra)")
+def test_spark_reads_the_dataset_with_nanosecond_times_as_longs(tmp_path):
+    from pyspark.sql import SparkSession
+
+    out = tmp_path / "flows"
+    res = cli("analyze", *CAPTURES[:2], "--view", "flows", "--format", "parquet", "-o", out, "--dask")
+    assert res.returncode == 0, res.stderr
+    expected = analyze(CAPTURES[:2]).flows
+    spark = (SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")
+             .config("spark.sql.legacy.parquet.nanosAsLong", "true").getOrCreate())
+    try:
+        df = spark.read.option("recursiveFileLookup", "true").parquet(str(out))
+        types = dict(df.dtypes)
+        assert (types["flow_id"], types["client_port"], types["first_ts"], types["verdict"], types["mesh"]) == \
+            ("bigint", "int", "bigint", "string", "boolean")
+        assert df.count() == len(expected)
+        [row] = df.selectExpr("min(first_ts) AS t", "sum(packets_c2s + packets_s2c) AS p").collect()
+        assert (row.t, row.p) == (expected["first_ts"].min().value,
+                                  int((expected["packets_c2s"] + expected["packets_s2c"]).sum()))
+    finally:
+        spark.stop()
+
+
 def test_edges_command_on_dask_judges_the_stored_flows_there(tmp_path):
     stored = tmp_path / "flows"
     res = cli("analyze", *CAPTURES, "--view", "flows", "--format", "parquet", "-o", stored, "--dask")
