@@ -2,9 +2,10 @@
 
 Role: ``cluster(address)`` gives a ``distributed.Client`` (an embedded ``LocalCluster`` with one worker
 per core, a scheduler's address, or the caller's client); ``Run`` plans the work units, submits them,
-follows them with a progress line, and then either gathers the rows (``rows``, for a ``Report``) or
-leaves them on the workers and brings back only what the output needs (``write_dataset``, ``pairs``,
-``edges``, ``tally``).  ``analyze`` is ``api.analyze(..., dask=...)``.
+follows them with a progress line, joins several captures in keyed parts where the rows lie (``join``),
+and then either gathers the rows (``rows``, for a ``Report``) or leaves them on the workers and brings
+back only what the output needs (``write_dataset``, ``pairs``, ``edges``, ``tally``).  ``load_stored``
+takes stored flow files instead of captures.  ``analyze`` is ``api.analyze(..., dask=...)``.
 
 Rules:
   1. The rows are those of the one-machine run, column for column: the same units and stitching
