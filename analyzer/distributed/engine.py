@@ -278,9 +278,8 @@ class Run:
             self.held.append(services)
         n = self.partitions or max(self.workers(), -(-stats["flows"] // JOIN_ROWS), 1)
         names = [os.path.basename(info.path) for info in stats["infos"]]
-        splits = [[self._submit(partition.split, self._submit(tasks.offset_rows, b, c.offset, key=f"ids{call}-{c.index}-{j}"),
-                                n, services, key=f"split{call}-{c.index}-{j}") for j, b in enumerate(c.blocks)]
-                  for c in good]
+        splits = [[self._submit(tasks.split, b, c.offset, n, services, key=f"split{call}-{c.index}-{j}")
+                   for j, b in enumerate(c.blocks)] for c in good]
         digests = [[self._submit(partition.digest, b, key=f"digest{call}-{c.index}-{j}") for j, b in enumerate(c.blocks)]
                    for c in good]
         joined = [self._submit(partition.join_part,

@@ -71,6 +71,13 @@ def offset_rows(rows: list[dict], offset: int) -> list[dict]:
     return [{**r, "flow_id": r["flow_id"] + offset} for r in rows] if offset else rows
 
 
+def split(rows: list[dict], offset: int, n: int, services) -> list[list[dict]]:
+    """A block's rows, ids across all captures, in the ``n`` keyed parts of the join (``join.partition``)."""
+    from ..join.partition import split as split_rows
+
+    return split_rows(offset_rows(rows, offset), n, services)
+
+
 # -- outputs ----------------------------------------------------------------------------------------------
 def write_block(rows: list[dict], offset: int, include_localhost: bool, out_dir: str, capture: int,
                 name: str, block: int) -> int:
