@@ -15,44 +15,17 @@ import click
 
 from . import __version__
 from .api import analyze as run_analysis
-from .commands.common import TRUST_UNKNOWN_CLIENTS_HELP, InputError, clock_skew_option, emit, emit_lines, warn
+from .commands.common import (TRUST_UNKNOWN_CLIENTS_HELP, InputError, clock_skew_option, dask_option, dask_target,
+                              emit, emit_lines, export, finish_edges, output_options, warn,
+                              wide_output)
 from .errors import AnalyzerError
+from .join import DEFAULT_CLOCK_SKEW_S
 from .report.schema import EXPORT_FORMATS
 from .report.escape import text
 from .report.render import FORMATS, render, render_lines
 from .report.schema import EDGE_NAMES, FLOW_NAMES, PAIR_NAMES
 
 VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES, "edges": EDGE_NAMES}
-
-
-def output_options(f=None, *, formats=FORMATS, dataset: bool = False):
-    """Options shared by every command that prints a table (``formats``: the --format choices;
-    ``dataset``: -o may name a folder, for ``--dask``'s Parquet dataset)."""
-    def add(f):
-        f = click.option("--format", "fmt", type=click.Choice(formats), default="table", show_default=True,
-                         help="Output format (parquet needs -o and pyarrow).")(f)
-        f = click.option("-o", "--output", type=click.Path(dir_okay=dataset, writable=True, path_type=Path),
-                         help="Write the table to PATH instead of standard output"
-                              + (" (--dask --view flows --format parquet: a new or empty folder)" if dataset else "")
-                              + "; -o wide is --wide (as kubectl; a file named wide: -o ./wide).")(f)
-        return wide_option(f)
-    return add(f) if f is not None else add
-
-
-def wide_option(f):
-    """``--wide``: every table column, nothing shortened (default: the table fits the terminal)."""
-    return click.option("--wide", is_flag=True,
-                        help="Table: every column, names unshortened (default: fit the terminal's width, "
-                             "100 columns on a pipe or file).")(f)
-
-
-def wide_output(output: Path | None, wide: bool) -> tuple[Path | None, int | None]:
-    """(-o PATH, the table's width): ``-o wide`` means ``--wide``, as for ``kubectl get``."""
-    from .report.render import table_width
-
-    if output is not None and str(output) == "wide":
-        output, wide = None, True
-    return output, table_width(wide, terminal=False if output is not None else None)
 
 
 class LazyGroup(click.Group):
@@ -109,22 +82,6 @@ def pods_options(f):
     f = click.option("--pods", "pods_file", type=click.Path(dir_okay=False, path_type=Path),
                      help="`kubectl get pods -A -o json` (or -o yaml, -o wide) output: IP -> pod, meshed, identity.")(f)
     return f
-
-
-def dask_target(address: str, captures: tuple) -> tuple[tuple, str]:
-    """``--dask a.pcap b.pcap`` gives click's optional value the first capture: give it back (an address
-    has a colon: ``tcp://host:8786``, ``host:8786``).  Returns (captures, address)."""
-    if address and ":" not in address:
-        return (type(captures[0])(address) if captures else address, *captures), ""
-    return captures, address
-
-
-def dask_option(f):
-    """``--dask [ADDRESS]``: run on a Dask cluster (``analyzer.distributed``)."""
-    return click.option("--dask", "dask_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
-                        help="Run on a Dask cluster: tcp://HOST:8786, or no address for a local one (one worker "
-                             "per core) started and stopped with the command (put it after the captures, or "
-                             "write --dask=ADDRESS). Needs mtls-analyzer[dask].")(f)
 
 
 @cli.command(short_help="Classify every TCP flow of CAPTURE files as TLS, plaintext or unknown.")
@@ -195,7 +152,7 @@ def analyze(captures, view, fmt, output, wide, decode_as, include_localhost, qui
     if rows is None:
         pass  # the workers wrote the flows dataset
     elif fmt in EXPORT_FORMATS:  # parquet, jsonl
-        _export(rows, view, fmt, output)
+        export(rows, view, fmt, output)
     elif fmt == "csv":  # written as it is made: the flows view may hold millions of rows
         emit_lines(render_lines(rows, VIEWS[view], fmt, view), output)
     else:
@@ -207,18 +164,8 @@ def analyze(captures, view, fmt, output, wide, decode_as, include_localhost, qui
     finish_edges(edges, pods, fail_on, quiet)
 
 
-def finish_edges(edges: list[dict], pods, fail_on, quiet: bool) -> None:
-    """After the table: the edges' summary line (with a pod list, unless quiet) and the ``--fail-on``
-    gates, one line each that fails, then exit 3 if any did."""
-    from .report.edges import summary
-
-    if not quiet and pods is not None:
-        warn(summary(edges))
-    exit_on_gates(edges, fail_on)
-
-
 def _on_dask(captures, address: str, decode_as, include_localhost: bool, pods, resource: str, view: str,
-             fmt: str, output, progress, trust_unknown_clients: bool = False, clock_skew: float = 5.0) -> tuple:
+             fmt: str, output, progress, trust_unknown_clients: bool = False, clock_skew: float = DEFAULT_CLOCK_SKEW_S) -> tuple:
     """``--dask``: the view's rows (None when the workers wrote a flows dataset to ``output``)."""
     from .api import parse_decode_as
     from .distributed.views import analyze_views
@@ -235,30 +182,8 @@ def _on_dask(captures, address: str, decode_as, include_localhost: bool, pods, r
     return views.rows, views.edges, views.warnings, views.summary
 
 
-def _export(rows, view: str, fmt: str, output) -> None:
-    from .report.export import export_view
-
-    try:
-        export_view(rows, view, fmt, output, sys.stdout)
-    except OSError as exc:
-        raise InputError(f"{output or 'standard output'}: cannot write: {exc.strerror or exc}") from None
-    except AnalyzerError as exc:
-        raise InputError(str(exc)) from None
-
-
 def _progress(path: str, packets: int, flows: int) -> None:
     click.echo(f"\r\033[K{text(path)}: {packets} packets, {flows} flows", err=True, nl=False)
-
-
-def exit_on_gates(edges, fail_on) -> None:
-    """After the table: one stderr line per ``--fail-on`` condition that holds, then exit 3 if any does."""
-    from .report.edges import gate_failures
-
-    failures = gate_failures(edges, fail_on)
-    for line in failures:
-        warn(line)
-    if failures:
-        sys.exit(3)
 
 
 def run_group(group: click.Group, args: list[str] | None = None) -> None:

@@ -20,7 +20,7 @@ import click
 
 from . import __version__
 from .api import analyze as run_analysis
-from .cli import InputError, emit, exit_on_gates, output_options, wide_option, wide_output
+from .commands.common import InputError, emit, exit_on_gates, output_options, wide_option, wide_output
 from .commands.common import TRUST_UNKNOWN_CLIENTS_HELP, warn
 from .errors import AnalyzerError, BackendUnavailable
 from .kube import kubectl

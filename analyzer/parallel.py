@@ -65,9 +65,14 @@ def plan(source, jobs: int | None) -> list[int]:
     jobs = max(1, min(jobs, MAX_JOBS, size // 4096))
     if jobs == 1 or _gzipped(source):
         return []
-    # This process reads the first range, then stitches: it gets a little less to read.
+    return cuts(size, jobs)
+
+
+def cuts(size: int, jobs: int) -> list:
+    """Cut offsets ``[0, c1, ..., None]`` of ``jobs`` ranges of a plain file of ``size`` bytes."""
+    # The first range's reader also stitches: it gets a little less to read.
     shares = [FIRST_SHARE] + [1.0] * (jobs - 1)
-    return [int(size * sum(shares[:k]) / sum(shares)) for k in range(jobs)] + [None]  # type: ignore[list-item]
+    return [int(size * sum(shares[:k]) / sum(shares)) for k in range(jobs)] + [None]
 
 
 def _gzipped(path) -> bool:
@@ -223,10 +228,12 @@ class Stitcher:
 
     ``add(part)`` takes the next range (False when its seam does not hold: Rule 2); ``carried`` are the
     flows live at the last cut, under both their keys; ``result()`` finishes them and returns the whole.
+    ``opener(path)``: what to read a range again from (a remote file: an open file, for range reads).
     """
 
-    def __init__(self, ports: frozenset[int], first_fid: int):
+    def __init__(self, ports: frozenset[int], first_fid: int, opener=None):
         self.ports = ports
+        self.opener = opener  # path -> what ``CaptureReader`` opens for ``_rescan`` (None: the path itself)
         self.parts: list[Part] = []
         self.rows = RowStore()
         self.finished: list[Flow] = []
@@ -308,7 +315,8 @@ class Stitcher:
             if _take_over_holes(old, piece):
                 wanted.append((old, piece))
         if wanted:
-            _rescan(part.info.path, part.info.start_offset, part.info.bytes_read, wanted)
+            source = part.info.path if self.opener is None else self.opener(part.info.path)
+            _rescan(source, part.info.start_offset, part.info.bytes_read, wanted)
         for piece in pieces:
             if piece.fid in joined:
                 joined[piece.fid].absorb(piece)

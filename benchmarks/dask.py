@@ -10,8 +10,8 @@ under ``--dir`` (``gencapture.py``; never in the repository), then times, each i
 * ``dask scheduler`` + 2 ``dask worker`` processes started here on 127.0.0.1 (``--no-nanny``).
 
 A Dask run is what ``analyze --dask --view pairs`` does: read every capture (byte ranges of 64 MiB for a
-large file, stitched on the cluster), count the flows, reduce the pairs on the workers; only the pairs
-come back.  Wall time is the analysis (cluster start and stop are shown apart); peak RSS is the client's
+large file, stitched on the cluster), count the flows, join several captures in keyed parts, reduce the
+pairs on the workers; only counts and the pairs come back.  Wall time is the analysis (cluster start and stop are shown apart); peak RSS is the client's
 own ``ru_maxrss`` and each worker's (asked from the worker at the end); CPU seconds are the client's and
 the workers' (user + system, during the analysis), the work done whatever the load did to the wall time.  Each configuration runs
 ``--repeat`` times and the fastest counts; the load average before that run is printed with it (this
@@ -67,6 +67,7 @@ def on_dask(files: list[str], address, workers: int) -> dict:
 
     from analyzer.distributed import engine
     from analyzer.distributed.inputs import expand
+    from analyzer.join import DEFAULT_CLOCK_SKEW_S
 
     t0 = time.perf_counter()
     if address:
@@ -83,6 +84,8 @@ def on_dask(files: list[str], address, workers: int) -> dict:
     run = engine.Run(client, expand(files), frozenset())
     run.read()
     stats = run.tally(False)
+    if run.needs_join(None):  # several captures: joined on the workers in keyed parts, as analyze --dask does
+        run.join(stats, DEFAULT_CLOCK_SKEW_S, None, False)
     pairs = run.pairs(False)
     wall = time.perf_counter() - t
     cpu = _cpu_s() - cpu + sum(v - cpu0[w] for w, v in client.run(_cpu_s).items())
@@ -93,6 +96,7 @@ def on_dask(files: list[str], address, workers: int) -> dict:
         cluster.close()
     shown = sum(stats["verdicts"].values())
     return {"wall_s": wall, "cpu_s": cpu, "start_s": started, "flows": shown, "pairs": len(pairs), "units": units,
+            "join_parts": stats.get("join_parts", 0),
             "client_mib": _mib(_peak_rss()), "workers_mib": sorted(_mib(v) for v in rss.values())}
 
 
@@ -156,7 +160,7 @@ def generate(directory: Path, n: int, packets: int, big: int) -> tuple[list[str]
                             str(packets), "--seed", str(i)], check=True, stdout=subprocess.DEVNULL)
         files.append(str(p))
     p = directory / "big.pcap"
-    if not p.exists():
+    if big and not p.exists():
         subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gencapture.py"), "-o", str(p), "--packets", str(big),
                         "--seed", "99"], check=True, stdout=subprocess.DEVNULL)
     return files, str(p)
@@ -180,7 +184,7 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=Path("/tmp/daskbench"))
     ap.add_argument("--captures", type=int, default=16)
     ap.add_argument("--packets", type=int, default=100_000)
-    ap.add_argument("--big", type=int, default=1_000_000)
+    ap.add_argument("--big", type=int, default=1_000_000, help="packets of the one large capture (0: no such case)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per configuration; the fastest counts (default 3)")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -194,7 +198,8 @@ def main() -> None:
         return
     files, big = generate(args.dir, args.captures, args.packets, args.big)
     results = {}
-    for title, inputs in ((f"{len(files)} captures of {args.packets} packets", files), (f"one capture of {args.big} packets", [big])):
+    cases = [(f"{len(files)} captures of {args.packets} packets", files)] + ([(f"one capture of {args.big} packets", [big])] if args.big else [])
+    for title, inputs in cases:
         configs = [("one process (jobs=1)", lambda: _run_child(inputs, "one")),
                    ("LocalCluster, 1 worker", lambda: _run_child(inputs, "dask", 1)),
                    ("LocalCluster, 2 workers", lambda: _run_child(inputs, "dask", 2)),

@@ -114,6 +114,118 @@ def test_api_dask_argument_gives_the_one_machine_report(client):
     assert report.edge_rows == one.edge_rows and report.stats["failures"] == []
 
 
+# -- several captures: the join in keyed parts ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def vantages(tmp_path_factory):
+    """Pod, server-side and node captures of the same traffic, with a Service whose ClusterIP is DNATed:
+    (captures, pod list).  Connections seen from two sides, pre- and post-DNAT sides in different captures
+    and in one node capture, connections seen once, and a tuple reused later."""
+    import pcapgen as pg
+    from test_services import CLUSTER_IP, CURL, EMOJI, EMOJI2, WEB, cluster, conn, write
+
+    out = tmp_path_factory.mktemp("vantages")
+    svc, emoji, emoji2 = pg.Endpoint(CLUSTER_IP, 80), pg.Endpoint(EMOJI, 8080), pg.Endpoint(EMOJI2, 8080)
+    ms = 1_000_000
+    client_side, server_side, node = [], [], []
+    for k in range(12):
+        t = k * 40 * ms
+        pre = conn(CURL, svc, sport=41000 + k, t0_ns=pg.T0_NS + t)
+        post = pg.shift(conn(CURL, emoji if k % 2 else emoji2, sport=41000 + k, t0_ns=pg.T0_NS + t), 2 * ms)
+        client_side.append(pre)
+        (server_side if k % 3 else node).append(post)
+        if k % 3 == 0:
+            node.append(pre)
+        tls = conn(WEB, emoji, "tls", sport=42000 + k, t0_ns=pg.T0_NS + t)
+        client_side.append(tls)
+        server_side.append(pg.shift(tls, ms))
+        server_side.append(conn(WEB, emoji2, "tls", sport=43000 + k, t0_ns=pg.T0_NS + t))  # seen once
+    client_side.append(conn(WEB, emoji, "tls", sport=42000, t0_ns=pg.T0_NS + 60_000 * ms))  # the tuple again, later
+    caps = [write(out / "curl.pod-curl.pcap", pg.merge(*client_side)),
+            write(out / "emoji.pod-emoji.pcap", pg.merge(*server_side)),
+            write(out / "n1.node.pcap", pg.merge(*node))]
+    return caps, cluster(out)
+
+
+def joined_on(client, sources, pods_path, partitions):
+    from analyzer.kube.kubectl import load_pod_list
+
+    pods = load_pod_list(Path(pods_path), False, None, None, False) if pods_path else None
+    run = engine.Run(client, expand(sources), frozenset(), partitions=partitions)
+    run.read()
+    stats = run.tally(True)
+    run.join(stats, 5.0, pods, True)
+    return run, stats, pods
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 8])
+def test_join_in_keyed_parts_equals_one_machine(client, vantages, partitions):
+    caps, pods_path = vantages
+    one = analyze(caps, pods=pods_path, include_localhost=True)
+    assert one.stats["dnat_joined"] == 12 and one.stats["rows_joined"] > 20  # the case joins, both ways
+    run, stats, pods = joined_on(client, caps, pods_path, partitions)
+    same_flows(one, run.rows())
+    sizes = [len(b) for b in client.gather(run.joined)]
+    assert len(sizes) == partitions and sum(sizes) == len(one.all_flow_rows)
+    if partitions > 1:
+        assert sum(1 for n in sizes if n) > 1, "the rows are spread over several parts"
+    for key in ("rows_in", "rows_joined", "dnat_joined", "flows", "warnings"):
+        assert stats[key] == one.stats[key], key
+    assert run.edges(True, pods, "pod") == one.edge_rows
+    assert run.pairs(True) == one.pair_rows
+
+
+def test_same_file_twice_is_noted_once_whatever_the_parts(client, vantages):
+    caps, pods_path = vantages
+    sources = [caps[0], caps[1], caps[0]]
+    one = analyze(sources, pods=pods_path, include_localhost=True)
+    note = [w for w in one.stats["warnings"] if "the same file given twice" in w]
+    alone = len(analyze(caps[0], include_localhost=True).all_flow_rows)
+    assert len(note) == 1 and note[0].startswith(f"curl.pod-curl.pcap saw exactly the {alone} connection(s) of curl.pod-curl.pcap")
+    run, stats, _ = joined_on(client, sources, pods_path, 5)
+    same_flows(one, run.rows())
+    assert stats["warnings"] == one.stats["warnings"]
+    assert (stats["rows_in"], stats["rows_joined"], stats["dnat_joined"]) == \
+        (one.stats["rows_in"], one.stats["rows_joined"], one.stats["dnat_joined"])
+
+
+def test_cli_several_captures_on_dask_equal_one_machine(vantages, tmp_path):
+    caps, pods_path = vantages
+    for view in ("flows", "pairs", "edges"):
+        args = ("analyze", *caps, "--pods", pods_path, "--view", view, "--format", "csv")
+        one, on_dask = cli(*args), cli(*args, "--dask")
+        assert on_dask.returncode == one.returncode == 0, on_dask.stderr
+        assert on_dask.stdout == one.stdout and on_dask.stdout.count("\n") > 3, view
+    out = tmp_path / "joined"
+    res = cli("analyze", *caps, "--pods", pods_path, "--view", "flows", "--format", "parquet", "-o", out, "--dask")
+    assert res.returncode == 0, res.stderr
+    import pandas as pd
+
+    got = pd.read_parquet(out).sort_values("flow_id").reset_index(drop=True)
+    expected = analyze(caps, pods=pods_path).flows
+    assert sorted({p.parent.name for p in out.rglob("*.parquet")}) == ["0000_curl.pod-curl.pcap", "0001_emoji.pod-emoji.pcap"]
+    for col in expected.columns:
+        assert got[col].equals(expected[col]), col
+
+
+def test_partition_key_puts_both_dnat_sides_and_both_orientations_together():
+    from analyzer.join.partition import Keyer
+    from analyzer.kube.services import Endpoint, Service, ServiceIndex, ServicePort
+
+    services = ServiceIndex((Service("ns", "s", ("10.96.0.1",), (ServicePort("http", 80, target=8080),)),),
+                            {"ns/s": [Endpoint("10.0.0.2", 8080, "http")]})
+    keyer = Keyer(services)
+
+    def row(c, cp, s, sp):
+        return {"client_ip": c, "client_port": cp, "server_ip": s, "server_port": sp}
+
+    pre, post = row("10.0.0.1", 40000, "10.96.0.1", 80), row("10.0.0.1", 40000, "10.0.0.2", 8080)
+    assert keyer.key(pre) == keyer.key(post) == ("10.0.0.1", 40000)
+    assert keyer.key(row("10.0.0.2", 8080, "10.0.0.1", 40000)) == keyer.key(post)  # turned round
+    plain = row("10.0.0.1", 40000, "10.0.0.3", 9000)
+    assert keyer.key(plain) == keyer.key(row("10.0.0.3", 9000, "10.0.0.1", 40000)) == (("10.0.0.1", 40000), ("10.0.0.3", 9000))
+    assert Keyer(None).key(post) == (("10.0.0.1", 40000), ("10.0.0.2", 8080))
+
+
 # -- inputs ---------------------------------------------------------------------------------------------
 def test_globs_and_directories_expand_in_name_order(tmp_path):
     for name in ("b.pcapng", "a.pcapng", "sub/c.pcapng"):
@@ -140,7 +252,7 @@ def nginx(tmp_path_factory):
     user = "user root;" if os.geteuid() == 0 else ""  # nginx's workers would drop to nobody: no access to tmp
     conf.write_text(f"""{user} daemon off; worker_processes 1; pid {root}/nginx.pid; error_log {root}/error.log;
 events {{ worker_connections 64; }}
-http {{ access_log {root}/access.log; client_body_temp_path {root}; proxy_temp_path {root};
+http {{ log_format ranges '$request $status "$http_range"'; access_log {root}/access.log ranges; client_body_temp_path {root}; proxy_temp_path {root};
   fastcgi_temp_path {root}; uwsgi_temp_path {root}; scgi_temp_path {root};
   server {{ listen 127.0.0.1:{port}; root {root}; autoindex on; }} }}
 """)
@@ -172,6 +284,28 @@ def test_urls_read_by_the_workers_equal_local_files(client, nginx):
     same_flows(analyze(CAPTURES, include_localhost=True), report.all_flow_rows)
     log = (root / "access.log").read_text().splitlines()[before:]
     assert any(" 206 " in line for line in log), "the workers read with Range requests"
+
+
+def test_large_urls_are_cut_into_byte_ranges_read_by_range_requests(client, nginx, generated):
+    import re
+
+    from analyzer.distributed.inputs import READ_BYTES
+
+    base, root = nginx
+    big = generated[0]
+    shutil.copy(big, root / "caps" / big.name)
+    size = big.stat().st_size
+    assert size > READ_BYTES  # more than one block of range requests
+    before = (root / "access.log").read_text().count("\n")
+    run = run_on(client, [f"{base}/caps/{big.name}"], size // 3)
+    assert len(run.captures[0].blocks) == 4, "three ranges and the stitched rows: every seam held"
+    same_flows(analyze(big, jobs=1, include_localhost=True), run.rows())
+    log = (root / "access.log").read_text().splitlines()[before:]
+    starts = sorted({int(m.group(1)) for line in log if f"/caps/{big.name} " in line and " 206 " in line
+                     for m in [re.search(r'"bytes=(\d+)-', line)] if m})
+    cuts = engine.adapter.plan_ranges(big.name, 3, size)
+    assert starts[0] == 0 and starts[-1] >= cuts[2], (starts, cuts)  # the last range read from past its cut
+    assert set(cuts[1:-1]) <= set(starts), "each later range read from its cut"
 
 
 def test_url_that_does_not_exist_is_a_failure_among_good_ones(client, nginx):
@@ -208,7 +342,7 @@ def test_cli_parquet_dataset_reads_back_with_pandas_pyarrow_and_dask(tmp_path):
     res = cli("analyze", *CAPTURES, "--view", "flows", "--format", "parquet", "-o", out, "--dask")
     assert res.returncode == 0, res.stderr
     files = sorted(out.rglob("*.parquet"))
-    assert [f.parent.name for f in files] == [f"{i:04d}_{p.name}" for i, p in enumerate(CAPTURES)]
+    assert sorted({f.parent.name for f in files}) == [f"{i:04d}_{p.name}" for i, p in enumerate(CAPTURES)]
     expected = analyze(CAPTURES).flows
     for frame in (pd.read_parquet(out), ds.dataset(out).to_table().to_pandas(), dd.read_parquet(str(out)).compute()):
         got = frame.sort_values("flow_id").reset_index(drop=True)
@@ -217,6 +351,27 @@ def test_cli_parquet_dataset_reads_back_with_pandas_pyarrow_and_dask(tmp_path):
             assert got[col].equals(expected[col]), col
     field = ds.dataset(out).schema.field("verdict")
     assert field.metadata[b"description"].startswith(b"tls | plaintext | unknown")
+
+
+def test_duckdb_reads_the_dataset_as_is(tmp_path):
+    import duckdb
+
+    out = tmp_path / "flows"
+    res = cli("analyze", *CAPTURES, "--view", "flows", "--format", "parquet", "-o", out, "--include-localhost", "--dask")
+    assert res.returncode == 0, res.stderr
+    expected = analyze(CAPTURES, include_localhost=True).flows
+    db = duckdb.connect()
+    source = f"read_parquet('{out}/*/*.parquet')"
+    types = {row[0]: row[1] for row in db.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    assert list(types) == list(expected.columns)
+    assert (types["flow_id"], types["client_port"], types["first_ts"], types["verdict"], types["mesh"],
+            types["duration_s"], types["isn_c2s"]) == ("BIGINT", "USMALLINT", "TIMESTAMPTZ_NS", "VARCHAR", "BOOLEAN",
+                                                       "DOUBLE", "BIGINT")
+    assert db.sql(f"SELECT count(*) FROM {source}").fetchall() == [(len(expected),)]
+    by_verdict = dict(db.sql(f"SELECT verdict, count(*) FROM {source} GROUP BY verdict").fetchall())
+    assert by_verdict == {v: n for v, n in expected["verdict"].value_counts().items() if n}
+    [first] = db.sql(f"SELECT epoch_ns(min(first_ts)), sum(packets_c2s + packets_s2c) FROM {source}").fetchall()
+    assert first == (expected["first_ts"].min().value, int((expected["packets_c2s"] + expected["packets_s2c"]).sum()))
 
 
 @pytest.mark.parametrize("kind", ["dataset", "parquet", "jsonl"])
@@ -234,6 +389,51 @@ def test_edges_command_rejudges_stored_flows(tmp_path, kind):
     assert got.stdout == want.stdout and got.stdout.count("\n") > 10
     pairs = cli("edges", stored, "--view", "pairs", "--format", "csv")
     assert pairs.returncode == 0 and pairs.stdout == cli("analyze", *CAPTURES, "--format", "csv").stdout
+
+
+@pytest.mark.skipif(shutil.which("java") is None or __import__("importlib").util.find_spec("pyspark") is None,
+                    reason="Spark's reader needs pyspark and a Java runtime (not part of the test extra)")
+def test_spark_reads_the_dataset_with_nanosecond_times_as_longs(tmp_path):
+    from pyspark.sql import SparkSession
+
+    out = tmp_path / "flows"
+    res = cli("analyze", *CAPTURES[:2], "--view", "flows", "--format", "parquet", "-o", out, "--dask")
+    assert res.returncode == 0, res.stderr
+    expected = analyze(CAPTURES[:2]).flows
+    spark = (SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")
+             .config("spark.sql.legacy.parquet.nanosAsLong", "true").getOrCreate())
+    try:
+        df = spark.read.option("recursiveFileLookup", "true").parquet(str(out))
+        types = dict(df.dtypes)
+        assert (types["flow_id"], types["client_port"], types["first_ts"], types["verdict"], types["mesh"]) == \
+            ("bigint", "int", "bigint", "string", "boolean")
+        assert df.count() == len(expected)
+        [row] = df.selectExpr("min(first_ts) AS t", "sum(packets_c2s + packets_s2c) AS p").collect()
+        assert (row.t, row.p) == (expected["first_ts"].min().value,
+                                  int((expected["packets_c2s"] + expected["packets_s2c"]).sum()))
+    finally:
+        spark.stop()
+
+
+def test_edges_command_on_dask_judges_the_stored_flows_there(tmp_path):
+    stored = tmp_path / "flows"
+    res = cli("analyze", *CAPTURES, "--view", "flows", "--format", "parquet", "-o", stored, "--dask")
+    assert res.returncode == 0, res.stderr
+    jsonl = tmp_path / "flows.jsonl"
+    assert cli("analyze", *CAPTURES, "--view", "flows", "--format", "jsonl", "-o", jsonl).returncode == 0
+    for flows, dask in ((stored, ("--dask",)), (jsonl, ("--dask", "local"))):
+        args = ("--pods", DEMO_PODS, "--format", "csv", "--fail-on", "unexpected-plaintext")
+        want, got = cli("edges", flows, *args), cli("edges", *dask, flows, *args)  # --dask FLOWS: FLOWS is no address
+        assert want.returncode == got.returncode == 3, got.stderr
+        assert got.stdout == want.stdout and got.stdout.count("\n") > 10
+        assert got.stderr == want.stderr
+    args = ("--view", "pairs", "--format", "csv", "--include-localhost")
+    want, got = cli("edges", stored, *args), cli("edges", stored, *args, "--dask")
+    assert got.returncode == 0 and got.stdout == want.stdout and got.stderr == want.stderr
+    pairs = tmp_path / "pairs.jsonl"
+    assert cli("analyze", CAPTURES[0], "--format", "jsonl", "-o", pairs).returncode == 0
+    res = cli("edges", pairs, "--pods", DEMO_PODS, "--dask")
+    assert res.returncode == 2 and "not a flows table" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_edges_command_refuses_what_is_not_a_flows_table(tmp_path):
@@ -334,11 +534,40 @@ def test_dataset_goes_into_a_new_or_empty_folder_only(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.parquet"]
 
 
-def test_dask_before_the_captures_gives_the_first_one_back():
+def test_dask_before_the_captures_gives_the_first_one_back(tmp_path):
     one = cli("analyze", *CAPTURES[:2], "--format", "csv")
     res = cli("analyze", "--dask", *CAPTURES[:2], "--format", "csv")
     assert res.returncode == 0, res.stderr
     assert res.stdout == one.stdout and res.stderr.startswith("2 captures on ")
+    # A file named like an address is still a capture: an existing path is never an address.
+    shutil.copy(CAPTURES[0], tmp_path / "local")
+    shutil.copy(CAPTURES[1], tmp_path / "localhost:8786")
+    res = subprocess.run([sys.executable, "-m", "analyzer", "analyze", "--dask", "local", "localhost:8786",
+                          "--format", "csv"], capture_output=True, text=True, env=ENV, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == one.stdout and res.stderr.startswith("2 captures on ")
+
+
+def test_dask_value_is_an_address_only_when_it_looks_like_one(tmp_path, monkeypatch):
+    from analyzer.commands.common import dask_target
+
+    caps = (Path("b.pcap"),)
+    for address in ("tcp://10.0.0.1:8786", "tls://sched.example:8786", "sched:8786", "[::1]:8786"):
+        assert dask_target(address, caps) == (caps, address)
+    assert dask_target("local", caps) == (caps, "")
+    assert dask_target("", caps) == (caps, "")
+    assert dask_target(None, caps) == (caps, None)
+    for capture in ("a.pcap", "caps/*.pcap", "http://host/caps/a.pcap", "s3://bucket/x", "dir/"):
+        assert dask_target(capture, caps) == ((Path(capture), *caps), "")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sched:8786").write_bytes(b"")
+    assert dask_target("sched:8786", caps) == ((Path("sched:8786"), *caps), "")
+
+
+def test_dask_address_before_the_captures_is_the_scheduler():
+    address = f"127.0.0.1:{_free_port()}"
+    res = cli("analyze", "--dask", address, CAPTURES[0])
+    assert res.returncode == 2 and res.stderr.startswith(f"Error: --dask {address}: cannot connect to the scheduler")
 
 
 def test_dask_runs_the_native_engine_only():

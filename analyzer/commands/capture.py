@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .common import InputError, emit, warn
-from ..cli import wide_option, wide_output
+from .common import wide_option, wide_output
 
 from ..errors import AnalyzerError
 from ..report.render import FORMATS, render

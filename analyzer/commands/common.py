@@ -6,12 +6,18 @@ Kept apart from ``cli.py`` so that command modules can import it without importi
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from pathlib import Path
 from typing import Iterable
 
 import click
 
+from ..errors import AnalyzerError
+
 from ..report.escape import text
+from ..report.render import FORMATS
 
 
 TRUST_UNKNOWN_CLIENTS_HELP = ("Count TLS with the destination's identity as secured even when the client is not a known "
@@ -72,3 +78,96 @@ def emit(text: str, output: Path | None) -> None:
         output.write_text(text)
     except OSError as exc:
         raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from None
+
+
+# ``--dask [ADDRESS]``: what looks like a scheduler's address.  Anything else, and any existing path, is a
+# capture that click gave the option as its optional value (``--dask a.pcap``).
+DASK_LOCAL = "local"
+_DASK_ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss|inproc)://\S+|\[[0-9A-Fa-f:.]+\]:\d+|[A-Za-z0-9.-]+:\d+)$")
+
+
+def is_dask_address(value: str) -> bool:
+    """``tcp://HOST:PORT``, ``tls://...``, ``HOST:PORT`` or ``local`` -- and not an existing path."""
+    return not os.path.exists(value) and (value == DASK_LOCAL or bool(_DASK_ADDRESS.match(value)))
+
+
+def dask_target(address: str | None, captures: tuple) -> tuple[tuple, str | None]:
+    """(captures, address) of ``--dask [ADDRESS] CAPTURE...``: a value that is not an address is given back
+    to the captures, in front; ``local`` and no value are the local cluster ("")."""
+    if not address:
+        return captures, address
+    if not is_dask_address(address):
+        return (type(captures[0])(address) if captures else address, *captures), ""
+    return captures, "" if address == DASK_LOCAL else address
+
+
+def dask_option(f):
+    """``--dask [ADDRESS]``: run on a Dask cluster (``analyzer.distributed``)."""
+    return click.option("--dask", "dask_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+                        help="Run on a Dask cluster: tcp://HOST:8786 (or tls://..., HOST:PORT), or no address (or "
+                             "'local') for a local one (one worker per core) started and stopped with the "
+                             "command. A value that is not an address, or is an existing path, is a capture. "
+                             "Needs mtls-analyzer[dask].")(f)
+
+
+def export(rows, view: str, fmt: str, output) -> None:
+    """A table as Parquet or JSON Lines (``report.export``) to ``output`` or standard output."""
+    from ..report.export import export_view
+
+    try:
+        export_view(rows, view, fmt, output, sys.stdout)
+    except OSError as exc:
+        raise InputError(f"{output or 'standard output'}: cannot write: {exc.strerror or exc}") from None
+    except AnalyzerError as exc:
+        raise InputError(str(exc)) from None
+
+
+def finish_edges(edges: list[dict], pods, fail_on, quiet: bool) -> None:
+    """After the table: the edges' summary line (with a pod list, unless quiet) and the ``--fail-on``
+    gates, one line each that fails, then exit 3 if any did."""
+    from ..report.edges import summary
+
+    if not quiet and pods is not None:
+        warn(summary(edges))
+    exit_on_gates(edges, fail_on)
+
+
+def exit_on_gates(edges, fail_on) -> None:
+    """After the table: one stderr line per ``--fail-on`` condition that holds, then exit 3 if any does."""
+    from ..report.edges import gate_failures
+
+    failures = gate_failures(edges, fail_on)
+    for line in failures:
+        warn(line)
+    if failures:
+        sys.exit(3)
+
+
+def output_options(f=None, *, formats=FORMATS, dataset: bool = False):
+    """Options shared by every command that prints a table (``formats``: the --format choices;
+    ``dataset``: -o may name a folder, for ``--dask``'s Parquet dataset)."""
+    def add(f):
+        f = click.option("--format", "fmt", type=click.Choice(formats), default="table", show_default=True,
+                         help="Output format (parquet needs -o and pyarrow).")(f)
+        f = click.option("-o", "--output", type=click.Path(dir_okay=dataset, writable=True, path_type=Path),
+                         help="Write the table to PATH instead of standard output"
+                              + (" (--dask --view flows --format parquet: a new or empty folder)" if dataset else "")
+                              + "; -o wide is --wide (as kubectl; a file named wide: -o ./wide).")(f)
+        return wide_option(f)
+    return add(f) if f is not None else add
+
+
+def wide_option(f):
+    """``--wide``: every table column, nothing shortened (default: the table fits the terminal)."""
+    return click.option("--wide", is_flag=True,
+                        help="Table: every column, names unshortened (default: fit the terminal's width, "
+                             "100 columns on a pipe or file).")(f)
+
+
+def wide_output(output: Path | None, wide: bool) -> tuple[Path | None, int | None]:
+    """(-o PATH, the table's width): ``-o wide`` means ``--wide``, as for ``kubectl get``."""
+    from ..report.render import table_width
+
+    if output is not None and str(output) == "wide":
+        output, wide = None, True
+    return output, table_width(wide, terminal=False if output is not None else None)

@@ -10,7 +10,7 @@ import click
 from .common import InputError, emit
 
 from ..errors import AnalyzerError
-from ..cli import wide_option, wide_output
+from .common import wide_option, wide_output
 from ..report.render import FORMATS, render
 
 

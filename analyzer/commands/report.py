@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..cli import dask_option, dask_target, exit_on_gates
-from .common import TRUST_UNKNOWN_CLIENTS_HELP, InputError, clock_skew_option, warn
+from .common import (TRUST_UNKNOWN_CLIENTS_HELP, InputError, clock_skew_option, dask_option, dask_target, exit_on_gates,
+                     warn)
 
 from ..errors import AnalyzerError
 

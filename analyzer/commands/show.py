@@ -9,7 +9,7 @@ import click
 from .common import InputError, say
 
 from ..errors import AnalyzerError
-from ..cli import wide_option
+from .common import wide_option
 from ..report.render import render, table_width
 
 

@@ -33,9 +33,12 @@ def read_unit(source, start: int, stop: int | None, ports: frozenset[int], later
     return parallel.read_range(source, start, stop, ports, later)
 
 
-def plan_ranges(path: str, ranges: int) -> list[int]:
-    """Cut offsets ``[0, c1, ..., None]`` for a local file, or [] to read it whole (``parallel.plan``)."""
-    return parallel.plan(path, ranges)
+def plan_ranges(path: str, ranges: int, size: int | None = None) -> list[int]:
+    """Cut offsets ``[0, c1, ..., None]``, or [] to read it whole: a local file as ``parallel.plan``
+    cuts it; a remote one (``size`` given: known plain, not gzip) as ``parallel.cuts`` would."""
+    if size is None:
+        return parallel.plan(path, ranges)
+    return parallel.cuts(size, ranges) if ranges > 1 else []
 
 
 def seam(part: Part) -> Part:
@@ -64,8 +67,8 @@ class Renumber:
 class _KeyedStitcher(parallel.Stitcher):
     """``parallel.Stitcher`` that remembers which local ids of each range it joined to earlier flows."""
 
-    def __init__(self, ports: frozenset[int]):
-        super().__init__(ports, 0)
+    def __init__(self, ports: frozenset[int], opener=None):
+        super().__init__(ports, 0, opener)
         self.absorbed: tuple[int, ...] = ()
 
     def _join(self, part):
@@ -74,11 +77,12 @@ class _KeyedStitcher(parallel.Stitcher):
         return joined, ended
 
 
-def stitch(seams: list[Part], ports: frozenset[int]) -> tuple[Part, list[Renumber]] | None:
+def stitch(seams: list[Part], ports: frozenset[int], opener=None) -> tuple[Part, list[Renumber]] | None:
     """Join the ranges of one file (their ``seam``s, in file order): the rows of the flows that were
     live at a cut, with ids within the file, and how to renumber each range's own rows.  None when a
-    seam does not hold (``parallel`` Rule 2): the file is then read whole."""
-    stitcher = _KeyedStitcher(ports)
+    seam does not hold (``parallel`` Rule 2): the file is then read whole.  ``opener``: as
+    ``parallel.Stitcher``'s (a remote file is read again through it)."""
+    stitcher = _KeyedStitcher(ports, opener)
     renumber = []
     for part in seams:
         base, stitcher.absorbed = stitcher.next_fid, ()

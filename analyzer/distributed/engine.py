@@ -2,9 +2,10 @@
 
 Role: ``cluster(address)`` gives a ``distributed.Client`` (an embedded ``LocalCluster`` with one worker
 per core, a scheduler's address, or the caller's client); ``Run`` plans the work units, submits them,
-follows them with a progress line, and then either gathers the rows (``rows``, for a ``Report``) or
-leaves them on the workers and brings back only what the output needs (``write_dataset``, ``pairs``,
-``edges``, ``tally``).  ``analyze`` is ``api.analyze(..., dask=...)``.
+follows them with a progress line, joins several captures in keyed parts where the rows lie (``join``),
+and then either gathers the rows (``rows``, for a ``Report``) or leaves them on the workers and brings
+back only what the output needs (``write_dataset``, ``pairs``, ``edges``, ``tally``).  ``load_stored``
+takes stored flow files instead of captures.  ``analyze`` is ``api.analyze(..., dask=...)``.
 
 Rules:
   1. The rows are those of the one-machine run, column for column: the same units and stitching
@@ -30,12 +31,13 @@ from typing import Callable
 from ..errors import AnalyzerError, BackendUnavailable, CaptureFormatError
 from ..join import DEFAULT_CLOCK_SKEW_S
 from . import adapter, tasks
-from .inputs import Input, expand
+from .inputs import Input, expand, gzipped
 
 DASK_HINT = "python3 -m pip install 'mtls-analyzer[dask]'"
-RANGE_BYTES = 64 * 1024 * 1024  # a local file this large or more may be read as byte ranges (one per 64 MiB)
+RANGE_BYTES = 64 * 1024 * 1024  # a file this large or more may be read as byte ranges (one per 64 MiB)
 CONNECT_TIMEOUT_S = 10
 PROGRESS_EVERY_S = 0.5
+JOIN_ROWS = 250_000  # rows per part of the join of several captures, at most (and a part per worker at least)
 
 
 def _distributed():
@@ -48,8 +50,8 @@ def _distributed():
 
 @contextmanager
 def cluster(address=None):
-    """A client for ``address``: None, True or "" starts a ``LocalCluster`` (one single-threaded worker
-    process per core) and stops it after; ``tcp://host:8786`` connects to that scheduler; a
+    """A client for ``address``: None, True, "" or "local" starts a ``LocalCluster`` (one single-threaded
+    worker process per core) and stops it after; ``tcp://host:8786`` connects to that scheduler; a
     ``distributed.Client`` is used as it is and left open (and its logging left alone)."""
     distributed = _distributed()
     if isinstance(address, distributed.Client):
@@ -61,7 +63,7 @@ def cluster(address=None):
     if quiet:  # (closing comms, a task that raised: reported once, as a failed capture) is not the user's news
         log.setLevel(logging.CRITICAL)
     try:
-        if address and address is not True:
+        if address and address is not True and address != "local":
             try:
                 client = distributed.Client(address, timeout=CONNECT_TIMEOUT_S)
             except (OSError, TimeoutError) as exc:
@@ -102,8 +104,10 @@ class Run:
     """One analysis on a cluster.  ``read()`` first; then any of the outputs."""
 
     def __init__(self, client, inputs: list[Input], ports: frozenset[int], range_bytes: int | None = None,
-                 progress: Callable[[str], None] | None = None):
+                 progress: Callable[[str], None] | None = None, partitions: int | None = None):
         self.client, self.ports, self.range_bytes, self.progress = client, ports, range_bytes, progress
+        self.partitions = partitions  # parts of the join of several captures (None: ``join``'s choice)
+        self.joined: list | None = None  # the joined parts' rows (``join``), on the workers
         self.run_id = uuid.uuid4().hex[:8]
         self.captures = [Capture(i, inp) for i, inp in enumerate(inputs)]
         self.units = 0  # read tasks submitted
@@ -141,7 +145,7 @@ class Run:
         """Read every capture; a failed split file is read again whole, then failures are final."""
         probes, workers = {}, self.workers()
         for cap in self.captures:
-            cuts = adapter.plan_ranges(cap.inp.location, self._ranges_for(cap.inp, workers)) if cap.inp.local else []
+            cuts = self._cuts(cap.inp, workers)
             probes[cap.index] = self._ranges(cap, cuts) if cuts else self._whole(cap)
         self._wait(probes)
         again = {}
@@ -158,14 +162,23 @@ class Run:
         if self.progress:
             self.progress("")
 
+    def _cuts(self, inp: Input, workers: int) -> list:
+        """Where to cut ``inp`` into byte ranges ([]: one unit).  A remote capture is cut like a local
+        one when it is large enough and its store says its size; its ranges are read with range requests."""
+        ranges = self._ranges_for(inp, workers)
+        if inp.local:
+            return adapter.plan_ranges(inp.location, ranges)
+        if ranges < 2 or not inp.size or gzipped(inp):
+            return []
+        return adapter.plan_ranges(inp.location, ranges, inp.size)
+
     def _ranges_for(self, inp: Input, workers: int) -> int:
         """How many byte ranges to read ``inp`` in: one per ``range_bytes`` when given; else one per
         ``RANGE_BYTES``, but only as many as there are workers per capture, since stitching a cut costs
         more than it gains once every worker has a capture of its own."""
         if self.range_bytes:
             return -(-inp.size // self.range_bytes)
-        local = sum(1 for c in self.captures if c.inp.local)
-        return min(-(-inp.size // RANGE_BYTES), -(-workers // local))
+        return min(-(-inp.size // RANGE_BYTES), -(-workers // len(self.captures)))
 
     def _whole(self, cap: Capture, again: str = ""):
         part = self._submit(tasks.read, cap.inp, 0, None, self.ports, False, key=f"read{again}-{cap.index}")
@@ -183,7 +196,7 @@ class Run:
         ends = [cap.inp.size if b is None else b for b in cuts[1:]]
         self.reads += [(p, end - start) for p, start, end in zip(parts, cuts, ends)]
         seams = [self._submit(adapter.seam, p, key=f"seam-{i}-{j}") for j, p in enumerate(parts)]
-        stitched = self._submit(adapter.stitch, seams, self.ports, key=f"stitch-{i}")
+        stitched = self._submit(tasks.stitch, seams, self.ports, cap.inp, key=f"stitch-{i}")
         cap.blocks = [self._submit(tasks.rows_of, p, self._submit(tasks.renumbering, stitched, j, key=f"ids-{i}-{j}"),
                                    key=f"rows-{i}-{j}") for j, p in enumerate(parts)]
         cap.blocks.append(self._submit(tasks.stitched_rows, stitched, key=f"rows-{i}-seams"))
@@ -250,27 +263,64 @@ class Run:
         services = getattr(pods, "services", None)
         return len(self.good) > 1 or (services is not None and services.has_cluster_ips)
 
-    def joined_rows(self, stats: dict, clock_skew: float, pods, include_localhost: bool) -> list[dict]:
-        """The rows of every capture joined into one row per TCP connection, by the one-machine rule
-        (``join.combine``).  The join needs the rows of all captures at once, so they are gathered here;
-        ``stats`` is brought up to date (flows, localhost hops, shown verdicts, the join's counters)."""
-        from ..join import combine
+    def join(self, stats: dict, clock_skew: float, pods, include_localhost: bool) -> None:
+        """Join the captures into one row per TCP connection, by the one-machine rule, in keyed parts
+        (``join.partition``): every block is split by key where it lies, each part of all captures is
+        joined by one task, and the parts' rows stay on the workers as the run's blocks from now on.
+        Only counters and digests come back; ``stats`` is brought up to date (flows, localhost hops,
+        shown verdicts, the join's counters and notes) as ``combine`` would."""
+        from ..join import partition
 
-        parts = [[row for block in cap.blocks for row in tasks.offset_rows(self._gather(block), cap.offset)]
-                 for cap in self.good]
+        good, call = self.good, self._call()
+        services = getattr(pods, "services", None)
+        if services is not None:
+            services = self.client.scatter(services, broadcast=True, hash=False)
+            self.held.append(services)
+        n = self.partitions or max(self.workers(), -(-stats["flows"] // JOIN_ROWS), 1)
         names = [os.path.basename(info.path) for info in stats["infos"]]
-        rows = combine(parts, names, stats, clock_skew, getattr(pods, "services", None))
-        rows.sort(key=lambda r: r["flow_id"])
-        stats.update(flows=len(rows), excluded_localhost=sum(1 for r in rows if r["localhost"]),
-                     verdicts=Counter(r["verdict"] for r in tasks.shown(rows, include_localhost)))
-        return rows
+        splits = [[self._submit(tasks.split, b, c.offset, n, services, key=f"split{call}-{c.index}-{j}")
+                   for j, b in enumerate(c.blocks)] for c in good]
+        digests = [[self._submit(partition.digest, b, key=f"digest{call}-{c.index}-{j}") for j, b in enumerate(c.blocks)]
+                   for c in good]
+        joined = [self._submit(partition.join_part,
+                               [[self._submit(tasks.pick, s, i, key=f"part{call}-{c.index}-{j}-{i}") for j, s in enumerate(cs)]
+                                for c, cs in zip(good, splits)], names, clock_skew, services, key=f"join{call}-{i}")
+                  for i in range(n)]
+        self.joined = [self._submit(tasks.pick, part, 0, key=f"joined{call}-{i}") for i, part in enumerate(joined)]
+        counters = self._gather([self._submit(tasks.pick, part, 1, key=f"counters{call}-{i}") for i, part in enumerate(joined)])
+        tallies = self._gather([self._submit(tasks.tally, b, include_localhost, key=f"tally{call}-joined-{i}")
+                                for i, b in enumerate(self.joined)])
+        per_capture = [partition.add_digests(d) for d in self._gather(digests)]
+        partition.combine_parts(counters, per_capture, names, stats, clock_skew)
+        verdicts: Counter = Counter()
+        for _, _, v in tallies:
+            verdicts.update(v)
+        stats.update(flows=sum(t[0] for t in tallies), excluded_localhost=sum(t[1] for t in tallies), verdicts=verdicts,
+                     join_parts=n)
+
+    def load_stored(self, files: list[str], include_localhost: bool) -> int:
+        """Stored flow rows (``report.stored``: Parquet files or JSON Lines the workers can open) as the
+        run's blocks, one task per file, instead of captures; the rows shown (counted, not gathered)."""
+        from ..report.stored import load_flow_rows
+
+        call = self._call()
+        self.joined = [self._submit(load_flow_rows, f, key=f"stored{call}-{i}") for i, f in enumerate(files)]
+        counts = self._gather([self._submit(tasks.tally, b, True, key=f"tally{call}-stored-{i}")
+                               for i, b in enumerate(self.joined)])
+        return sum(n - (0 if include_localhost else local) for n, local, _ in counts)
+
+    def _blocks(self) -> list[tuple]:
+        """(block, flow-id offset, capture) of every block: the joined parts once joined (ids across all
+        captures already; capture None), else each capture's blocks."""
+        if self.joined is not None:
+            return [(b, 0, None) for b in self.joined]
+        return [(b, c.offset, c) for c in self.good for b in c.blocks]
 
     def rows(self) -> list[dict]:
         """Every flow row, gathered (for a ``Report`` or a flows table), ids across captures."""
         out: list[dict] = []
-        for cap in self.good:
-            for block in cap.blocks:
-                out += tasks.offset_rows(self._gather(block), cap.offset)
+        for block, offset, _ in self._blocks():
+            out += tasks.offset_rows(self._gather(block), offset)
         out.sort(key=lambda r: r["flow_id"])
         return out
 
@@ -279,10 +329,15 @@ class Run:
         """The flows as a Parquet dataset, one file per block, a folder per capture; rows written.
         ``out_dir`` must be new or empty: files of an earlier run would be read as part of this one."""
         check_dataset_folder(out_dir)
-        name, call = os.path.basename, self._call()
-        futs = [self._submit(tasks.write_block, b, c.offset, include_localhost, os.path.abspath(out_dir), c.index,
-                             name(c.inp.location.rstrip("/")), j, key=f"write{call}-{c.index}-{j}")
-                for c in self.good for j, b in enumerate(c.blocks)]
+        name, call, folder = os.path.basename, self._call(), os.path.abspath(out_dir)
+        if self.joined is not None:  # a joined row goes to the folder of the capture it names
+            names = [name(c.inp.location.rstrip("/")) for c in self.captures]
+            futs = [self._submit(tasks.write_joined_block, b, include_localhost, folder, names, i, key=f"write{call}-{i}")
+                    for i, b in enumerate(self.joined)]
+        else:
+            futs = [self._submit(tasks.write_block, b, c.offset, include_localhost, folder, c.index,
+                                 name(c.inp.location.rstrip("/")), j, key=f"write{call}-{c.index}-{j}")
+                    for c in self.good for j, b in enumerate(c.blocks)]
         return sum(self._gather(futs))
 
     def pairs(self, include_localhost: bool) -> list[dict]:
@@ -301,7 +356,7 @@ class Run:
         """Hash every block's rows into one bucket per worker, reduce each bucket; gather the results."""
         n = max(1, self.workers())
         what = f"{what}{self._call()}"
-        blocks = [b for c in self.good for b in c.blocks]
+        blocks = [b for b, _, _ in self._blocks()]
         split_f = [self._submit(split, b, n, *split_args, key=f"{what}-split-{k}") for k, b in enumerate(blocks)]
         reduced = [self._submit(reduce, *reduce_args,
                                 *[self._submit(tasks.pick, s, i, key=f"{what}-pick-{k}-{i}") for k, s in enumerate(split_f)],
@@ -369,7 +424,9 @@ def analyze(sources, ports: frozenset[int], include_localhost: bool, pods, addre
         if not run.good:
             raise CaptureFormatError("; ".join(run.failures))
         stats = run.tally(include_localhost)
-        rows = run.joined_rows(stats, clock_skew, pods, include_localhost) if run.needs_join(pods) else run.rows()
+        if run.needs_join(pods):
+            run.join(stats, clock_skew, pods, include_localhost)
+        rows = run.rows()
     infos = stats.pop("infos")
     stats["warnings"] += stats["failures"]
     return Report(rows, include_localhost, stats, infos, pods)

@@ -113,6 +113,16 @@ def open_input(inp: Input):
     if inp.local:
         return inp.location
     fs, path = _filesystem(inp.location)
-    f = fs.open(path, "rb")
+    f = fs.open(path, "rb", block_size=READ_BYTES, cache_type="none")  # the reader asks READ_BYTES at a time
     f.name = inp.location  # the reader names the capture after it (its last path element)
     return io.BufferedReader(f, READ_BYTES)  # ``peek`` for the reader's gzip check; reads of READ_BYTES
+
+
+def gzipped(inp: Input) -> bool:
+    """Does a remote capture start with gzip's magic (then it is one unit: a gzip stream cannot be cut)?
+    Two bytes, by one range request; a store that will not say is the worker's to report."""
+    try:
+        with open_input(inp) as f:
+            return f.peek(2)[:2] == b"\x1f\x8b"
+    except (OSError, ValueError):
+        return True

@@ -29,6 +29,11 @@ def read(inp: Input, start: int, stop: int | None, ports: frozenset[int], later:
     return adapter.read_unit(open_input(inp), start, stop, ports, later)
 
 
+def stitch(seams: list[adapter.Part], ports: frozenset[int], inp: Input):
+    """Join the ranges of ``inp`` (``adapter.stitch``); what it reads again, it reads from ``inp``."""
+    return adapter.stitch(seams, ports, lambda _path: open_input(inp))
+
+
 def rows_of(part: adapter.Part, renumber: adapter.Renumber | None = None) -> list[dict]:
     """A unit's rows as a block: all of them (a whole capture), or a range's own, renumbered."""
     return part.rows if renumber is None else renumber.rows(part.rows)
@@ -66,6 +71,13 @@ def offset_rows(rows: list[dict], offset: int) -> list[dict]:
     return [{**r, "flow_id": r["flow_id"] + offset} for r in rows] if offset else rows
 
 
+def split(rows: list[dict], offset: int, n: int, services) -> list[list[dict]]:
+    """A block's rows, ids across all captures, in the ``n`` keyed parts of the join (``join.partition``)."""
+    from ..join.partition import split as split_rows
+
+    return split_rows(offset_rows(rows, offset), n, services)
+
+
 # -- outputs ----------------------------------------------------------------------------------------------
 def write_block(rows: list[dict], offset: int, include_localhost: bool, out_dir: str, capture: int,
                 name: str, block: int) -> int:
@@ -78,6 +90,15 @@ def write_block(rows: list[dict], offset: int, include_localhost: bool, out_dir:
     out = offset_rows(shown(rows, include_localhost), offset)
     write_parquet(out, FLOW_COLUMNS, os.path.join(folder, f"part-{block:04d}.parquet"), "flows")
     return len(out)
+
+
+def write_joined_block(rows: list[dict], include_localhost: bool, out_dir: str, names: list[str], part: int) -> int:
+    """A joined part as Parquet files, one in the folder of each capture its rows name (``capture``)."""
+    by_capture: dict[str, list[dict]] = {}
+    for row in rows:
+        by_capture.setdefault(row["capture"], []).append(row)
+    return sum(write_block(group, 0, include_localhost, out_dir, names.index(name), name, part)
+               for name, group in by_capture.items())
 
 
 def _bucket(key: tuple, n: int) -> int:

@@ -2,9 +2,8 @@
 
 Role: between the CLI and ``engine.Run``.  Only what the view needs comes back to the client: the
 flows of a flows table (or none, when they go to a Parquet dataset the workers write), the pairs or
-the edges reduced on the workers, and counts for the summary.  Several captures are the exception: the
-join of one connection seen from several vantage points needs their rows together, so they come back
-and the views are made from the joined rows.
+the edges reduced on the workers, and counts for the summary.  Several captures are first joined into
+one row per connection on the workers (``Run.join``, in keyed parts); the views are made from those.
 """
 
 from __future__ import annotations
@@ -43,46 +42,32 @@ def analyze_views(captures, address, ports: frozenset[int], include_localhost: b
             raise AnalyzerError("no capture could be analysed:\n" + "\n".join(run.failures))
         stats = run.tally(include_localhost)
         rows, written = None, 0
-        if run.needs_join(pods):  # several captures: their rows meet in the one-machine join, here
-            rows, edges, written = _joined_views(run, stats, include_localhost, pods, resource, view, dataset,
-                                                 trust_unknown_clients, clock_skew)
-        else:
-            if view == "flows" and dataset is not None:
-                written = run.write_dataset(dataset, include_localhost)
-            elif view == "flows":
-                rows = shown(run.rows(), include_localhost)
-            elif view == "pairs":
-                rows = run.pairs(include_localhost)
-            edges = run.edges(include_localhost, pods, resource, trust_unknown_clients) if pods is not None else []
-            if view == "edges":
-                rows = edges
+        if run.needs_join(pods):  # several captures: joined in keyed parts, on the workers
+            run.join(stats, clock_skew, pods, include_localhost)
+        if view == "flows" and dataset is not None:
+            written = run.write_dataset(dataset, include_localhost)
+        elif view == "flows":
+            rows = shown(run.rows(), include_localhost)
+        elif view == "pairs":
+            rows = run.pairs(include_localhost)
+        edges = run.edges(include_localhost, pods, resource, trust_unknown_clients) if pods is not None else []
+        if view == "edges":
+            rows = edges
     warnings = stats["warnings"] + [f"not analysed: {f}" for f in stats["failures"]]
     line = summary(stats, include_localhost) + (f"; {written} flows written to {dataset}" if dataset and view == "flows" else "")
     return Views(rows, edges, warnings, line, written)
 
 
-def _joined_views(run, stats: dict, include_localhost: bool, pods, resource: str, view: str, dataset: str | None,
-                  trust_unknown_clients: bool, clock_skew: float) -> tuple[list[dict] | None, list[dict], int]:
-    """(rows, edges, flows written) of several captures: one row per connection (``Run.joined_rows``),
-    then the pairs, the edges and the dataset from those rows, as on one machine."""
-    from ..report.edges import edge_rows
-    from ..report.pairs import aggregate_pairs
+def stored_views(flows: str, address, include_localhost: bool, pods, resource: str, view: str,
+                 trust_unknown_clients: bool = False) -> tuple[list[dict], list[dict], int]:
+    """``edges FLOWS --dask``: (the view's rows, the edges, flows stored) of a stored flows table, one
+    task per file, the pairs or edges reduced on the workers."""
+    from ..report.stored import flow_files
 
-    joined = shown(run.joined_rows(stats, clock_skew, pods, include_localhost), include_localhost)
-    edges = (edge_rows(joined, pods, resource, trust_unknown_clients=trust_unknown_clients)
-             if pods is not None else [])
-    rows, written = {"flows": joined, "pairs": aggregate_pairs(joined), "edges": edges}[view], 0
-    if view == "flows" and dataset is not None:
-        written, rows = write_joined(joined, dataset), None
-    return rows, edges, written
-
-
-def write_joined(rows: list[dict], dataset: str) -> int:
-    """Joined rows as the flows dataset, a folder per capture that holds the row (its ``capture``)."""
-    from .tasks import write_block
-
-    by_capture: dict[str, list[dict]] = {}
-    for row in rows:
-        by_capture.setdefault(row["capture"], []).append(row)
-    return sum(write_block(part, 0, True, os.path.abspath(dataset), index, name, 0)
-               for index, (name, part) in enumerate(by_capture.items()))
+    files = [os.path.abspath(f) for f in flow_files(flows)]
+    with cluster(address) as client:
+        run = Run(client, [], frozenset())
+        stored = run.load_stored(files, include_localhost)
+        edges = run.edges(include_localhost, pods, resource, trust_unknown_clients) if pods is not None else []
+        rows = edges if view == "edges" else run.pairs(include_localhost)
+    return rows, edges, stored

@@ -26,16 +26,25 @@ def load_flow_rows(path: str | os.PathLike) -> list[dict]:
     """Every flow row of ``path``: a folder of Parquet files (any depth), one Parquet file, or JSON Lines."""
     name = os.fspath(path)
     if os.path.isdir(name):
-        files = sorted(os.path.join(d, f) for d, _, fs in os.walk(name) for f in fs if f.endswith(".parquet"))
-        if not files:
-            raise AnalyzerError(f"{name}: no .parquet files in this folder")
-        return [row for f in files for row in _parquet_rows(f)]
+        return [row for f in flow_files(name) for row in _parquet_rows(f)]
     try:
         with open(name, "rb") as f:
             head = f.read(4)
     except OSError as exc:
         raise AnalyzerError(f"{name}: cannot read: {exc.strerror or exc}") from None
     return list(_parquet_rows(name) if head == PARQUET_MAGIC else _jsonl_rows(name))
+
+
+def flow_files(path: str | os.PathLike) -> list[str]:
+    """The files ``load_flow_rows`` reads for ``path``: a folder's .parquet files (any depth, in name
+    order), or the file itself."""
+    name = os.fspath(path)
+    if not os.path.isdir(name):
+        return [name]
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(name) for f in fs if f.endswith(".parquet"))
+    if not files:
+        raise AnalyzerError(f"{name}: no .parquet files in this folder")
+    return files
 
 
 def _check(name: str, columns) -> None:
