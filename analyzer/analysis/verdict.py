@@ -102,6 +102,7 @@ class RecordFacts:
     headers: int  # record headers, whole or cut
     exact: bool  # one record that is exactly all the bytes
     cut_hello: bool  # a hello record header opens the stream and the snaplen cut the rest
+    chained: int = 0  # of ``whole``: records framed by sequence number across segments the snaplen cut
 
 
 @dataclass(slots=True)
@@ -264,8 +265,10 @@ def _payload_row(row: dict, conn: ConnectionFacts, pf: PayloadFacts, voice: str)
     if pf.records is not None:
         rec = pf.records
         if rec.whole >= 2 or rec.exact:
+            how = (f" ({rec.chained} of them framed by sequence number across segments {_snaplen(conn)} cut)"
+                   if rec.chained else "")
             row.update(verdict="tls", evidence="records", app_protocol="tls",
-                       reason=f"{voice}{where}{rec.whole} whole TLS records with consistent headers, no handshake captured")
+                       reason=f"{voice}{where}{rec.whole} whole TLS records with consistent headers{how}, no handshake captured")
         elif rec.cut_hello:
             row.update(verdict="tls", evidence="records", app_protocol="tls",
                        reason=f"{voice}TLS hello record headers open the stream; {_snaplen(conn)} cut the handshake itself")
