@@ -13,6 +13,7 @@ Rules:
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections import Counter
@@ -175,8 +176,12 @@ def _probe_ports(containers: list[_Node]) -> frozenset[int]:
     for c in containers:
         named = {p.text("name"): p.get("containerPort", int) for p in c.objs("ports")}
         for kind in PROBES:
+            if c.data.get(kind) is None:  # most containers have one probe or none: skip the rest cheaply
+                continue
             probe = c.obj(kind)
             for handler in PROBE_HANDLERS:
+                if probe.data.get(handler) is None:
+                    continue
                 port = probe.obj(handler).get("port", int, str)
                 if isinstance(port, str):
                     port = int(port) if port.isdigit() else named.get(port)
@@ -308,76 +313,191 @@ def _pod_from_json(obj: dict, where: str, trust_domain: str) -> Pod:
 EXPECTED_OUTPUT = "expected `kubectl get pods -A -o json` (or `-o yaml`) output"
 
 
-def _index_from_doc(doc, source: str, trust_domain: str, fmt: str) -> PodIndex:
-    """A parsed ``List``/``PodList`` or ``Pod`` -> :class:`PodIndex`; the same pod listed twice is one pod."""
+class _Items:
+    """The items of a list, taken one at a time (so a streamed list is never held whole): pods are read
+    into :class:`Pod` at once, Services and EndpointSlices kept for the Service index, other kinds counted."""
+
+    def __init__(self, source: str, trust_domain: str) -> None:
+        self.source, self.trust_domain = source, trust_domain
+        self.pods: dict[tuple[str, str, str], Pod] = {}
+        self.positions: dict[tuple[str, str, str], list[int]] = {}
+        self.others: Counter[str] = Counter()
+        self.service_items: list[tuple[int, dict]] = []
+        self.count = 0
+
+    def add(self, item) -> None:
+        i = self.count
+        self.count += 1
+        if not isinstance(item, dict):
+            raise PodsFormatError(f"{self.source}: items[{i}] is not an object")
+        kind = item.get("kind", "Pod")
+        if not isinstance(kind, str):
+            raise _Node(item, f"{self.source}: items[{i}]").wrong("kind", kind, str)
+        if kind in SERVICE_KINDS:
+            self.service_items.append((i, item))
+            return
+        if kind != "Pod":
+            self.others[kind] += 1
+            return
+        pod = _pod_from_json(item, f"{self.source}: items[{i}]", self.trust_domain)
+        key = _pod_key(pod)
+        self.pods[key] = pod  # a later copy of the same pod wins, as in :meth:`PodIndex.merged`
+        self.positions.setdefault(key, []).append(i)
+
+    def index(self) -> PodIndex:
+        """The same pod listed twice is one pod; a list without pods is an error naming what it holds."""
+        pods, source, others = self.pods, self.source, self.others
+        if not pods:
+            held_kinds = others + Counter(item.get("kind") for _, item in self.service_items)
+            held = ", ".join(f"{n} {k}" for k, n in sorted(held_kinds.items())) if held_kinds else "nothing"
+            raise PodsFormatError(f"{source}: no pods in the list (it holds {held}); {EXPECTED_OUTPUT}")
+        for key, where in self.positions.items():
+            if len(where) > 1:
+                note = (f"{pods[key].ref} is listed {len(where)} times (items {', '.join(map(str, where))}); "
+                        f"read as one pod, the last copy")
+                pods[key] = replace(pods[key], notes=pods[key].notes + (note,))
+        index = PodIndex(tuple(pods.values()), source)
+        if self.service_items:
+            index.services = parse_services(self.service_items, source, index)
+            index.notes += index.services.notes
+        if others:
+            index.notes.append(f"{source}: ignored {sum(others.values())} item(s) of other kinds "
+                               f"({', '.join(f'{k} {n}' for k, n in sorted(others.items()))})")
+        return index
+
+
+def _index_from_doc(doc, source: str, trust_domain: str, fmt: str, items: _Items | None = None) -> PodIndex:
+    """A parsed ``List``/``PodList`` or ``Pod`` -> :class:`PodIndex`.  ``items``: the list's items, already
+    taken one by one while the document streamed in (its ``items`` key then holds an empty list)."""
     if not isinstance(doc, dict):
         raise PodsFormatError(f"{source}: expected {fmt} object (kind List or Pod), got {_kind_of(doc)}")
     if doc.get("kind") == "Pod":
-        items = [doc]
+        items = _Items(source, trust_domain)
+        items.add(doc)
     elif isinstance(doc.get("items"), list):
-        items = doc["items"]
+        if items is None:
+            items = _Items(source, trust_domain)
+            for item in doc["items"]:
+                items.add(item)
     else:
         raise PodsFormatError(f"{source}: no 'items' list (kind {doc.get('kind', 'missing')!r}); {EXPECTED_OUTPUT}")
-    pods: dict[tuple[str, str, str], Pod] = {}
-    positions: dict[tuple[str, str, str], list[int]] = {}
-    others: Counter[str] = Counter()
-    service_items: list[tuple[int, dict]] = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise PodsFormatError(f"{source}: items[{i}] is not an object")
-        kind = item.get("kind", "Pod")
-        if not isinstance(kind, str):
-            raise _Node(item, f"{source}: items[{i}]").wrong("kind", kind, str)
-        if kind in SERVICE_KINDS:
-            service_items.append((i, item))
-            continue
-        if kind != "Pod":
-            others[kind] += 1
-            continue
-        pod = _pod_from_json(item, f"{source}: items[{i}]", trust_domain)
-        key = _pod_key(pod)
-        pods[key] = pod  # a later copy of the same pod wins, as in :meth:`PodIndex.merged`
-        positions.setdefault(key, []).append(i)
-    if not pods:
-        held_kinds = others + Counter(item.get("kind") for _, item in service_items)
-        held = ", ".join(f"{n} {k}" for k, n in sorted(held_kinds.items())) if held_kinds else "nothing"
-        raise PodsFormatError(f"{source}: no pods in the list (it holds {held}); {EXPECTED_OUTPUT}")
-    for key, where in positions.items():
-        if len(where) > 1:
-            note = (f"{pods[key].ref} is listed {len(where)} times (items {', '.join(map(str, where))}); "
-                    f"read as one pod, the last copy")
-            pods[key] = replace(pods[key], notes=pods[key].notes + (note,))
-    index = PodIndex(tuple(pods.values()), source)
-    if service_items:
-        index.services = parse_services(service_items, source, index)
-        index.notes += index.services.notes
-    if others:
-        index.notes.append(f"{source}: ignored {sum(others.values())} item(s) of other kinds "
-                           f"({', '.join(f'{k} {n}' for k, n in sorted(others.items()))})")
-    return index
+    return items.index()
 
 
 def parse_pods_json(text: str, source: str = "pods", trust_domain: str = DEFAULT_TRUST_DOMAIN) -> PodIndex:
     """``kubectl get pods [-A] -o json`` output -> :class:`PodIndex`.  Services and EndpointSlices in a
     List go to its Service index; a list without pods is an error naming what it holds."""
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PodsFormatError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-                              f"{EXPECTED_OUTPUT}") from None
-    except RecursionError:
-        raise PodsFormatError(f"{source}: JSON nested too deeply to be a pod list") from None
-    return _index_from_doc(doc, source, trust_domain, "a JSON")
+    return _read_json(io.StringIO(text), source, trust_domain)
+
+
+JSON_CHUNK = 1 << 17  # characters read at a time from a JSON pod list (peak memory is a few times this)
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+class _JsonStream:
+    """A JSON document read a chunk at a time, value by value (``json.JSONDecoder.raw_decode``): memory is
+    one chunk plus the value being decoded, whatever the size of the file.  A value is accepted only when
+    it ends before the buffered text does (a number or a literal may go on in the next chunk); one that
+    does not decode is retried with more text, the buffer growing geometrically, until the end of input."""
+
+    def __init__(self, f, source: str) -> None:
+        self.f, self.source = f, source
+        self.buf, self.pos, self.eof = "", 0, False
+        self.line, self.col = 1, 0  # line, and column offset, of the first character of ``buf``
+        self.decoder = json.JSONDecoder()
+
+    def _fill(self) -> None:
+        newlines = self.buf.count("\n", 0, self.pos)
+        self.col = self.pos - self.buf.rfind("\n", 0, self.pos) - 1 if newlines else self.col + self.pos
+        self.line += newlines
+        chunk = self.f.read(max(JSON_CHUNK, len(self.buf) - self.pos))
+        self.buf, self.pos = self.buf[self.pos:] + chunk, 0
+        self.eof = not chunk
+
+    def error(self, msg: str, pos: int) -> PodsFormatError:
+        before = self.buf[:pos]
+        newlines = before.count("\n")
+        col = pos - before.rfind("\n") if newlines else self.col + pos + 1
+        return PodsFormatError(f"{self.source}: not valid JSON ({msg} at line {self.line + newlines} column {col}); "
+                               f"{EXPECTED_OUTPUT}")
+
+    def peek(self) -> str:
+        """The next character that is not white space ("" at the end)."""
+        while True:
+            self.pos = _JSON_SPACE.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf) or self.eof:
+                return self.buf[self.pos:self.pos + 1]
+            self._fill()
+
+    def expect(self, chars: str, what: str) -> str:
+        ch = self.peek()
+        if not ch or ch not in chars:
+            raise self.error(f"Expecting {what}", self.pos)
+        self.pos += 1
+        return ch
+
+    def value(self):
+        while True:
+            self.peek()
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                if self.eof:
+                    raise self.error(exc.msg, exc.pos) from None
+            except RecursionError:
+                raise PodsFormatError(f"{self.source}: JSON nested too deeply to be a pod list") from None
+            else:
+                if end < len(self.buf) or self.eof:
+                    self.pos = end
+                    return value
+            self._fill()
+
+
+def _read_json(f, source: str, trust_domain: str) -> PodIndex:
+    """A JSON pod list from a text stream: the top-level object key by key, the elements of its ``items``
+    list one at a time into :class:`_Items` -- never the whole document in memory."""
+    stream = _JsonStream(f, source)
+    if stream.peek() != "{":
+        doc = stream.value()  # not an object: read whole, to say what it is
+        items = None
+    else:
+        stream.pos += 1
+        doc, items = {}, None
+        if stream.peek() == "}":
+            stream.pos += 1
+        else:
+            while True:
+                if stream.peek() != '"':
+                    raise stream.error("Expecting property name enclosed in double quotes", stream.pos)
+                key = stream.value()
+                stream.expect(":", "':' delimiter")
+                if key == "items" and stream.peek() == "[":
+                    stream.pos += 1
+                    items = _Items(source, trust_domain)  # a repeated key: the last one counts, as in json.loads
+                    doc[key] = []
+                    if stream.peek() == "]":
+                        stream.pos += 1
+                    else:
+                        while True:
+                            items.add(stream.value())
+                            if stream.expect(",]", "',' delimiter") == "]":
+                                break
+                else:
+                    doc[key] = stream.value()
+                if stream.expect(",}", "',' delimiter") == "}":
+                    break
+    if stream.peek():
+        raise stream.error("Extra data", stream.pos)
+    return _index_from_doc(doc, source, trust_domain, "a JSON", items)
 
 
 def _yaml_loader(yaml):
-    """A safe YAML loader that keeps timestamps as strings and fails on deep nesting with RecursionError.
+    """A safe YAML loader class -- events from libyaml's parser when present, the safe resolver and
+    scalar constructors -- that keeps timestamps as strings.
 
-    libyaml's parser is a loop and fast, but its C composer recurses without a limit (a deeply nested
-    file would crash the interpreter), so nodes are composed by PyYAML's Python composer, which stops at
-    the recursion limit.  Without libyaml, the pure-Python SafeLoader does both.
+    Nodes are never composed by it (libyaml's C composer recurses without a limit, PyYAML's Python one
+    is slow and holds the whole document): :func:`_yaml_value` builds the data from the events itself.
     """
-    from yaml.composer import Composer
     from yaml.constructor import SafeConstructor
     from yaml.resolver import Resolver
 
@@ -386,7 +506,7 @@ def _yaml_loader(yaml):
     except ImportError:
         base: tuple = (yaml.SafeLoader,)
     else:
-        base = (Composer, CParser, SafeConstructor, Resolver)
+        base = (CParser, SafeConstructor, Resolver)
 
     class Loader(*base):  # type: ignore[misc]
         yaml_implicit_resolvers = {first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
@@ -397,17 +517,117 @@ def _yaml_loader(yaml):
                 yaml.SafeLoader.__init__(self, stream)
                 return
             CParser.__init__(self, stream)
-            Composer.__init__(self)
             SafeConstructor.__init__(self)
             Resolver.__init__(self)
 
     return Loader
 
 
-def parse_pods_yaml(text: str, source: str = "pods", trust_domain: str = DEFAULT_TRUST_DOMAIN) -> PodIndex:
-    """``kubectl get pods [-A] -o yaml`` output -> :class:`PodIndex` (needs PyYAML).
+YAML_MAX_DEPTH = 256  # nesting a pod list never needs; deeper is an error, not a crash
+_STR_TAG, _MAP_TAG, _SEQ_TAG, _MERGE_TAG = (f"tag:yaml.org,2002:{t}" for t in ("str", "map", "seq", "merge"))
+_NO_KEY, _MERGE = object(), object()
+
+
+class _YamlBuilder:
+    """Python data from YAML events, as ``yaml.safe_load`` would build it, one value at a time: a loop
+    with an explicit stack (at most ``YAML_MAX_DEPTH`` deep), no node tree.  Plain scalars are resolved
+    and constructed by the loader's own resolver and constructors, and remembered (pod lists repeat them)."""
+
+    def __init__(self, loader, yaml) -> None:
+        self.loader, self.yaml, self.ev = loader, yaml, yaml.events
+        self.anchors: dict[str, object] = {}
+        self.plain: dict[str, object] = {}
+
+    def scalar(self, event):
+        if event.tag is None and not event.implicit[0]:
+            return event.value  # quoted: a string
+        if event.tag is None and event.implicit[0] and event.value in self.plain:
+            return self.plain[event.value]
+        loader, nodes = self.loader, self.yaml.nodes
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = loader.resolve(nodes.ScalarNode, event.value, event.implicit)
+        if tag == _STR_TAG:
+            value = event.value
+        elif tag == _MERGE_TAG:
+            value = _MERGE  # ``<<``: only a mapping key may be one (``value``)
+        else:
+            construct = loader.yaml_constructors.get(tag)
+            if construct is None:
+                raise self.yaml.constructor.ConstructorError(
+                    None, None, f"could not determine a constructor for the tag {tag!r}", event.start_mark)
+            value = construct(loader, nodes.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style))
+        if event.tag is None and len(self.plain) < 4096:
+            self.plain[event.value] = value
+        return value
+
+    def value(self):
+        """The next complete node as Python data."""
+        ev, get = self.ev, self.loader.get_event
+        stack: list[list] = []  # [container, pending key, merged mappings]
+        while True:
+            event = get()
+            cls = event.__class__
+            if cls is ev.ScalarEvent:
+                value = self.scalar(event)
+            elif cls is ev.MappingStartEvent or cls is ev.SequenceStartEvent:
+                mapping = cls is ev.MappingStartEvent
+                if event.tag not in (None, "!", _MAP_TAG if mapping else _SEQ_TAG):
+                    raise self.yaml.constructor.ConstructorError(
+                        None, None, f"could not determine a constructor for the tag {event.tag!r}", event.start_mark)
+                if len(stack) >= YAML_MAX_DEPTH:
+                    raise RecursionError
+                container: dict | list = {} if mapping else []
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = container
+                stack.append([container, _NO_KEY, []])
+                continue
+            elif cls is ev.MappingEndEvent or cls is ev.SequenceEndEvent:
+                value, _, merged = stack.pop()
+                for extra in merged:  # ``<<`` merge keys: explicit keys win, earlier merges before later
+                    for k, v in extra.items():
+                        value.setdefault(k, v)
+            elif cls is ev.AliasEvent:
+                if event.anchor not in self.anchors:
+                    raise self.yaml.composer.ComposerError(None, None, f"found undefined alias {event.anchor!r}",
+                                                           event.start_mark)
+                value = self.anchors[event.anchor]
+            else:
+                raise self.yaml.composer.ComposerError(None, None, f"unexpected {cls.__name__}", event.start_mark)
+            if cls is ev.ScalarEvent and event.anchor is not None:
+                self.anchors[event.anchor] = value
+            top = stack[-1] if stack else None
+            if value is _MERGE and (top is None or top[0].__class__ is list or top[1] is not _NO_KEY):
+                raise self.yaml.constructor.ConstructorError(
+                    None, None, "could not determine a constructor for the tag 'tag:yaml.org,2002:merge'",
+                    event.start_mark)
+            if top is None:
+                return value
+            if top[0].__class__ is list:
+                top[0].append(value)
+            elif top[1] is _NO_KEY:
+                if isinstance(value, (dict, list)):
+                    raise self.yaml.constructor.ConstructorError(
+                        "while constructing a mapping", None, "found unhashable key", event.start_mark)
+                top[1] = value
+            else:
+                key, top[1] = top[1], _NO_KEY
+                if key is _MERGE:
+                    extras = value if isinstance(value, list) else [value]
+                    if not all(isinstance(x, dict) for x in extras):
+                        raise self.yaml.constructor.ConstructorError(
+                            "while constructing a mapping", None, "expected a mapping for merging", event.start_mark)
+                    top[2].extend(extras)
+                else:
+                    top[0][key] = value
+
+
+def parse_pods_yaml(text, source: str = "pods", trust_domain: str = DEFAULT_TRUST_DOMAIN) -> PodIndex:
+    """``kubectl get pods [-A] -o yaml`` output (text, or a text stream) -> :class:`PodIndex` (needs PyYAML).
 
     Timestamps stay strings (as in JSON), so ``creationTimestamp`` is read by the same rule either way.
+    The document is composed one top-level value at a time, and the ``items`` list one item at a time
+    into :class:`_Items`, so memory is the pods kept, not the document as Python objects.
     """
     try:
         import yaml
@@ -415,8 +635,9 @@ def parse_pods_yaml(text: str, source: str = "pods", trust_domain: str = DEFAULT
         raise PodsFormatError(f"{source}: reading YAML needs PyYAML (pip install pyyaml); "
                               "or give `kubectl get pods -A -o json` output") from None
 
+    loader = _yaml_loader(yaml)(text)
     try:
-        doc = yaml.load(text, Loader=_yaml_loader(yaml))  # noqa: S506 - safe constructors only
+        doc, items = _stream_yaml(loader, yaml, source, trust_domain)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
@@ -424,7 +645,47 @@ def parse_pods_yaml(text: str, source: str = "pods", trust_domain: str = DEFAULT
         raise PodsFormatError(f"{source}: not valid YAML ({problem}{at}); {EXPECTED_OUTPUT}") from None
     except RecursionError:
         raise PodsFormatError(f"{source}: YAML nested too deeply to be a pod list") from None
-    return _index_from_doc(doc, source, trust_domain, "a YAML")
+    finally:
+        loader.dispose()
+    return _index_from_doc(doc, source, trust_domain, "a YAML", items)
+
+
+def _stream_yaml(loader, yaml, source: str, trust_domain: str) -> tuple:
+    """(document, items taken as they streamed or None): ``yaml.safe_load``, but a top-level mapping is
+    built key by key and its ``items`` sequence item by item (:class:`_YamlBuilder`)."""
+    events = yaml.events
+    build = _YamlBuilder(loader, yaml)
+    loader.get_event()  # StreamStart
+    if loader.check_event(events.StreamEndEvent):
+        return None, None
+    loader.get_event()  # DocumentStart
+    items = None
+    if not loader.check_event(events.MappingStartEvent) or loader.peek_event().anchor is not None:
+        doc = build.value()
+    else:
+        loader.get_event()
+        doc = {}
+        while not loader.check_event(events.MappingEndEvent):
+            key = build.value()
+            if isinstance(key, (dict, list)):
+                raise yaml.constructor.ConstructorError("while constructing a mapping", None, "found unhashable key",
+                                                        loader.peek_event().start_mark)
+            if key == "items" and loader.check_event(events.SequenceStartEvent) and loader.peek_event().anchor is None:
+                loader.get_event()
+                items = _Items(source, trust_domain)  # a repeated key: the last one counts
+                doc[key] = []
+                while not loader.check_event(events.SequenceEndEvent):
+                    items.add(build.value())
+                loader.get_event()
+            else:
+                doc[key] = build.value()
+        loader.get_event()
+    loader.get_event()  # DocumentEnd
+    if not loader.check_event(events.StreamEndEvent):
+        event = loader.get_event()
+        raise yaml.composer.ComposerError("expected a single document in the stream", None,
+                                          "but found another document", event.start_mark)
+    return doc, items
 
 
 # -- -o wide -------------------------------------------------------------------------------------------
@@ -465,14 +726,24 @@ def parse_pods_wide(text: str, source: str = "pods", namespace: str = "default")
 # -- entry points --------------------------------------------------------------------------------------
 def parse_pods(text: str, source: str = "pods", trust_domain: str = DEFAULT_TRUST_DOMAIN) -> PodIndex:
     """JSON if the text starts with ``{``/``[``, the ``-o wide`` table if it starts with its header, else YAML."""
-    stripped = text.lstrip()
+    fmt = _format_of(text, source)
+    if fmt == "json":
+        return parse_pods_json(text, source, trust_domain)
+    if fmt == "yaml":
+        return parse_pods_yaml(text, source, trust_domain)
+    return parse_pods_wide(text, source)
+
+
+def _format_of(start: str, source: str) -> str:
+    """json | yaml | wide, from the first characters of a pod list (an empty one is an error)."""
+    stripped = start.lstrip()
     if not stripped:
         raise PodsFormatError(f"{source}: empty file; {EXPECTED_OUTPUT}")
     if stripped[0] in "{[":
-        return parse_pods_json(text, source, trust_domain)
+        return "json"
     if _YAML_START.match(stripped) and not _WIDE_START.match(stripped):
-        return parse_pods_yaml(text, source, trust_domain)
-    return parse_pods_wide(text, source)
+        return "yaml"
+    return "wide"
 
 
 _WIDE_START = re.compile(r"NAME(SPACE)?\s")
@@ -480,12 +751,36 @@ _YAML_START = re.compile(r"(---|#|[\w\"'./-]+:(\s|$))")
 
 
 def load_pods(path: str | Path, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> PodIndex:
-    """Read and parse a pod list file; an unreadable file is a :class:`PodsFormatError` too."""
+    """Read and parse a pod list file; an unreadable file is a :class:`PodsFormatError` too.  JSON is read
+    as it streams in (:func:`_read_json`), so a large list costs the pods kept, not its text."""
+    source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as f:
+            first = f.read(JSON_CHUNK)
+            while first and not first.strip() and (more := f.read(JSON_CHUNK)):
+                first += more
+            fmt = _format_of(first, source)
+            if fmt == "json":
+                return _read_json(_Prefixed(first, f), source, trust_domain)
+            if fmt == "yaml":
+                return parse_pods_yaml(_Prefixed(first, f), source, trust_domain)
+            text = first + f.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise PodsFormatError(f"{path}: cannot read the pod list: {getattr(exc, 'strerror', None) or exc}") from None
-    return parse_pods(text, str(path), trust_domain)
+    return parse_pods_wide(text, source)
+
+
+class _Prefixed:
+    """A text stream that gives ``head`` back before the rest of ``f``."""
+
+    def __init__(self, head: str, f) -> None:
+        self.head, self.f = head, f
+
+    def read(self, n: int) -> str:
+        if self.head:
+            out, self.head = self.head, ""
+            return out
+        return self.f.read(n)
 
 
 # kubectl's resource names and short names -> the owner kinds of :func:`_owner`.
