@@ -170,3 +170,23 @@ class TestRecordChain:
         chain.add(0, b"junk" * 10, 100)  # a retransmission behind the furthest byte seen
         chain.add(100, self.header(95) + bytes(20), 100)
         assert (chain.headers, chain.confirmed, chain.broken) == (2, 1, False)
+
+
+@pytest.mark.parametrize("share", [0.2, 0.5, 0.8])
+def test_byte_ranges_follow_the_chain_as_one_pass_does(tmp_path, share):
+    """A cut through the middle of the chain: the earlier range's flow still follows record headers, so
+    the later range's segments are replayed into it (``parallel._rescan``) and the rows are one pass's."""
+    from analyzer import analyze, parallel
+
+    flows = [g.tcp_flow(long_lived(10, seed=s), syn=False, close=None, mss=MSS,
+                        client=g.Endpoint("10.42.0.11", 42000 + s)) for s in range(3)]
+    path = tmp_path / "ranges.pcap"
+    path.write_bytes(g.ether_pcap(g.merge(*flows), snaplen=SNAP))
+    with CaptureReader(path) as reader:
+        offsets = [off - 16 for _buf, frames in reader.iter_batches() for _ts, _lt, off, *_ in frames]
+    cut = offsets[int(len(offsets) * share)]
+    part = parallel.analyze_file(path, [0, cut, None], frozenset(), 0, None)
+    one = analyze(path, jobs=1, include_localhost=True)
+    assert part is not None, "the seam did not hold"
+    assert part.rows == one.all_flow_rows
+    assert [r["verdict"] for r in one.all_flow_rows] == ["tls"] * 3
