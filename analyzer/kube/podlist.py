@@ -541,7 +541,7 @@ class _YamlBuilder:
     def scalar(self, event):
         if event.tag is None and not event.implicit[0]:
             return event.value  # quoted: a string
-        if event.tag is None and event.implicit[0] and event.value in self.plain:
+        if event.tag is None and event.value in self.plain:
             return self.plain[event.value]
         loader, nodes = self.loader, self.yaml.nodes
         tag = event.tag
@@ -563,15 +563,24 @@ class _YamlBuilder:
 
     def value(self):
         """The next complete node as Python data."""
-        ev, get = self.ev, self.loader.get_event
+        ev, get, plain = self.ev, self.loader.get_event, self.plain
+        scalar_event, mapping_start, sequence_start = ev.ScalarEvent, ev.MappingStartEvent, ev.SequenceStartEvent
         stack: list[list] = []  # [container, pending key, merged mappings]
         while True:
             event = get()
             cls = event.__class__
-            if cls is ev.ScalarEvent:
-                value = self.scalar(event)
-            elif cls is ev.MappingStartEvent or cls is ev.SequenceStartEvent:
-                mapping = cls is ev.MappingStartEvent
+            if cls is scalar_event:
+                if event.tag is None:  # the common scalars without a call: quoted, or plain and seen before
+                    if not event.implicit[0]:
+                        value = event.value
+                    else:
+                        value = plain.get(event.value, _NO_KEY)
+                        if value is _NO_KEY:
+                            value = self.scalar(event)
+                else:
+                    value = self.scalar(event)
+            elif cls is mapping_start or cls is sequence_start:
+                mapping = cls is mapping_start
                 if event.tag not in (None, "!", _MAP_TAG if mapping else _SEQ_TAG):
                     raise self.yaml.constructor.ConstructorError(
                         None, None, f"could not determine a constructor for the tag {event.tag!r}", event.start_mark)
@@ -594,7 +603,7 @@ class _YamlBuilder:
                 value = self.anchors[event.anchor]
             else:
                 raise self.yaml.composer.ComposerError(None, None, f"unexpected {cls.__name__}", event.start_mark)
-            if cls is ev.ScalarEvent and event.anchor is not None:
+            if cls is scalar_event and event.anchor is not None:
                 self.anchors[event.anchor] = value
             top = stack[-1] if stack else None
             if value is _MERGE and (top is None or top[0].__class__ is list or top[1] is not _NO_KEY):
