@@ -648,9 +648,11 @@ def parse_pods_yaml(text, source: str = "pods", trust_domain: str = DEFAULT_TRUS
     try:
         doc, items = _stream_yaml(loader, yaml, source, trust_domain)
     except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        if "nesting depth" in problem:  # the libyaml of PyYAML 6.0.4 wheels has its own limit: the same error
+            raise PodsFormatError(f"{source}: YAML nested too deeply to be a pod list") from None
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
         raise PodsFormatError(f"{source}: not valid YAML ({problem}{at}); {EXPECTED_OUTPUT}") from None
     except RecursionError:
         raise PodsFormatError(f"{source}: YAML nested too deeply to be a pod list") from None
