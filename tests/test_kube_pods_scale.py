@@ -1,6 +1,6 @@
 """Large pod lists: reading one costs the pods kept, not the file's text or its parsed document.
 
-``load_pods`` streams JSON (``_JsonStream``) and YAML (``_YamlBuilder``) item by item, so the memory it
+``load_pods`` streams JSON (``JsonStream``) and YAML (``YamlBuilder``) item by item, so the memory it
 needs beyond the ``PodIndex`` it returns is a bounded buffer, the same for a small list and one four
 times larger, and each pod kept costs a few KB.  Measured with tracemalloc on lists shaped like the proxy
 injector's output (``kube_builders.injected_pod``); ``benchmarks/podlist.py`` measures 50,000 pods.
@@ -84,7 +84,7 @@ YAML_CASES = [
 def test_yaml_events_build_what_safe_load_builds(text):
     """The event builder against PyYAML's own safe loader (timestamps aside): the same data, or an error
     for the same input."""
-    from analyzer.kube.podlist import _yaml_loader, _YamlBuilder
+    from analyzer.kube.streams import YamlBuilder, yaml_loader
 
     class Plain(yaml.SafeLoader):  # the safe loader without timestamps, as pod lists read them
         yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:timestamp"]
@@ -94,10 +94,10 @@ def test_yaml_events_build_what_safe_load_builds(text):
         expected = yaml.load(text, Loader=Plain)  # noqa: S506 - a safe loader
     except yaml.YAMLError:
         expected = yaml.YAMLError
-    loader = _yaml_loader(yaml)(text)
+    loader = yaml_loader(yaml)(text)
     try:
         loader.get_event(), loader.get_event()
-        got = _YamlBuilder(loader, yaml).value()
+        got = YamlBuilder(loader, yaml).value()
     except yaml.YAMLError:
         got = yaml.YAMLError
     finally:
