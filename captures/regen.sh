@@ -21,5 +21,6 @@ one demo-transparent      transparent      --pod voting --seconds 10
 one transport-header      transport-header --pod web    --seconds 8
 one midconn-transparent   transparent      --pod voting --seconds 6 --scenario midconn
 one snaplen96-transparent transparent      --pod web    --seconds 6 --snaplen 96
+one midconn-snaplen96-transparent transparent --pod voting --seconds 8 --scenario midconn --snaplen 96
 one node-transparent      transparent      --node       --seconds 6
 one sll2-transparent      transparent      --pod voting --seconds 6 --sll2

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = sorted((ROOT / "captures").glob("*.pcapng"))
 DEMO_PODS = ROOT / "captures" / "demo-transparent.pods.json"
 CORPUS = ROOT.parent / "shared" / "corpus" / "files"
-SMALL_RANGES = 16 * 1024  # bundled captures are 36-240 kB: 3 to 8 ranges each
+SMALL_RANGES = 6 * 1024  # bundled captures are 25-240 kB: 4 to 40 ranges each
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
@@ -510,7 +510,7 @@ def test_progress_line_on_a_terminal_counts_tasks_bytes_and_workers(tmp_path):
     assert f"\r\x1b[K{len(CAPTURES)}/{len(CAPTURES)} read tasks, {size:.1f} MiB read, " in text
     cores = len(os.sched_getaffinity(0))
     assert f"MiB read, {cores} workers" in text
-    assert f"{len(CAPTURES)} captures on {cores} Dask workers: 5091 packets" in text.splitlines()[-1]
+    assert f"{len(CAPTURES)} captures on {cores} Dask workers: 5303 packets" in text.splitlines()[-1]
 
 
 def test_report_on_dask_is_the_one_machine_report(tmp_path):

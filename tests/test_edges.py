@@ -61,8 +61,8 @@ def expected_key(row: dict) -> tuple:
 
 
 def test_every_bundled_capture_is_covered():
-    assert NAMES == ["demo-transparent", "midconn-transparent", "node-transparent", "sll2-transparent",
-                     "snaplen96-transparent", "transport-header"]
+    assert NAMES == ["demo-transparent", "midconn-snaplen96-transparent", "midconn-transparent", "node-transparent",
+                     "sll2-transparent", "snaplen96-transparent", "transport-header"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -39,6 +39,10 @@ def _flows(path) -> list[tuple]:
         def client_hint(self):
             return self.i.client_hint()
 
+        def segment(self, d: int, seq: int, data: bytes, wire_len: int) -> bool:
+            self.log.append((d, seq, bytes(data), wire_len))
+            return self.i.segment(d, seq, data, wire_len)
+
     def finish(flow) -> None:
         seen.append((flow.addrs, flow.ports, flow.packets, flow.bytes, flow.loopback, flow.truncated, flow.fin,
                      flow.rst, flow.syn_dir, flow.synack_dir, flow.isn, flow.jumps, flow.inspector.log))

@@ -29,7 +29,7 @@ from ..tls import (
     ServerHello,
     TLSParser,
 )
-from ..tls.detect import RecordRun, find_client_hello, find_record_run, find_server_hello, is_record_header
+from ..tls.detect import SEQ_MASK, RecordChain, RecordRun, find_client_hello, find_record_run, find_server_hello, is_record_header
 from .addresses import ip_text
 from .signatures import NO_UPGRADE, escape, identify
 from .verdict import CLIENT, SERVER, AlertFacts, ConnectionFacts, HandshakeFacts, PayloadFacts, RecordFacts
@@ -39,6 +39,7 @@ HEAD_MIN = 512  # bytes kept when the direction is TLS from its first byte, or p
 PARSE_LIMIT = 64 * 1024  # bytes fed to a direction's TLS parser at most
 APPDATA_ENOUGH = 1  # encrypted records per direction after which the handshake is settled
 MAX_EVENTS = 64  # handshake-level events kept per direction
+CHAIN_SEGMENTS = 1024  # segments per direction a record chain is followed past a snaplen cut, at most
 STRONG_RUN = 3  # whole records one way that excuse a record fragment the other way (mid-stream)
 MAX_RECORD = 16384 + 256  # RFC 8446 5.2: the longest TLSCiphertext fragment
 HANDSHAKE = 22  # RFC 8446 5.1 ContentType
@@ -54,7 +55,7 @@ class FlowInspector:
     second parser (``resync``), so records of any size are counted past the head.
     """
 
-    __slots__ = ("parsers", "events", "errors", "heads", "fed", "appdata", "records", "resync", "plain")
+    __slots__ = ("parsers", "events", "errors", "heads", "fed", "appdata", "records", "resync", "plain", "chains")
 
     def __init__(self) -> None:
         # Created on a direction's first bytes (feed): many directions never carry any.  None after
@@ -68,6 +69,7 @@ class FlowInspector:
         self.records = [0, 0]
         self.resync: list[tuple[int, TLSParser] | None | bool] = [None, None]  # (offset, parser); False: none
         self.plain = False  # a direction opened with a cleartext request that never turns into TLS
+        self.chains: list[RecordChain | None] = [None, None]  # record headers followed past a snaplen cut
 
     def feed(self, d: int, data: bytes) -> bool:
         head = self.heads[d]
@@ -147,6 +149,16 @@ class FlowInspector:
             self.resync[d] = False
             return False
         return parser.records < STRONG_RUN and self.fed[d] < PARSE_LIMIT
+
+    def segment(self, d: int, seq: int, data: bytes, wire_len: int) -> bool:
+        """A segment of a direction whose in-order bytes ended at a snaplen cut (the cut one, then every
+        later one): record headers are followed by sequence number (``RecordChain``).  True while it
+        wants more: until the chain breaks, has confirmed ``STRONG_RUN`` records, or ran ``CHAIN_SEGMENTS``."""
+        chain = self.chains[d]
+        if chain is None:
+            chain = self.chains[d] = RecordChain()
+        chain.add(seq, data, wire_len)
+        return not chain.broken and chain.confirmed < STRONG_RUN and chain.segments < CHAIN_SEGMENTS
 
     def client_hint(self) -> int | None:
         for d in (0, 1):
@@ -304,6 +316,7 @@ def _records(flow: Flow, dirs: tuple[int, int], heads: tuple[bytes, bytes], mids
     """
     ins: FlowInspector = flow.inspector
     runs = []
+    chained = 0
     for d, head in zip(dirs, heads):
         if not head:
             continue
@@ -317,6 +330,12 @@ def _records(flow: Flow, dirs: tuple[int, int], heads: tuple[bytes, bytes], mids
                             not resync_parser.partial)
         else:
             run = find_record_run(head, min_records=1)
+        chain = ins.chains[d]
+        if chain is not None and chain.broken:
+            return None  # past the snaplen cut, a header was due where the bytes are not one
+        if chain is not None and chain.headers:
+            run = _chained(run, chain, flow.streams[d].base, head)
+            chained += chain.confirmed
         if run is None or not (run.offset == 0 or midstream):
             if not (midstream and _record_fragment(head)):
                 return None
@@ -331,7 +350,18 @@ def _records(flow: Flow, dirs: tuple[int, int], heads: tuple[bytes, bytes], mids
                 for _, head, run in runs)
     return RecordFacts(whole=whole, headers=sum(run.count for _, _, run in runs),
                        exact=whole == 1 and all(run.exact and run.offset == 0 for _, _, run in runs),
-                       cut_hello=cut and hello and from_start)
+                       cut_hello=cut and hello and from_start, chained=chained)
+
+
+def _chained(run: RecordRun | None, chain: RecordChain, base: int, head: bytes) -> RecordRun | None:
+    """A direction's run of records from its in-order bytes, extended by the headers its ``RecordChain``
+    followed past the snaplen cut.  Without such a run the in-order bytes must be the tail of a record
+    begun before them (``_record_fragment``), and the chain's first header is where the framing starts."""
+    if run is not None:
+        return RecordRun(run.offset, run.count + chain.headers, (), (), run.complete + chain.confirmed, False)
+    if not _record_fragment(head):
+        return None
+    return RecordRun((chain.first - base) & SEQ_MASK, chain.headers, (), (), chain.confirmed, False)
 
 
 def _record_fragment(head: bytes) -> bool:

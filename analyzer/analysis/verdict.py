@@ -102,6 +102,7 @@ class RecordFacts:
     headers: int  # record headers, whole or cut
     exact: bool  # one record that is exactly all the bytes
     cut_hello: bool  # a hello record header opens the stream and the snaplen cut the rest
+    chained: int = 0  # of ``whole``: records framed by sequence number across segments the snaplen cut
 
 
 @dataclass(slots=True)
@@ -263,12 +264,16 @@ def _payload_row(row: dict, conn: ConnectionFacts, pf: PayloadFacts, voice: str)
     where = "mid-stream, " if row["midstream"] else ""
     if pf.records is not None:
         rec = pf.records
-        if rec.whole >= 2 or rec.exact:
+        enough = rec.whole >= 2 or rec.exact
+        if rec.cut_hello and (rec.chained or not enough):
+            after = f"; {rec.chained} records after it framed by sequence number" if rec.chained else ""
             row.update(verdict="tls", evidence="records", app_protocol="tls",
-                       reason=f"{voice}{where}{rec.whole} whole TLS records with consistent headers, no handshake captured")
-        elif rec.cut_hello:
+                       reason=f"{voice}TLS hello record headers open the stream; {_snaplen(conn)} cut the handshake itself{after}")
+        elif enough:
+            how = (f" ({rec.chained} of them framed by sequence number across segments {_snaplen(conn)} cut)"
+                   if rec.chained else "")
             row.update(verdict="tls", evidence="records", app_protocol="tls",
-                       reason=f"{voice}TLS hello record headers open the stream; {_snaplen(conn)} cut the handshake itself")
+                       reason=f"{voice}{where}{rec.whole} whole TLS records with consistent headers{how}, no handshake captured")
         else:
             row.update(verdict="unknown", evidence="records",
                        reason=f"{voice}{where}{rec.headers} TLS record header(s) but too few whole records captured to be sure")

@@ -88,6 +88,8 @@ class Inspector(Protocol):
 
     def feed(self, direction: int, data: bytes) -> bool: ...  # True while it wants more bytes
     def client_hint(self) -> int | None: ...  # direction that sent a ClientHello, if any
+    # Each segment once the in-order bytes ended at a snaplen cut: True while it wants more.
+    def segment(self, direction: int, seq: int, data: bytes, wire_len: int) -> bool: ...
 
 
 class Flow:
@@ -138,13 +140,19 @@ class Flow:
         if track is not None:
             track.follow(d, seq, wire_len)
         stream = self.streams[d]
-        chunk = stream.add(seq, data, wire_len)
-        if chunk:
-            self.wants[d] = self.inspector.feed(d, chunk)
-        if stream.stopped:
-            self.wants[d] = False
+        if stream.stopped:  # past a snaplen cut: the inspector follows what sequence numbers tell
+            self.seq_jump(d, seq, wire_len)
+            self.wants[d] = self.inspector.segment(d, seq, data, wire_len)
+            following = True
+        else:
+            chunk = stream.add(seq, data, wire_len)
+            if chunk:
+                self.wants[d] = self.inspector.feed(d, chunk)
+            following = False
+            if stream.stopped:
+                self.wants[d] = self.wants[d] and stream.truncated and self.inspector.segment(d, seq, data, wire_len)
         if not self.wants[d]:
-            if stream.base is not None:
+            if stream.base is not None and not following:
                 # From here on only sequence numbers are followed, to count later holes cheaply.
                 self.nxt[d] = (stream.base + stream.nxt) & SEQ_MASK if not stream.stopped else None
             if track is not None:

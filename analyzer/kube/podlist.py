@@ -13,7 +13,7 @@ Rules:
 
 from __future__ import annotations
 
-import json
+import io
 import re
 from collections import Counter
 from dataclasses import replace
@@ -25,6 +25,7 @@ from .pods import (
     TEMPLATE_HASH_LABEL, TERMINAL_PHASES, Pod, PodIndex, PodsFormatError, Ports, _ip, _pod_key, _ts,
 )
 from .services import SERVICE_KINDS, parse_services
+from .streams import EXPECTED_OUTPUT, JSON_CHUNK, JsonStream, YamlBuilder, yaml_loader
 
 
 # -- typed access ----------------------------------------------------------------------------------------
@@ -175,8 +176,12 @@ def _probe_ports(containers: list[_Node]) -> frozenset[int]:
     for c in containers:
         named = {p.text("name"): p.get("containerPort", int) for p in c.objs("ports")}
         for kind in PROBES:
+            if c.data.get(kind) is None:  # most containers have one probe or none: skip the rest cheaply
+                continue
             probe = c.obj(kind)
             for handler in PROBE_HANDLERS:
+                if probe.data.get(handler) is None:
+                    continue
                 port = probe.obj(handler).get("port", int, str)
                 if isinstance(port, str):
                     port = int(port) if port.isdigit() else named.get(port)
@@ -305,109 +310,129 @@ def _pod_from_json(obj: dict, where: str, trust_domain: str) -> Pod:
     )
 
 
-EXPECTED_OUTPUT = "expected `kubectl get pods -A -o json` (or `-o yaml`) output"
 
 
-def _index_from_doc(doc, source: str, trust_domain: str, fmt: str) -> PodIndex:
-    """A parsed ``List``/``PodList`` or ``Pod`` -> :class:`PodIndex`; the same pod listed twice is one pod."""
+class _Items:
+    """The items of a list, taken one at a time (so a streamed list is never held whole): pods are read
+    into :class:`Pod` at once, Services and EndpointSlices kept for the Service index, other kinds counted."""
+
+    def __init__(self, source: str, trust_domain: str) -> None:
+        self.source, self.trust_domain = source, trust_domain
+        self.pods: dict[tuple[str, str, str], Pod] = {}
+        self.positions: dict[tuple[str, str, str], list[int]] = {}
+        self.others: Counter[str] = Counter()
+        self.service_items: list[tuple[int, dict]] = []
+        self.count = 0
+
+    def add(self, item) -> None:
+        i = self.count
+        self.count += 1
+        if not isinstance(item, dict):
+            raise PodsFormatError(f"{self.source}: items[{i}] is not an object")
+        kind = item.get("kind", "Pod")
+        if not isinstance(kind, str):
+            raise _Node(item, f"{self.source}: items[{i}]").wrong("kind", kind, str)
+        if kind in SERVICE_KINDS:
+            self.service_items.append((i, item))
+            return
+        if kind != "Pod":
+            self.others[kind] += 1
+            return
+        pod = _pod_from_json(item, f"{self.source}: items[{i}]", self.trust_domain)
+        key = _pod_key(pod)
+        self.pods[key] = pod  # a later copy of the same pod wins, as in :meth:`PodIndex.merged`
+        self.positions.setdefault(key, []).append(i)
+
+    def index(self) -> PodIndex:
+        """The same pod listed twice is one pod; a list without pods is an error naming what it holds."""
+        pods, source, others = self.pods, self.source, self.others
+        if not pods:
+            held_kinds = others + Counter(item.get("kind") for _, item in self.service_items)
+            held = ", ".join(f"{n} {k}" for k, n in sorted(held_kinds.items())) if held_kinds else "nothing"
+            raise PodsFormatError(f"{source}: no pods in the list (it holds {held}); {EXPECTED_OUTPUT}")
+        for key, where in self.positions.items():
+            if len(where) > 1:
+                note = (f"{pods[key].ref} is listed {len(where)} times (items {', '.join(map(str, where))}); "
+                        f"read as one pod, the last copy")
+                pods[key] = replace(pods[key], notes=pods[key].notes + (note,))
+        index = PodIndex(tuple(pods.values()), source)
+        if self.service_items:
+            index.services = parse_services(self.service_items, source, index)
+            index.notes += index.services.notes
+        if others:
+            index.notes.append(f"{source}: ignored {sum(others.values())} item(s) of other kinds "
+                               f"({', '.join(f'{k} {n}' for k, n in sorted(others.items()))})")
+        return index
+
+
+def _index_from_doc(doc, source: str, trust_domain: str, fmt: str, items: _Items | None = None) -> PodIndex:
+    """A parsed ``List``/``PodList`` or ``Pod`` -> :class:`PodIndex`.  ``items``: the list's items, already
+    taken one by one while the document streamed in (its ``items`` key then holds an empty list)."""
     if not isinstance(doc, dict):
         raise PodsFormatError(f"{source}: expected {fmt} object (kind List or Pod), got {_kind_of(doc)}")
     if doc.get("kind") == "Pod":
-        items = [doc]
+        items = _Items(source, trust_domain)
+        items.add(doc)
     elif isinstance(doc.get("items"), list):
-        items = doc["items"]
+        if items is None:
+            items = _Items(source, trust_domain)
+            for item in doc["items"]:
+                items.add(item)
     else:
         raise PodsFormatError(f"{source}: no 'items' list (kind {doc.get('kind', 'missing')!r}); {EXPECTED_OUTPUT}")
-    pods: dict[tuple[str, str, str], Pod] = {}
-    positions: dict[tuple[str, str, str], list[int]] = {}
-    others: Counter[str] = Counter()
-    service_items: list[tuple[int, dict]] = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise PodsFormatError(f"{source}: items[{i}] is not an object")
-        kind = item.get("kind", "Pod")
-        if not isinstance(kind, str):
-            raise _Node(item, f"{source}: items[{i}]").wrong("kind", kind, str)
-        if kind in SERVICE_KINDS:
-            service_items.append((i, item))
-            continue
-        if kind != "Pod":
-            others[kind] += 1
-            continue
-        pod = _pod_from_json(item, f"{source}: items[{i}]", trust_domain)
-        key = _pod_key(pod)
-        pods[key] = pod  # a later copy of the same pod wins, as in :meth:`PodIndex.merged`
-        positions.setdefault(key, []).append(i)
-    if not pods:
-        held_kinds = others + Counter(item.get("kind") for _, item in service_items)
-        held = ", ".join(f"{n} {k}" for k, n in sorted(held_kinds.items())) if held_kinds else "nothing"
-        raise PodsFormatError(f"{source}: no pods in the list (it holds {held}); {EXPECTED_OUTPUT}")
-    for key, where in positions.items():
-        if len(where) > 1:
-            note = (f"{pods[key].ref} is listed {len(where)} times (items {', '.join(map(str, where))}); "
-                    f"read as one pod, the last copy")
-            pods[key] = replace(pods[key], notes=pods[key].notes + (note,))
-    index = PodIndex(tuple(pods.values()), source)
-    if service_items:
-        index.services = parse_services(service_items, source, index)
-        index.notes += index.services.notes
-    if others:
-        index.notes.append(f"{source}: ignored {sum(others.values())} item(s) of other kinds "
-                           f"({', '.join(f'{k} {n}' for k, n in sorted(others.items()))})")
-    return index
+    return items.index()
 
 
 def parse_pods_json(text: str, source: str = "pods", trust_domain: str = DEFAULT_TRUST_DOMAIN) -> PodIndex:
     """``kubectl get pods [-A] -o json`` output -> :class:`PodIndex`.  Services and EndpointSlices in a
     List go to its Service index; a list without pods is an error naming what it holds."""
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PodsFormatError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-                              f"{EXPECTED_OUTPUT}") from None
-    except RecursionError:
-        raise PodsFormatError(f"{source}: JSON nested too deeply to be a pod list") from None
-    return _index_from_doc(doc, source, trust_domain, "a JSON")
+    return _read_json(io.StringIO(text), source, trust_domain)
 
 
-def _yaml_loader(yaml):
-    """A safe YAML loader that keeps timestamps as strings and fails on deep nesting with RecursionError.
-
-    libyaml's parser is a loop and fast, but its C composer recurses without a limit (a deeply nested
-    file would crash the interpreter), so nodes are composed by PyYAML's Python composer, which stops at
-    the recursion limit.  Without libyaml, the pure-Python SafeLoader does both.
-    """
-    from yaml.composer import Composer
-    from yaml.constructor import SafeConstructor
-    from yaml.resolver import Resolver
-
-    try:
-        from yaml.cyaml import CParser
-    except ImportError:
-        base: tuple = (yaml.SafeLoader,)
+def _read_json(f, source: str, trust_domain: str) -> PodIndex:
+    """A JSON pod list from a text stream: the top-level object key by key, the elements of its ``items``
+    list one at a time into :class:`_Items` -- never the whole document in memory."""
+    stream = JsonStream(f, source)
+    if stream.peek() != "{":
+        doc = stream.value()  # not an object: read whole, to say what it is
+        items = None
     else:
-        base = (Composer, CParser, SafeConstructor, Resolver)
+        stream.pos += 1
+        doc, items = {}, None
+        if stream.peek() == "}":
+            stream.pos += 1
+        else:
+            while True:
+                if stream.peek() != '"':
+                    raise stream.error("Expecting property name enclosed in double quotes", stream.pos)
+                key = stream.value()
+                stream.expect(":", "':' delimiter")
+                if key == "items" and stream.peek() == "[":
+                    stream.pos += 1
+                    items = _Items(source, trust_domain)  # a repeated key: the last one counts, as in json.loads
+                    doc[key] = []
+                    if stream.peek() == "]":
+                        stream.pos += 1
+                    else:
+                        while True:
+                            items.add(stream.value())
+                            if stream.expect(",]", "',' delimiter") == "]":
+                                break
+                else:
+                    doc[key] = stream.value()
+                if stream.expect(",}", "',' delimiter") == "}":
+                    break
+    if stream.peek():
+        raise stream.error("Extra data", stream.pos)
+    return _index_from_doc(doc, source, trust_domain, "a JSON", items)
 
-    class Loader(*base):  # type: ignore[misc]
-        yaml_implicit_resolvers = {first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
-                                   for first, resolvers in Resolver.yaml_implicit_resolvers.items()}
 
-        def __init__(self, stream) -> None:
-            if base[0] is yaml.SafeLoader:
-                yaml.SafeLoader.__init__(self, stream)
-                return
-            CParser.__init__(self, stream)
-            Composer.__init__(self)
-            SafeConstructor.__init__(self)
-            Resolver.__init__(self)
-
-    return Loader
-
-
-def parse_pods_yaml(text: str, source: str = "pods", trust_domain: str = DEFAULT_TRUST_DOMAIN) -> PodIndex:
-    """``kubectl get pods [-A] -o yaml`` output -> :class:`PodIndex` (needs PyYAML).
+def parse_pods_yaml(text, source: str = "pods", trust_domain: str = DEFAULT_TRUST_DOMAIN) -> PodIndex:
+    """``kubectl get pods [-A] -o yaml`` output (text, or a text stream) -> :class:`PodIndex` (needs PyYAML).
 
     Timestamps stay strings (as in JSON), so ``creationTimestamp`` is read by the same rule either way.
+    The document is composed one top-level value at a time, and the ``items`` list one item at a time
+    into :class:`_Items`, so memory is the pods kept, not the document as Python objects.
     """
     try:
         import yaml
@@ -415,16 +440,59 @@ def parse_pods_yaml(text: str, source: str = "pods", trust_domain: str = DEFAULT
         raise PodsFormatError(f"{source}: reading YAML needs PyYAML (pip install pyyaml); "
                               "or give `kubectl get pods -A -o json` output") from None
 
+    loader = yaml_loader(yaml)(text)
     try:
-        doc = yaml.load(text, Loader=_yaml_loader(yaml))  # noqa: S506 - safe constructors only
+        doc, items = _stream_yaml(loader, yaml, source, trust_domain)
     except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        if "nesting depth" in problem:  # the libyaml of PyYAML 6.0.4 wheels has its own limit: the same error
+            raise PodsFormatError(f"{source}: YAML nested too deeply to be a pod list") from None
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
         raise PodsFormatError(f"{source}: not valid YAML ({problem}{at}); {EXPECTED_OUTPUT}") from None
     except RecursionError:
         raise PodsFormatError(f"{source}: YAML nested too deeply to be a pod list") from None
-    return _index_from_doc(doc, source, trust_domain, "a YAML")
+    finally:
+        loader.dispose()
+    return _index_from_doc(doc, source, trust_domain, "a YAML", items)
+
+
+def _stream_yaml(loader, yaml, source: str, trust_domain: str) -> tuple:
+    """(document, items taken as they streamed or None): ``yaml.safe_load``, but a top-level mapping is
+    built key by key and its ``items`` sequence item by item (:class:`~analyzer.kube.streams.YamlBuilder`)."""
+    events = yaml.events
+    build = YamlBuilder(loader, yaml)
+    loader.get_event()  # StreamStart
+    if loader.check_event(events.StreamEndEvent):
+        return None, None
+    loader.get_event()  # DocumentStart
+    items = None
+    if not loader.check_event(events.MappingStartEvent) or loader.peek_event().anchor is not None:
+        doc = build.value()
+    else:
+        loader.get_event()
+        doc = {}
+        while not loader.check_event(events.MappingEndEvent):
+            key = build.value()
+            if isinstance(key, (dict, list)):
+                raise yaml.constructor.ConstructorError("while constructing a mapping", None, "found unhashable key",
+                                                        loader.peek_event().start_mark)
+            if key == "items" and loader.check_event(events.SequenceStartEvent) and loader.peek_event().anchor is None:
+                loader.get_event()
+                items = _Items(source, trust_domain)  # a repeated key: the last one counts
+                doc[key] = []
+                while not loader.check_event(events.SequenceEndEvent):
+                    items.add(build.value())
+                loader.get_event()
+            else:
+                doc[key] = build.value()
+        loader.get_event()
+    loader.get_event()  # DocumentEnd
+    if not loader.check_event(events.StreamEndEvent):
+        event = loader.get_event()
+        raise yaml.composer.ComposerError("expected a single document in the stream", None,
+                                          "but found another document", event.start_mark)
+    return doc, items
 
 
 # -- -o wide -------------------------------------------------------------------------------------------
@@ -465,14 +533,24 @@ def parse_pods_wide(text: str, source: str = "pods", namespace: str = "default")
 # -- entry points --------------------------------------------------------------------------------------
 def parse_pods(text: str, source: str = "pods", trust_domain: str = DEFAULT_TRUST_DOMAIN) -> PodIndex:
     """JSON if the text starts with ``{``/``[``, the ``-o wide`` table if it starts with its header, else YAML."""
-    stripped = text.lstrip()
+    fmt = _format_of(text, source)
+    if fmt == "json":
+        return parse_pods_json(text, source, trust_domain)
+    if fmt == "yaml":
+        return parse_pods_yaml(text, source, trust_domain)
+    return parse_pods_wide(text, source)
+
+
+def _format_of(start: str, source: str) -> str:
+    """json | yaml | wide, from the first characters of a pod list (an empty one is an error)."""
+    stripped = start.lstrip()
     if not stripped:
         raise PodsFormatError(f"{source}: empty file; {EXPECTED_OUTPUT}")
     if stripped[0] in "{[":
-        return parse_pods_json(text, source, trust_domain)
+        return "json"
     if _YAML_START.match(stripped) and not _WIDE_START.match(stripped):
-        return parse_pods_yaml(text, source, trust_domain)
-    return parse_pods_wide(text, source)
+        return "yaml"
+    return "wide"
 
 
 _WIDE_START = re.compile(r"NAME(SPACE)?\s")
@@ -480,12 +558,36 @@ _YAML_START = re.compile(r"(---|#|[\w\"'./-]+:(\s|$))")
 
 
 def load_pods(path: str | Path, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> PodIndex:
-    """Read and parse a pod list file; an unreadable file is a :class:`PodsFormatError` too."""
+    """Read and parse a pod list file; an unreadable file is a :class:`PodsFormatError` too.  JSON is read
+    as it streams in (:func:`_read_json`), so a large list costs the pods kept, not its text."""
+    source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as f:
+            first = f.read(JSON_CHUNK)
+            while first and not first.strip() and (more := f.read(JSON_CHUNK)):
+                first += more
+            fmt = _format_of(first, source)
+            if fmt == "json":
+                return _read_json(_Prefixed(first, f), source, trust_domain)
+            if fmt == "yaml":
+                return parse_pods_yaml(_Prefixed(first, f), source, trust_domain)
+            text = first + f.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise PodsFormatError(f"{path}: cannot read the pod list: {getattr(exc, 'strerror', None) or exc}") from None
-    return parse_pods(text, str(path), trust_domain)
+    return parse_pods_wide(text, source)
+
+
+class _Prefixed:
+    """A text stream that gives ``head`` back before the rest of ``f``."""
+
+    def __init__(self, head: str, f) -> None:
+        self.head, self.f = head, f
+
+    def read(self, n: int) -> str:
+        if self.head:
+            out, self.head = self.head, ""
+            return out
+        return self.f.read(n)
 
 
 # kubectl's resource names and short names -> the owner kinds of :func:`_owner`.

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from analyzer.tls.constants import HANDSHAKE, MAX_RECORD_LEN, RECORD_HEADER_LEN
 from analyzer.tls.records import is_record_header
 
-__all__ = ["RecordRun", "find_client_hello", "find_record_run", "find_server_hello", "is_record_header"]
+__all__ = ["RecordChain", "RecordRun", "find_client_hello", "find_record_run", "find_server_hello", "is_record_header"]
 
 # Type 20..24, version 3.0..3.4 (RFC 8446 5.1). A lookahead, so overlapping candidates are all seen.
 _RECORD_START = re.compile(rb"(?=[\x14-\x18]\x03[\x00-\x04])")
@@ -122,3 +122,65 @@ def find_server_hello(data, start: int = 0) -> int | None:
         if 6 <= ((data[off + 3] << 8) | data[off + 4]) <= MAX_RECORD_LEN:
             return off
     return None
+
+
+SEQ_MASK = 0xFFFFFFFF  # TCP sequence numbers are 32-bit and wrap (RFC 9293 3.4)
+SEQ_HALF = 0x80000000
+
+
+class RecordChain:
+    """Record headers followed by TCP sequence number across segments the capture cut short.
+
+    A snaplen keeps each segment's first bytes and its sequence number.  A header at seq ``S`` with
+    length ``L`` says the next header starts at ``S + 5 + L``; when that position is among a later
+    segment's captured bytes, a valid header there *confirms* the record (it is as good as a whole
+    record in ``find_record_run``), and an invalid one *breaks* the chain: the direction is not TLS
+    framing, for good.  A predicted position that was never captured (inside a cut tail, or in a
+    segment that was lost) puts the chain out of step; it picks up again only at a segment that
+    starts with a header, which itself proves nothing until a later header confirms it.
+    """
+
+    __slots__ = ("first", "next", "end", "segments", "headers", "confirmed", "broken")
+
+    def __init__(self) -> None:
+        self.first: int | None = None  # seq of the first header in step
+        self.next: int | None = None  # seq where the next header must start; None: out of step
+        self.end: int | None = None  # seq just past the furthest segment seen
+        self.segments = 0  # segments added
+        self.headers = 0  # headers read, confirmed or not
+        self.confirmed = 0  # headers found exactly where the previous one's length said
+        self.broken = False
+
+    def add(self, seq: int, data, wire_len: int) -> None:
+        """One segment: its seq, the ``data`` captured of it and the ``wire_len`` it carried."""
+        self.segments += 1
+        if self.broken:
+            return
+        if self.end is not None and (seq - self.end) & SEQ_MASK >= SEQ_HALF:
+            return  # a retransmission or a late segment: its place in the chain has passed
+        self.end = (seq + wire_len) & SEQ_MASK
+        nxt = self.next
+        if nxt is not None and (nxt - seq) & SEQ_MASK >= SEQ_HALF:
+            nxt = None  # the header was due in bytes this capture never saw
+        fresh = nxt is None
+        if fresh:
+            if not is_record_header(data, 0):
+                self.next = None
+                return
+            nxt = seq
+        while (off := (nxt - seq) & SEQ_MASK) < wire_len:
+            if off + RECORD_HEADER_LEN > len(data):
+                nxt = None  # due in bytes the snaplen cut (or in the next segment)
+                break
+            if not is_record_header(data, off):
+                self.broken = True
+                return
+            if fresh:
+                fresh = False
+                if self.first is None:
+                    self.first = nxt
+            else:
+                self.confirmed += 1
+            self.headers += 1
+            nxt = (nxt + RECORD_HEADER_LEN + ((data[off + 3] << 8) | data[off + 4])) & SEQ_MASK
+        self.next = nxt

@@ -24,6 +24,9 @@ class Recorder:
     def client_hint(self) -> int | None:
         return None
 
+    def segment(self, direction: int, seq: int, data: bytes, wire_len: int) -> bool:
+        return False  # nothing is followed past a snaplen cut
+
 
 def run(*batches: list[g.Pkt], limit: int = 1 << 30, evict_at: float | None = None):
     """Feed the batches, then evict (``evict_at``) or finish everything; the flows in finishing order."""
