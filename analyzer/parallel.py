@@ -46,6 +46,7 @@ MIN_BYTES = 64 * 1024 * 1024  # smaller files are read in one pass: starting pro
 MAX_JOBS = 8
 FIRST_SHARE = 0.9  # the first range's size relative to the others' (its process also stitches)
 MAX_CANDIDATES = 20_000  # pieces a range may hold before it gives up (Rule 2: memory, ~1.5 KiB each)
+RANGE_FLOW_SHARE = 2  # a range may hold 1/2 of the live-flow limit (ranges run at once); past it, one pass
 SYN_RETRY_S = 130.0  # Linux gives up on a SYN after 127 s (tcp_syn_retries 6); other stacks sooner
 
 
@@ -174,6 +175,7 @@ def read_range(source, start: int, stop: int | None, ports: frozenset[int], late
     pieces go back (stripped, like any finished piece).  A range that holds too many pieces, or whose
     ``give_up()`` turns true (checked after each batch), stops early: ``Part.overflow``."""
     pieces: list[Flow] = []  # stripped: their rows are made
+    ranged = later or stop is not None  # one of several ranges, all held at once (one per process)
     first_ts: list[float] = []  # when this range starts (its first flow), for ``_may_continue``
 
     def on_finish(flow: Flow) -> None:
@@ -187,10 +189,13 @@ def read_range(source, start: int, stop: int | None, ports: frozenset[int], late
             first_ts.append(min(f.first_ts for f, _ in table.flows.values()))
         if give_up is not None and give_up():
             raise _Overflow
+        if ranged and table.released_flows:  # the ranges would not add up to one pass: one pass reads it
+            raise _Overflow
 
     with CaptureReader(source, start, stop) as reader:
         try:
-            part = read_part(reader, ports, progress, first_fid, on_finish, on_batch, finish=stop is None, track=later)
+            part = read_part(reader, ports, progress, first_fid, on_finish, on_batch, finish=stop is None, track=later,
+                             flow_share=RANGE_FLOW_SHARE if ranged else 1)
         except _Overflow:
             return Part(reader.info, overflow=True)
     part.pieces = pieces

@@ -102,7 +102,7 @@ class Part:
 
 def read_part(reader: CaptureReader, ports: frozenset[int], progress=None, first_fid: int = 0,
               on_finish: Callable[[Flow], None] | None = None, on_batch: BatchHook | None = None,
-              finish: bool = True, track: bool = False) -> Part:
+              finish: bool = True, track: bool = False, flow_share: int = 1) -> Part:
     """Read everything ``reader`` yields into a ``Part``: rows of the flows that finished, and (with
     ``finish=False``) the flows still live at the end.  ``on_finish`` sees each finished flow once its
     row is made (in finishing order)."""
@@ -112,6 +112,7 @@ def read_part(reader: CaptureReader, ports: frozenset[int], progress=None, first
     table.capture = os.path.basename(reader.info.path)
     table.next_fid = first_fid
     table.track = track
+    table.max_flows //= flow_share  # several ranges read at once share the live-flow limit
     run(reader, table, finished, part.rows, Context(decode_as=ports), progress, on_batch=on_batch, finish=finish,
         on_row=on_finish)
     part.live = list({id(f): f for f, _ in table.flows.values()}.values())

@@ -216,3 +216,15 @@ def test_a_large_report_page_lists_the_worst_edges_and_a_bounded_number_of_flows
     assert (f'shows the 2 worst of {len(doc["edges"])} edges and lists 3 of {len(doc["flows"])} flows'
             in page)
     assert len(page) < len(whole)
+
+
+def test_byte_ranges_past_their_share_of_the_flow_limit_give_the_rows_of_one_pass(small_limits, capture):
+    """Ranges run at once, so each may hold half the live-flow limit; a range that would release flows
+    early gives up and the capture is read in one pass: rows equal one pass, as below the limits."""
+    path = capture("syn", 3000)
+    one = analyze(path, jobs=1, include_localhost=True)
+    many = analyze(path, jobs=2, include_localhost=True)
+    assert one.stats["flows_released_early"] > 0
+    assert many.stats["processes"] == 1  # the ranges gave up
+    assert list(many.all_flow_rows) == list(one.all_flow_rows)
+    assert many.stats["flows_released_early"] == one.stats["flows_released_early"]
