@@ -264,3 +264,36 @@ def test_isn_tells_a_reused_tuple_apart_within_the_skew():
     b = [_row("b", 2, 40000, 0.0, 222, 2.0), _row("b", 3, 40000, 2.0, 111, -2.0)]  # skewed the other way
     rows = join_captures([a, b], ["a", "b"], clock_skew=5.0).rows
     assert sorted((r["isn_c2s"], r["captures"]) for r in rows) == [(111, "a,b"), (222, "a,b")]
+
+
+def test_same_file_name_in_two_directories_is_two_vantages(tmp_path):
+    """``ns1/web.pcapng`` and ``ns2/web.pcapng``: two pods' captures, not one file given twice."""
+    import json
+
+    client, server = pg.Endpoint("10.42.0.11", 40001), pg.Endpoint("10.42.0.12", 8080)
+    conn = pg.tcp_flow(pg.tls13(sni=IDENT("web", "ns2")), client=client, server=server)
+    only_client = pg.tcp_flow(pg.tls13(sni=IDENT("web", "ns2")), client=pg.Endpoint(client.ip, 40002),
+                              server=server, t0_ns=pg.T0_NS + 100_000_000, isn_c=55_555)
+    paths = []
+    for ns, pkts in (("ns1", pg.merge(conn, only_client)), ("ns2", conn)):
+        (tmp_path / ns).mkdir()
+        paths.append(write(tmp_path / ns / "web.pcapng", pkts, "sll"))
+        (tmp_path / ns / "manifest.json").write_text(json.dumps(
+            {"captures": [{"file": "web.pcapng", "vantage": "pod", "pod": f"{ns}/web"}]}))
+    pods = write_pods(tmp_path / "pods.json", pod("web", client.ip, namespace="ns1"),
+                      pod("web", server.ip, namespace="ns2"))
+    out = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "analyzer", "report", *map(str, paths), "--pods", str(pods),
+                           "--json", str(out)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert "counted once" not in proc.stderr  # not taken for one file given twice
+    doc = json.loads(out.read_text())
+    assert [(c["file"], c["vantage"]["pod"]) for c in doc["captures"]] == [
+        ("ns1/web.pcapng", "ns1/web"), ("ns2/web.pcapng", "ns2/web")]
+    assert sorted((f["captures"], f["vantages"]) for f in doc["flows"]) == [
+        ("ns1/web.pcapng", 1), ("ns1/web.pcapng,ns2/web.pcapng", 2)]
+    [edge] = doc["edges"]
+    assert (edge["flows"], edge["seen_one_side"], edge["seen_both_sides"], edge["seen_from_node"]) == (2, 1, 1, 0)
+    # The same path twice is still one file given twice.
+    report = analyze([paths[1], paths[1]])
+    assert only(report)["captures"] == "web.pcapng" and only(report)["vantages"] == 1

@@ -191,7 +191,8 @@ def _merged(members: Sequence[tuple[int, dict]], n: int, names: Sequence[str], p
         seen[0] += hash((n, row["packets_c2s"] + row["packets_s2c"], row["bytes_c2s"] + row["bytes_s2c"]))
         seen[1] += 1
     cis.sort()
-    return merge_rows(rows, list(dict.fromkeys([names[ci] for ci in cis])), len(cis))
+    seen_by = list(dict.fromkeys([names[ci] for ci in cis]))  # one file given twice is one vantage point
+    return merge_rows(rows, seen_by, len(seen_by))
 
 
 def join_captures(parts: Sequence[Sequence[dict]], names: Sequence[str],

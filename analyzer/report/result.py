@@ -14,6 +14,7 @@ from typing import Sequence
 
 from ..errors import AnalyzerError
 from ..join import DEFAULT_CLOCK_SKEW_S, combine
+from ..join.vantage import capture_names
 from .pairs import aggregate_pairs
 from .schema import FLOW_COLUMNS, PAIR_COLUMNS
 
@@ -62,8 +63,12 @@ class Report:
             "warnings": list(getattr(pods, "notes", None) or []) + [w for run in runs for w in run.warnings],
             "processes": max((run.processes for run in runs), default=1),
         }
-        rows = combine([run.rows for run in runs], [os.path.basename(str(run.path)) for run in runs], stats,
-                       clock_skew, getattr(pods, "services", None))
+        names = capture_names([str(run.path) for run in runs])
+        for run, name in zip(runs, names):
+            if name != os.path.basename(str(run.path)):  # two files of one name: told apart by their paths
+                for row in run.rows:
+                    row["capture"] = row["captures"] = name
+        rows = combine([run.rows for run in runs], names, stats, clock_skew, getattr(pods, "services", None))
         rows.sort(key=lambda r: r["flow_id"])
         stats.update({
             "flows": len(rows),
