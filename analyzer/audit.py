@@ -501,11 +501,11 @@ def run_audit(request: Request, progress: Callable[[str], None] | None = None,
     output_dir = request.output_dir or Path("captures") / f"audit-{stamp}"
     output_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(request.command, request.via, request.seconds, utc(time.time()))
-    before = save_list(output_dir, "pods-before.json", ["get", "pods", "-A", "-o", "json"], context, manifest.lists)
+    listing = ["get", kubectl.AUDIT_KINDS, "-A", "-o", "json"]  # one List: pods, and who each ClusterIP is
+    before = save_list(output_dir, "pods-before.json", listing, context, manifest.lists)
     if before is None:
         raise AnalyzerError(manifest.lists["pods-before.json"]["error"])
-    save_list(output_dir, "services-before.json", ["get", "services", "-A", "-o", "json"], context, manifest.lists)
-    index = parse_pods_json(before, "kubectl get pods -A -o json")
+    index = parse_pods_json(before, f"kubectl get {kubectl.AUDIT_KINDS} -A -o json")
     chosen = None
     if request.selector:
         text = kubectl.run(["get", "pods", *kubectl.scope_args(namespace, request.all_namespaces), "-l",
@@ -516,7 +516,7 @@ def run_audit(request: Request, progress: Callable[[str], None] | None = None,
     if not pods:
         raise AnalyzerError(f"no running pod selected in {where}" + (f" with -l {request.selector}" if chosen is not None else ""))
     docs = {((item.get("metadata") or {}).get("namespace"), (item.get("metadata") or {}).get("name")): item
-            for item in json.loads(before).get("items") or () if isinstance(item, dict)}
+            for item in json.loads(before).get("items") or () if isinstance(item, dict) and item.get("kind", "Pod") == "Pod"}
     targets, failed = plan(pods, request.via, request.debug_image, index.pods, docs)
     nodes_doc = None
     if request.via == NODE:
@@ -531,8 +531,7 @@ def run_audit(request: Request, progress: Callable[[str], None] | None = None,
     manifest.interrupted = sweep.stopping.is_set()
     manifest.captures = skipped + failed + captures
     manifest.stopped = utc(time.time())
-    after = save_list(output_dir, "pods-after.json", ["get", "pods", "-A", "-o", "json"], context, manifest.lists)
-    save_list(output_dir, "services-after.json", ["get", "services", "-A", "-o", "json"], context, manifest.lists)
+    after = save_list(output_dir, "pods-after.json", listing, context, manifest.lists)
     merged = merge_pod_lists(before, after) if after is not None else before
     (output_dir / "pods.json").write_text(merged)
     manifest.write(output_dir)

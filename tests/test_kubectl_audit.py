@@ -39,7 +39,7 @@ STANDIN_DIR = TESTS / "bin"
 def env_for(state: Path, **extra: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "250", "MTLSLAB_STATE": str(state),
            "PATH": f"{STANDIN_DIR}{os.pathsep}{os.environ['PATH']}", **extra}
-    for name in ("KUBECTL_STANDIN_FAIL", "KUBECTL_STANDIN_SYNTHETIC"):
+    for name in ("KUBECTL_STANDIN_FAIL", "KUBECTL_STANDIN_SYNTHETIC", "KUBECTL_STANDIN_LOG"):
         if name not in extra:
             env.pop(name, None)
     return env
@@ -90,8 +90,10 @@ def test_every_failure_mode_is_one_line_naming_the_fix_and_the_others_go_on(stat
     out = tmp_path / "out"
     fail = ",".join(f"{mode}=app{i}-" for i, mode in enumerate(
         ("forbidden", "too-old", "image-pull", "no-tshark", "no-capture", "not-running")))
+    calls = tmp_path / "kubectl-calls.log"
     result = run_audit("-A", "--via", "ephemeral", "--seconds", 1, "--output-dir", out, "--format", "json",
-                       state=state, KUBECTL_STANDIN_SYNTHETIC="7", KUBECTL_STANDIN_FAIL=fail)
+                       state=state, KUBECTL_STANDIN_SYNTHETIC="7", KUBECTL_STANDIN_FAIL=fail,
+                       KUBECTL_STANDIN_LOG=str(calls))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []  # the synthetic pcapng holds one non-IP frame: no flows, no edges
     assert "No TCP flows to judge in the captures" in result.stderr.splitlines()  # the headline, before the table
@@ -111,8 +113,11 @@ def test_every_failure_mode_is_one_line_naming_the_fix_and_the_others_go_on(stat
     assert (out / good["path"]).read_bytes()[:4] == b"\x0a\x0d\x0d\x0a" and good["bytes"] == (out / good["path"]).stat().st_size
     assert good["path"].startswith("ns6/app6-7d9c8b6f5-00006-") and good["path"].endswith("Z.pcapng")
     assert all(captures[synth(i)]["error"] == lines[synth(i)] and not captures[synth(i)]["path"] for i in range(6))
-    for name in ("pods-before.json", "pods-after.json", "services-before.json", "services-after.json", "pods.json"):
+    for name in ("pods-before.json", "pods-after.json", "pods.json"):
         assert (out / name).exists(), name
+    # the lists the analysis reads: pods, and which Service each ClusterIP is, before and after
+    assert [c for c in calls.read_text().splitlines() if c.startswith("get pods")] == [
+        "get pods,services,endpointslices -A -o json"] * 2
     assert "\r" not in result.stderr  # progress is drawn on a terminal only
 
 
