@@ -419,19 +419,19 @@ def save_list(output_dir: Path, name: str, args: list[str], context: str | None,
     return text
 
 
-def read_rows(output_dir: Path, captures: list[Capture]) -> list[dict]:
-    """The flow rows that came back from ``--analyze-in-pod`` targets."""
+def read_rows(output_dir: Path, captures: list[Capture]) -> list[list[dict]]:
+    """The flow rows that came back from each ``--analyze-in-pod`` target (one list per target)."""
     from .report.export import read_jsonl
 
-    rows: list[dict] = []
+    parts: list[list[dict]] = []
     for entry in captures:
         if entry.rows:
             path = output_dir / entry.rows
             with open(path, encoding="utf-8") as f:
                 got = read_jsonl(f, str(path))
             entry.flows = len(got)
-            rows += got
-    return rows
+            parts.append(got)
+    return parts
 
 
 
@@ -476,17 +476,33 @@ class Result:
         """One report over every capture (and the rows classified in the pods); packets per capture filled in."""
         from .api import analyze
 
-        rows = read_rows(self.output_dir, self.captured)
+        parts = read_rows(self.output_dir, self.captured)
         report = analyze(self.paths, pods=self.pods)  # no paths (every target classified in its pod): no rows
         frames = {str(info.path): info.frames for info in report.captures}
         for entry in self.captured:
             if entry.path:
                 entry.packets = frames.get(str(self.output_dir / entry.path))
-        if rows:
-            report.all_flow_rows.extend(rows)
-            self.notes.append(f"{len(rows)} flows were classified inside the pods (--analyze-in-pod)")
+        if parts:
+            self.notes.append(f"{sum(map(len, parts))} flows were classified inside the pods (--analyze-in-pod)")
+            self._join(report, parts)
         self.manifest.write(self.output_dir)
         return report
+
+    def _join(self, report, parts: list[list[dict]]) -> None:
+        """The rows classified in the pods joined with each other and with the packet captures' (a
+        connection between two captured pods came back from both): each connection once."""
+        from .join import DEFAULT_CLOCK_SKEW_S, combine
+
+        stats = report.stats
+        rows_in, dnat = stats.get("rows_in", len(report.all_flow_rows)), stats.get("dnat_joined", 0)
+        names = ["packet captures"] + [f"rows of {entry.target}" for entry in self.captured if entry.rows]
+        rows = combine([report.all_flow_rows, *parts], names, stats, stats.get("clock_skew_s", DEFAULT_CLOCK_SKEW_S),
+                       getattr(report.pods, "services", None))
+        rows.sort(key=lambda r: r["flow_id"])
+        report.all_flow_rows = rows
+        stats.update(captures=len(self.paths) + len(parts), flows=len(rows), rows_in=rows_in + sum(map(len, parts)),
+                     dnat_joined=dnat + stats.get("dnat_joined", 0))
+        stats["rows_joined"] = stats["rows_in"] - len(rows)
 
 
 def run_audit(request: Request, progress: Callable[[str], None] | None = None,

@@ -254,6 +254,19 @@ def _observed(edges: list[dict]) -> dict:
     return {(e["src_ips"], e["dst_ips"]): e["status"] for e in edges}
 
 
+def _connections(state: Path, since: float, ips=None) -> Counter:
+    """{(client IP, server IP): connections} from the lab's own log of accepted connections (those with
+    an end in ``ips``, if given): what each edge's flow count must be, every connection once."""
+    from analyzer.lab import connlog
+
+    return Counter((c["client_ip"], c["server_ip"]) for c in connlog.read(state, since)
+                   if ips is None or c["client_ip"] in ips or c["server_ip"] in ips)
+
+
+def _flows(edges: list[dict]) -> Counter:
+    return Counter({(e["src_ips"], e["dst_ips"]): e["flows"] for e in edges})
+
+
 @pytest.mark.root
 @pytest.mark.tshark
 def test_audit_on_the_lab_every_way_in(lab, tmp_path):
@@ -276,6 +289,7 @@ def test_audit_on_the_lab_every_way_in(lab, tmp_path):
         _wait_streaming([(tmp_path / "ephemeral", "emojivoto/*.pcapng", 4), (tmp_path / "auto", "emojivoto/*.pcapng", 4),
                          (tmp_path / "node", "nodes/*.pcapng", 2)], procs.values())
         time.sleep(2)  # the in-pod analyzer starts its own dumpcap after unpacking itself
+        since = time.time()
         _drive_traffic(live_lab, tmp_path)
         results = {name: (*proc.communicate(timeout=CAPTURE_S + 90), proc.returncode) for name, proc in procs.items()}
     finally:
@@ -283,6 +297,8 @@ def test_audit_on_the_lab_every_way_in(lab, tmp_path):
             if proc.poll() is None:
                 proc.kill()
     emojivoto = [p.key for p in lab.pods if p.namespace == "emojivoto"]
+    in_emojivoto = _connections(live_lab, since, {p.ip for p in lab.pods if p.namespace == "emojivoto"})
+    assert sum(in_emojivoto.values()) >= 10, in_emojivoto  # the drivers made their calls
 
     # Ephemeral containers in the four pods: the edges any of them sees; the plaintext web -> voting:4567 gate.
     stdout, stderr, code = results["ephemeral"]
@@ -290,6 +306,7 @@ def test_audit_on_the_lab_every_way_in(lab, tmp_path):
     assert stderr.splitlines()[-1].startswith("--fail-on unexpected-plaintext: 1 edge: emojivoto/web-")
     ephemeral_edges = json.loads(stdout)
     assert _observed(ephemeral_edges) == _expected(lab, emojivoto)
+    assert _flows(ephemeral_edges) == in_emojivoto  # each connection once, though two pods saw most of them
     doc = manifest(tmp_path / "ephemeral")
     assert {c["way"] for c in doc["captures"]} == {"ephemeral"} and all(c["packets"] > 0 for c in doc["captures"])
     report = json.loads((tmp_path / "report.json").read_text())
@@ -302,11 +319,13 @@ def test_audit_on_the_lab_every_way_in(lab, tmp_path):
     ways = {c["target"].split("/")[1].split("-")[0]: c["way"] for c in manifest(tmp_path / "auto")["captures"]}
     assert ways == {"web": "sidecar", "voting": "sidecar", "emoji": "ephemeral", "vote": "ephemeral"}
     assert _observed(json.loads(stdout)) == _expected(lab, emojivoto)
+    assert _flows(json.loads(stdout)) == in_emojivoto
 
     # Node captures: the first node sees every edge (each has an end there), the second only its pods'.
     stdout, stderr, code = results["node"]
     assert code == 0, stderr
     assert _observed(json.loads(stdout)) == _expected(lab, [NODE])
+    assert _flows(json.loads(stdout)) == _connections(live_lab, since)  # two nodes: still each connection once
     captures = by_target(manifest(tmp_path / "node"))
     assert set(captures) == {f"node/{n}" for n in NODE_NAMES}
     second = tmp_path / "node" / captures[f"node/{NODE_NAMES[1]}"]["path"]
@@ -321,6 +340,7 @@ def test_audit_on_the_lab_every_way_in(lab, tmp_path):
     assert all(c["rows"] and not c["path"] and c["flows"] > 0 for c in inpod)
     assert not list((tmp_path / "inpod").glob("*/*.pcapng"))
     assert _observed(json.loads(stdout)) == _observed(ephemeral_edges)
+    assert _flows(json.loads(stdout)) == in_emojivoto
     assert "flows were classified inside the pods (--analyze-in-pod)" in stderr
 
 

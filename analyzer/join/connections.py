@@ -127,10 +127,9 @@ def _merge(runs: Sequence[Iterable[dict]]) -> Iterator[tuple]:
         yield entry
 
 
-def iter_joined(runs: Sequence[Iterable[dict]], names: Sequence[str], skew: float, prints: list[list[int]]
-                ) -> Iterator[dict]:
-    """Rows of each capture (``runs[i]`` read from ``names[i]``, each sorted by :func:`sort_key`) -> one
-    row per connection; ``prints[i]`` collects capture i's fingerprint for :func:`duplicate_notes`.
+def iter_joined(runs: Sequence[Iterable[dict]], skew: float, prints: list[list[int]]) -> Iterator[dict]:
+    """Rows of each capture (``runs[i]``, each sorted by :func:`sort_key`) -> one row per connection;
+    ``prints[i]`` collects capture i's fingerprint for :func:`duplicate_notes`.
 
     Streaming (rule 3): the runs are merged lazily and taken one endpoint pair at a time.  A pair seen
     in one row only, or in two rows of one connection (the common cases), is done at once, with no
@@ -148,14 +147,14 @@ def iter_joined(runs: Sequence[Iterable[dict]], names: Sequence[str], skew: floa
             a, b = one[4], two[4]
             if _same(a["first_ts"], a["last_ts"], *isns(a, key), b, *isns(b, key), skew):
                 joined += 1
-                yield _merged(((one[2], a), (two[2], b)), joined, names, prints)
+                yield _merged(((one[2], a), (two[2], b)), joined, prints)
                 continue
         for members in _open(key, chain((one, two) if three is None else (one, two, three), same), skew):
             if len(members) == 1:
                 yield members[0][1]
             else:
                 joined += 1
-                yield _merged(members, joined, names, prints)
+                yield _merged(members, joined, prints)
 
 
 def _open(key: tuple, entries: Iterable[tuple], skew: float) -> Iterator[list[tuple[int, dict]]]:
@@ -181,17 +180,18 @@ def _open(key: tuple, entries: Iterable[tuple], skew: float) -> Iterator[list[tu
         yield conn.members
 
 
-def _merged(members: Sequence[tuple[int, dict]], n: int, names: Sequence[str], prints: list[list[int]]) -> dict:
+def _merged(members: Sequence[tuple[int, dict]], n: int, prints: list[list[int]]) -> dict:
     """The ``n``-th joined connection's row; each member's capture adds it to its fingerprint."""
-    rows, cis = [], []
+    rows = []
     for ci, row in members:  # never two rows of one capture (rule 2)
         rows.append(row)
-        cis.append(ci)
         seen = prints[ci]
         seen[0] += hash((n, row["packets_c2s"] + row["packets_s2c"], row["bytes_c2s"] + row["bytes_s2c"]))
         seen[1] += 1
-    cis.sort()
-    seen_by = list(dict.fromkeys([names[ci] for ci in cis]))  # one file given twice is one vantage point
+    # The captures that saw it, in input order: each row names its own (a row may already be a join of
+    # several); one file given twice is one vantage point.
+    seen_by = list(dict.fromkeys([c for _, row in sorted(members, key=itemgetter(0))
+                                  for c in row["captures"].split(",")]))
     return merge_rows(rows, seen_by, len(seen_by))
 
 
@@ -199,7 +199,7 @@ def join_captures(parts: Sequence[Sequence[dict]], names: Sequence[str],
                   clock_skew: float = DEFAULT_CLOCK_SKEW_S) -> JoinResult:
     """Rows of each capture (``parts[i]`` read from ``names[i]``) -> one row per connection, by flow id."""
     prints = [[0, 0] for _ in parts]  # per capture: fingerprint of what it saw, rows joined
-    rows = list(iter_joined([sorted(p, key=sort_key) for p in parts], names, clock_skew, prints))
+    rows = list(iter_joined([sorted(p, key=sort_key) for p in parts], clock_skew, prints))
     rows.sort(key=lambda r: r["flow_id"])
     return JoinResult(rows, sum(len(p) for p in parts), duplicate_notes([len(p) for p in parts], names, prints))
 
