@@ -375,3 +375,33 @@ def test_audit_on_the_lab_failing_target_and_ctrl_c(lab, tmp_path):
     assert _observed(json.loads(stdout)) == _expected(lab, others)
     assert json.loads((tmp_path / "report.json").read_text())["edges"]
     assert "interrupted: the captures were stopped early" in stderr
+
+
+@pytest.mark.root
+@pytest.mark.tshark
+def test_audit_in_pod_interrupted_keeps_the_rows(lab, tmp_path):
+    """Ctrl-C during an --analyze-in-pod audit: each in-pod analyzer stops its capture, judges what it has
+    and sends its rows; every connection made before the interrupt is counted once."""
+    live_lab, lab = lab
+    out = tmp_path / "out"
+    proc = subprocess.Popen(audit_argv("-n", "emojivoto", "--via", "ephemeral", "--analyze-in-pod", "--seconds", 300,
+                                       "--output-dir", out, "--format", "json"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(live_lab))
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(out.glob("emojivoto/*.flows.jsonl"))) < 4 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.2)
+        time.sleep(4)  # each in-pod analyzer unpacks itself and starts its dumpcap
+        since = time.time()
+        _drive_traffic(live_lab, tmp_path)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    captures = manifest(out)["captures"]
+    assert len(captures) == 4 and all(c["rows"] and c["flows"] > 0 and "stopped early" in c["note"] for c in captures), captures
+    emojivoto = {p.ip for p in lab.pods if p.namespace == "emojivoto"}
+    assert _flows(json.loads(stdout)) == _connections(live_lab, since, emojivoto)
