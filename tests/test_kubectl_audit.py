@@ -239,6 +239,18 @@ def _drive_traffic(state: Path, tmp: Path) -> None:
     assert time.monotonic() - started < CAPTURE_S - 6, "traffic outlasted the audits' captures"
 
 
+def _traffic_then_ctrl_c(proc, state: Path, tmp: Path, timeout: float, ready) -> tuple[str, str]:
+    """Once ``ready()`` returns, drive the lab's traffic and Ctrl-C the audit; its output (killed if it hangs)."""
+    try:
+        ready()
+        _drive_traffic(state, tmp)
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def _expected(lab, vantages) -> dict:
     """{(src_ip, dst_ip): edge status} of the TCP edges any of the vantage points sees, from the lab's wiring."""
     from analyzer.lab.topology import expected_rows
@@ -354,14 +366,8 @@ def test_audit_on_the_lab_failing_target_and_ctrl_c(lab, tmp_path):
                                        "--format", "json", "--json", tmp_path / "report.json"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env_for(live_lab, KUBECTL_STANDIN_FAIL="no-tshark=emoji-"))
-    try:
-        _wait_streaming([(out, "emojivoto/*.pcapng", 3)], [proc])
-        _drive_traffic(live_lab, tmp_path)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    stdout, stderr = _traffic_then_ctrl_c(proc, live_lab, tmp_path, 60,
+                                          lambda: _wait_streaming([(out, "emojivoto/*.pcapng", 3)], [proc]))
     assert proc.returncode == 130, stderr
     emoji = next(p for p in lab.pods if p.key == "emoji")
     assert f"emojivoto/{emoji.name}: not captured: no tshark in image cr.l5d.io/linkerd/debug:edge-25.4.4" in stderr
@@ -384,22 +390,19 @@ def test_audit_in_pod_interrupted_keeps_the_rows(lab, tmp_path):
     and sends its rows; every connection made before the interrupt is counted once."""
     live_lab, lab = lab
     out = tmp_path / "out"
+    since = time.time()  # the lab's earlier traffic has ended; the drivers run below
     proc = subprocess.Popen(audit_argv("-n", "emojivoto", "--via", "ephemeral", "--analyze-in-pod", "--seconds", 300,
                                        "--output-dir", out, "--format", "json"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(live_lab))
-    try:
+
+    def started() -> None:
         deadline = time.monotonic() + 60
         while len(list(out.glob("emojivoto/*.flows.jsonl"))) < 4 and time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read()
             time.sleep(0.2)
         time.sleep(4)  # each in-pod analyzer unpacks itself and starts its dumpcap
-        since = time.time()
-        _drive_traffic(live_lab, tmp_path)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+
+    stdout, stderr = _traffic_then_ctrl_c(proc, live_lab, tmp_path, 120, started)
     assert proc.returncode == 130, stderr
     captures = manifest(out)["captures"]
     assert len(captures) == 4 and all(c["rows"] and c["flows"] > 0 and "stopped early" in c["note"] for c in captures), captures
