@@ -190,7 +190,7 @@ data = sys.stdin.buffer.read(size)
 if len(data) != size:
     sys.exit("mtls-audit: the analyzer arrived short (%d of %d bytes)" % (len(data), size))
 def stop_at_eof():  # the audit closes the exec stream's stdin to stop: end the capture, send the rows
-    while sys.stdin.buffer.read(4096):
+    while os.read(0, 4096):  # the raw descriptor: no lock an exiting interpreter would wait for
         pass
     os.kill(os.getpid(), signal.SIGINT)
 threading.Thread(target=stop_at_eof, daemon=True).start()
