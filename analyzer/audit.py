@@ -419,19 +419,19 @@ def save_list(output_dir: Path, name: str, args: list[str], context: str | None,
     return text
 
 
-def read_rows(output_dir: Path, captures: list[Capture]) -> list[dict]:
-    """The flow rows that came back from ``--analyze-in-pod`` targets."""
+def read_rows(output_dir: Path, captures: list[Capture]) -> list[list[dict]]:
+    """The flow rows that came back from each ``--analyze-in-pod`` target (one list per target)."""
     from .report.export import read_jsonl
 
-    rows: list[dict] = []
+    parts: list[list[dict]] = []
     for entry in captures:
         if entry.rows:
             path = output_dir / entry.rows
             with open(path, encoding="utf-8") as f:
                 got = read_jsonl(f, str(path))
             entry.flows = len(got)
-            rows += got
-    return rows
+            parts.append(got)
+    return parts
 
 
 
@@ -476,17 +476,33 @@ class Result:
         """One report over every capture (and the rows classified in the pods); packets per capture filled in."""
         from .api import analyze
 
-        rows = read_rows(self.output_dir, self.captured)
+        parts = read_rows(self.output_dir, self.captured)
         report = analyze(self.paths, pods=self.pods)  # no paths (every target classified in its pod): no rows
         frames = {str(info.path): info.frames for info in report.captures}
         for entry in self.captured:
             if entry.path:
                 entry.packets = frames.get(str(self.output_dir / entry.path))
-        if rows:
-            report.all_flow_rows.extend(rows)
-            self.notes.append(f"{len(rows)} flows were classified inside the pods (--analyze-in-pod)")
+        if parts:
+            self.notes.append(f"{sum(map(len, parts))} flows were classified inside the pods (--analyze-in-pod)")
+            self._join(report, parts)
         self.manifest.write(self.output_dir)
         return report
+
+    def _join(self, report, parts: list[list[dict]]) -> None:
+        """The rows classified in the pods joined with each other and with the packet captures' (a
+        connection between two captured pods came back from both): each connection once."""
+        from .join import DEFAULT_CLOCK_SKEW_S, combine
+
+        stats = report.stats
+        rows_in, dnat = stats.get("rows_in", len(report.all_flow_rows)), stats.get("dnat_joined", 0)
+        names = ["packet captures"] + [f"rows of {entry.target}" for entry in self.captured if entry.rows]
+        rows = combine([report.all_flow_rows, *parts], names, stats, stats.get("clock_skew_s", DEFAULT_CLOCK_SKEW_S),
+                       getattr(report.pods, "services", None))
+        rows.sort(key=lambda r: r["flow_id"])
+        report.all_flow_rows = rows
+        stats.update(captures=len(self.paths) + len(parts), flows=len(rows), rows_in=rows_in + sum(map(len, parts)),
+                     dnat_joined=dnat + stats.get("dnat_joined", 0))
+        stats["rows_joined"] = stats["rows_in"] - len(rows)
 
 
 def run_audit(request: Request, progress: Callable[[str], None] | None = None,
@@ -501,11 +517,11 @@ def run_audit(request: Request, progress: Callable[[str], None] | None = None,
     output_dir = request.output_dir or Path("captures") / f"audit-{stamp}"
     output_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(request.command, request.via, request.seconds, utc(time.time()))
-    before = save_list(output_dir, "pods-before.json", ["get", "pods", "-A", "-o", "json"], context, manifest.lists)
+    listing = ["get", kubectl.AUDIT_KINDS, "-A", "-o", "json"]  # one List: pods, and who each ClusterIP is
+    before = save_list(output_dir, "pods-before.json", listing, context, manifest.lists)
     if before is None:
         raise AnalyzerError(manifest.lists["pods-before.json"]["error"])
-    save_list(output_dir, "services-before.json", ["get", "services", "-A", "-o", "json"], context, manifest.lists)
-    index = parse_pods_json(before, "kubectl get pods -A -o json")
+    index = parse_pods_json(before, f"kubectl get {kubectl.AUDIT_KINDS} -A -o json")
     chosen = None
     if request.selector:
         text = kubectl.run(["get", "pods", *kubectl.scope_args(namespace, request.all_namespaces), "-l",
@@ -516,7 +532,7 @@ def run_audit(request: Request, progress: Callable[[str], None] | None = None,
     if not pods:
         raise AnalyzerError(f"no running pod selected in {where}" + (f" with -l {request.selector}" if chosen is not None else ""))
     docs = {((item.get("metadata") or {}).get("namespace"), (item.get("metadata") or {}).get("name")): item
-            for item in json.loads(before).get("items") or () if isinstance(item, dict)}
+            for item in json.loads(before).get("items") or () if isinstance(item, dict) and item.get("kind", "Pod") == "Pod"}
     targets, failed = plan(pods, request.via, request.debug_image, index.pods, docs)
     nodes_doc = None
     if request.via == NODE:
@@ -531,8 +547,7 @@ def run_audit(request: Request, progress: Callable[[str], None] | None = None,
     manifest.interrupted = sweep.stopping.is_set()
     manifest.captures = skipped + failed + captures
     manifest.stopped = utc(time.time())
-    after = save_list(output_dir, "pods-after.json", ["get", "pods", "-A", "-o", "json"], context, manifest.lists)
-    save_list(output_dir, "services-after.json", ["get", "services", "-A", "-o", "json"], context, manifest.lists)
+    after = save_list(output_dir, "pods-after.json", listing, context, manifest.lists)
     merged = merge_pod_lists(before, after) if after is not None else before
     (output_dir / "pods.json").write_text(merged)
     manifest.write(output_dir)

@@ -58,7 +58,7 @@ def cli() -> None:
 @click.option("--seconds", type=click.IntRange(1, 3600), default=10, show_default=True, help="Capture duration.")
 @click.option("--all-pods", is_flag=True, help="Capture in every running pod of TARGET, not only the first.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("captures"),
-              show_default=True, help="Where the pcapng and its .pods.json are saved.")
+              show_default=True, help="Where the pcapng and its .pods.json (pods, services, endpointslices) are saved.")
 @click.option("--container", default=DEBUG_CONTAINER, show_default=True, help="Container that has tshark.")
 @click.option("--interface", default="any", show_default=True, help="tshark -i inside the pod.")
 @click.option("--snaplen", type=click.IntRange(min=64), help="tshark -s: bytes kept per packet.")
@@ -74,8 +74,9 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
     """Capture TARGET (deploy/NAME, sts/NAME, ds/NAME, pod/NAME or NAME) and print its edges.
 
     Runs `kubectl exec POD -c linkerd-debug -- tshark -i any -w -` for --seconds, saves
-    OUTPUT_DIR/POD-TIME.pcapng and POD-TIME.pods.json (the pod list before and after the capture),
-    then prints the edges table as `mtls-analyzer analyze --view edges` does.
+    OUTPUT_DIR/POD-TIME.pcapng and POD-TIME.pods.json (pods, services and endpointslices, listed before
+    and after the capture: flows to a ClusterIP are the Service's), then prints the edges table as
+    `mtls-analyzer analyze --view edges` does.
     """
     def say(text: str) -> None:
         if not quiet:
@@ -84,8 +85,8 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
     output, width = wide_output(output, wide)
 
     try:
-        before_text = kubectl.get_pods_text(context, all_namespaces=True)
-        before = parse_pods_json(before_text, "kubectl get pods -A -o json")
+        before_text = kubectl.get_pods_text(context, all_namespaces=True, kinds=kubectl.AUDIT_KINDS)
+        before = parse_pods_json(before_text, f"kubectl get {kubectl.AUDIT_KINDS} -A -o json")
         ns = namespace or kubectl.current_namespace(context)
         pods = select_pods(before, ns, target)
         pods = pods if all_pods else pods[:1]
@@ -122,13 +123,13 @@ def capture(target, namespace, context, seconds, all_pods, output_dir, container
             if any(container in p and ("not found" in p or "not valid" in p) for p in problems):
                 hint = " - " + debug_sidecar_hint(pods[0], container)
             raise InputError("; ".join(problems) + hint)
-        after_text = kubectl.get_pods_text(context, all_namespaces=True)
+        after_text = kubectl.get_pods_text(context, all_namespaces=True, kinds=kubectl.AUDIT_KINDS)
         merged = merge_pod_lists(before_text, after_text)
         paths = [run.path for run in runs]
         for path in paths:
             path.with_name(path.name.removesuffix(".pcapng") + ".pods.json").write_text(merged)
             say(f"saved {path} ({path.stat().st_size} bytes) and its .pods.json")
-        index = parse_pods_json(merged, "pod lists before and after the capture")
+        index = parse_pods_json(merged, "pod and service lists before and after the capture")
         report = run_analysis([str(p) for p in paths], pods=index)
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None

@@ -118,7 +118,7 @@ def run(directory: Path, captures: int, skew: float) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     rows_out = 0
     vantages: dict[int, int] = {}
-    for row in iter_joined([counted(c) for c in range(captures)], names, skew, prints):
+    for row in iter_joined([counted(c) for c in range(captures)], skew, prints):
         rows_out += 1
         vantages[row["vantages"]] = vantages.get(row["vantages"], 0) + 1
     notes = duplicate_notes(sizes, names, prints)

@@ -188,7 +188,7 @@ def test_report_json_names_vantages_and_counts_sides(tmp_path):
 def test_node_any_copies_are_one_packet(tmp_path):
     """A node's ``-i any`` sees each data segment on the client's veth and again on the server's,
     microseconds apart: the copies are one packet, not retransmissions (packets, bytes and reassembly as
-    with one copy).  Copies of pure ACKs are not told apart from window updates, so they still count."""
+    with one copy)."""
     once = tls_conn()
     twice = []
     for p in once:
@@ -201,6 +201,48 @@ def test_node_any_copies_are_one_packet(tmp_path):
     late = once + [pg.Pkt(once[-1].ts_ns + 300_000_000, once[4].l3, once[4].orig)]
     again = only(analyze([write(tmp_path / "rto.pcap", late, "sll")]))
     assert again["bytes_c2s"] + again["bytes_s2c"] > single["bytes_c2s"] + single["bytes_s2c"]
+
+
+def _two_interfaces(path: Path, blocks) -> Path:
+    """A pcapng with interfaces 0 (``veth``) and 1 (``cni0``), Ethernet; ``blocks``: (interface, Pkt)."""
+    ifaces = [pg.Interface(pg.LINKTYPE_ETHERNET, name="veth", tsresol=pg.TSRESOL_NS),
+              pg.Interface(pg.LINKTYPE_ETHERNET, name="cni0", tsresol=pg.TSRESOL_NS)]
+    frames = [(i, f) for (i, _), f in zip(blocks, pg.encap([p for _, p in blocks], "ether"))]
+    path.write_bytes(pg.pcapng_bytes([pg.Section(ifaces, [("epb", i, f) for i, f in frames])]))
+    return path
+
+
+def test_copies_without_payload_on_another_interface_are_one_packet(tmp_path):
+    """Every packet (SYN, pure ACK, data, FIN) seen on the veth and 20 us later on the bridge counts once;
+    a duplicate ACK on the same interface, and a window update, are packets of their own."""
+    from scapy.layers.inet import IP, TCP
+
+    once = tls_conn()
+    pure = [p for p in once if len(IP(p.l3)[TCP].payload) == 0 and IP(p.l3)[TCP].flags == "A"]
+    assert len(pure) == 2  # the handshake's last ACK and the closing one
+    single = only(analyze([_two_interfaces(tmp_path / "veth.pcapng", [(0, p) for p in once])]))
+    copies = [b for p in once for b in ((0, p), (1, pg.Pkt(p.ts_ns + 20_000, p.l3, p.orig)))]
+    node = only(analyze([_two_interfaces(tmp_path / "node.pcapng", copies)]))
+    for column in ("packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c", "gaps", "verdict", "sni"):
+        assert node[column] == single[column], column
+
+    ack = pure[-1]
+    dup = pg.Pkt(ack.ts_ns + 30_000, ack.l3, ack.orig)  # the same ACK again, same interface: a duplicate ACK
+    window = IP(ack.l3)
+    window[TCP].window = 1000
+    del window[TCP].chksum
+    update = pg.Pkt(ack.ts_ns + 40_000, bytes(window), ack.orig)  # another window, the other interface
+    extra = sorted(copies + [(0, dup), (1, update)], key=lambda b: b[1].ts_ns)
+    more = only(analyze([_two_interfaces(tmp_path / "more.pcapng", extra)]))
+    side, other = ("packets_c2s", "packets_s2c") if ack.orig else ("packets_s2c", "packets_c2s")
+    assert (more[side], more[other]) == (single[side] + 2, single[other])
+
+    # -i any with SLL2: one pcapng interface, the interface in the SLL2 header
+    frames = [f for p in once for f in (pg.encap([p], "sll2", ifindex=3)[0],
+                                        pg.encap([pg.Pkt(p.ts_ns + 20_000, p.l3, p.orig)], "sll2", ifindex=4)[0])]
+    (tmp_path / "any.pcapng").write_bytes(pg.simple_pcapng(frames, tsresol=pg.TSRESOL_NS))
+    node_any = only(analyze([tmp_path / "any.pcapng"]))
+    assert (node_any["packets_c2s"], node_any["packets_s2c"]) == (single["packets_c2s"], single["packets_s2c"])
 
 
 @pytest.mark.tshark
@@ -264,3 +306,36 @@ def test_isn_tells_a_reused_tuple_apart_within_the_skew():
     b = [_row("b", 2, 40000, 0.0, 222, 2.0), _row("b", 3, 40000, 2.0, 111, -2.0)]  # skewed the other way
     rows = join_captures([a, b], ["a", "b"], clock_skew=5.0).rows
     assert sorted((r["isn_c2s"], r["captures"]) for r in rows) == [(111, "a,b"), (222, "a,b")]
+
+
+def test_same_file_name_in_two_directories_is_two_vantages(tmp_path):
+    """``ns1/web.pcapng`` and ``ns2/web.pcapng``: two pods' captures, not one file given twice."""
+    import json
+
+    client, server = pg.Endpoint("10.42.0.11", 40001), pg.Endpoint("10.42.0.12", 8080)
+    conn = pg.tcp_flow(pg.tls13(sni=IDENT("web", "ns2")), client=client, server=server)
+    only_client = pg.tcp_flow(pg.tls13(sni=IDENT("web", "ns2")), client=pg.Endpoint(client.ip, 40002),
+                              server=server, t0_ns=pg.T0_NS + 100_000_000, isn_c=55_555)
+    paths = []
+    for ns, pkts in (("ns1", pg.merge(conn, only_client)), ("ns2", conn)):
+        (tmp_path / ns).mkdir()
+        paths.append(write(tmp_path / ns / "web.pcapng", pkts, "sll"))
+        (tmp_path / ns / "manifest.json").write_text(json.dumps(
+            {"captures": [{"file": "web.pcapng", "vantage": "pod", "pod": f"{ns}/web"}]}))
+    pods = write_pods(tmp_path / "pods.json", pod("web", client.ip, namespace="ns1"),
+                      pod("web", server.ip, namespace="ns2"))
+    out = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "analyzer", "report", *map(str, paths), "--pods", str(pods),
+                           "--json", str(out)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert "counted once" not in proc.stderr  # not taken for one file given twice
+    doc = json.loads(out.read_text())
+    assert [(c["file"], c["vantage"]["pod"]) for c in doc["captures"]] == [
+        ("ns1/web.pcapng", "ns1/web"), ("ns2/web.pcapng", "ns2/web")]
+    assert sorted((f["captures"], f["vantages"]) for f in doc["flows"]) == [
+        ("ns1/web.pcapng", 1), ("ns1/web.pcapng,ns2/web.pcapng", 2)]
+    [edge] = doc["edges"]
+    assert (edge["flows"], edge["seen_one_side"], edge["seen_both_sides"], edge["seen_from_node"]) == (2, 1, 1, 0)
+    # The same path twice is still one file given twice.
+    report = analyze([paths[1], paths[1]])
+    assert only(report)["captures"] == "web.pcapng" and only(report)["vantages"] == 1

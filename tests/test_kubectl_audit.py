@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ STANDIN_DIR = TESTS / "bin"
 def env_for(state: Path, **extra: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "250", "MTLSLAB_STATE": str(state),
            "PATH": f"{STANDIN_DIR}{os.pathsep}{os.environ['PATH']}", **extra}
-    for name in ("KUBECTL_STANDIN_FAIL", "KUBECTL_STANDIN_SYNTHETIC"):
+    for name in ("KUBECTL_STANDIN_FAIL", "KUBECTL_STANDIN_SYNTHETIC", "KUBECTL_STANDIN_LOG"):
         if name not in extra:
             env.pop(name, None)
     return env
@@ -90,8 +91,10 @@ def test_every_failure_mode_is_one_line_naming_the_fix_and_the_others_go_on(stat
     out = tmp_path / "out"
     fail = ",".join(f"{mode}=app{i}-" for i, mode in enumerate(
         ("forbidden", "too-old", "image-pull", "no-tshark", "no-capture", "not-running")))
+    calls = tmp_path / "kubectl-calls.log"
     result = run_audit("-A", "--via", "ephemeral", "--seconds", 1, "--output-dir", out, "--format", "json",
-                       state=state, KUBECTL_STANDIN_SYNTHETIC="7", KUBECTL_STANDIN_FAIL=fail)
+                       state=state, KUBECTL_STANDIN_SYNTHETIC="7", KUBECTL_STANDIN_FAIL=fail,
+                       KUBECTL_STANDIN_LOG=str(calls))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []  # the synthetic pcapng holds one non-IP frame: no flows, no edges
     assert "No TCP flows to judge in the captures" in result.stderr.splitlines()  # the headline, before the table
@@ -111,8 +114,11 @@ def test_every_failure_mode_is_one_line_naming_the_fix_and_the_others_go_on(stat
     assert (out / good["path"]).read_bytes()[:4] == b"\x0a\x0d\x0d\x0a" and good["bytes"] == (out / good["path"]).stat().st_size
     assert good["path"].startswith("ns6/app6-7d9c8b6f5-00006-") and good["path"].endswith("Z.pcapng")
     assert all(captures[synth(i)]["error"] == lines[synth(i)] and not captures[synth(i)]["path"] for i in range(6))
-    for name in ("pods-before.json", "pods-after.json", "services-before.json", "services-after.json", "pods.json"):
+    for name in ("pods-before.json", "pods-after.json", "pods.json"):
         assert (out / name).exists(), name
+    # the lists the analysis reads: pods, and which Service each ClusterIP is, before and after
+    assert [c for c in calls.read_text().splitlines() if c.startswith("get pods")] == [
+        "get pods,services,endpointslices -A -o json"] * 2
     assert "\r" not in result.stderr  # progress is drawn on a terminal only
 
 
@@ -233,6 +239,18 @@ def _drive_traffic(state: Path, tmp: Path) -> None:
     assert time.monotonic() - started < CAPTURE_S - 6, "traffic outlasted the audits' captures"
 
 
+def _traffic_then_ctrl_c(proc, state: Path, tmp: Path, timeout: float, ready) -> tuple[str, str]:
+    """Once ``ready()`` returns, drive the lab's traffic and Ctrl-C the audit; its output (killed if it hangs)."""
+    try:
+        ready()
+        _drive_traffic(state, tmp)
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def _expected(lab, vantages) -> dict:
     """{(src_ip, dst_ip): edge status} of the TCP edges any of the vantage points sees, from the lab's wiring."""
     from analyzer.lab.topology import expected_rows
@@ -247,6 +265,19 @@ def _expected(lab, vantages) -> dict:
 
 def _observed(edges: list[dict]) -> dict:
     return {(e["src_ips"], e["dst_ips"]): e["status"] for e in edges}
+
+
+def _connections(state: Path, since: float, ips=None) -> Counter:
+    """{(client IP, server IP): connections} from the lab's own log of accepted connections (those with
+    an end in ``ips``, if given): what each edge's flow count must be, every connection once."""
+    from analyzer.lab import connlog
+
+    return Counter((c["client_ip"], c["server_ip"]) for c in connlog.read(state, since)
+                   if ips is None or c["client_ip"] in ips or c["server_ip"] in ips)
+
+
+def _flows(edges: list[dict]) -> Counter:
+    return Counter({(e["src_ips"], e["dst_ips"]): e["flows"] for e in edges})
 
 
 @pytest.mark.root
@@ -271,6 +302,7 @@ def test_audit_on_the_lab_every_way_in(lab, tmp_path):
         _wait_streaming([(tmp_path / "ephemeral", "emojivoto/*.pcapng", 4), (tmp_path / "auto", "emojivoto/*.pcapng", 4),
                          (tmp_path / "node", "nodes/*.pcapng", 2)], procs.values())
         time.sleep(2)  # the in-pod analyzer starts its own dumpcap after unpacking itself
+        since = time.time()
         _drive_traffic(live_lab, tmp_path)
         results = {name: (*proc.communicate(timeout=CAPTURE_S + 90), proc.returncode) for name, proc in procs.items()}
     finally:
@@ -278,6 +310,8 @@ def test_audit_on_the_lab_every_way_in(lab, tmp_path):
             if proc.poll() is None:
                 proc.kill()
     emojivoto = [p.key for p in lab.pods if p.namespace == "emojivoto"]
+    in_emojivoto = _connections(live_lab, since, {p.ip for p in lab.pods if p.namespace == "emojivoto"})
+    assert sum(in_emojivoto.values()) >= 10, in_emojivoto  # the drivers made their calls
 
     # Ephemeral containers in the four pods: the edges any of them sees; the plaintext web -> voting:4567 gate.
     stdout, stderr, code = results["ephemeral"]
@@ -285,6 +319,7 @@ def test_audit_on_the_lab_every_way_in(lab, tmp_path):
     assert stderr.splitlines()[-1].startswith("--fail-on unexpected-plaintext: 1 edge: emojivoto/web-")
     ephemeral_edges = json.loads(stdout)
     assert _observed(ephemeral_edges) == _expected(lab, emojivoto)
+    assert _flows(ephemeral_edges) == in_emojivoto  # each connection once, though two pods saw most of them
     doc = manifest(tmp_path / "ephemeral")
     assert {c["way"] for c in doc["captures"]} == {"ephemeral"} and all(c["packets"] > 0 for c in doc["captures"])
     report = json.loads((tmp_path / "report.json").read_text())
@@ -297,11 +332,13 @@ def test_audit_on_the_lab_every_way_in(lab, tmp_path):
     ways = {c["target"].split("/")[1].split("-")[0]: c["way"] for c in manifest(tmp_path / "auto")["captures"]}
     assert ways == {"web": "sidecar", "voting": "sidecar", "emoji": "ephemeral", "vote": "ephemeral"}
     assert _observed(json.loads(stdout)) == _expected(lab, emojivoto)
+    assert _flows(json.loads(stdout)) == in_emojivoto
 
     # Node captures: the first node sees every edge (each has an end there), the second only its pods'.
     stdout, stderr, code = results["node"]
     assert code == 0, stderr
     assert _observed(json.loads(stdout)) == _expected(lab, [NODE])
+    assert _flows(json.loads(stdout)) == _connections(live_lab, since)  # two nodes: still each connection once
     captures = by_target(manifest(tmp_path / "node"))
     assert set(captures) == {f"node/{n}" for n in NODE_NAMES}
     second = tmp_path / "node" / captures[f"node/{NODE_NAMES[1]}"]["path"]
@@ -316,6 +353,7 @@ def test_audit_on_the_lab_every_way_in(lab, tmp_path):
     assert all(c["rows"] and not c["path"] and c["flows"] > 0 for c in inpod)
     assert not list((tmp_path / "inpod").glob("*/*.pcapng"))
     assert _observed(json.loads(stdout)) == _observed(ephemeral_edges)
+    assert _flows(json.loads(stdout)) == in_emojivoto
     assert "flows were classified inside the pods (--analyze-in-pod)" in stderr
 
 
@@ -328,14 +366,8 @@ def test_audit_on_the_lab_failing_target_and_ctrl_c(lab, tmp_path):
                                        "--format", "json", "--json", tmp_path / "report.json"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env_for(live_lab, KUBECTL_STANDIN_FAIL="no-tshark=emoji-"))
-    try:
-        _wait_streaming([(out, "emojivoto/*.pcapng", 3)], [proc])
-        _drive_traffic(live_lab, tmp_path)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    stdout, stderr = _traffic_then_ctrl_c(proc, live_lab, tmp_path, 60,
+                                          lambda: _wait_streaming([(out, "emojivoto/*.pcapng", 3)], [proc]))
     assert proc.returncode == 130, stderr
     assert stderr.rstrip().splitlines()[-1] == "Interrupted." and "Traceback" not in stderr
     emoji = next(p for p in lab.pods if p.key == "emoji")
@@ -350,3 +382,30 @@ def test_audit_on_the_lab_failing_target_and_ctrl_c(lab, tmp_path):
     assert _observed(json.loads(stdout)) == _expected(lab, others)
     assert json.loads((tmp_path / "report.json").read_text())["edges"]
     assert "interrupted: the captures were stopped early" in stderr
+
+
+@pytest.mark.root
+@pytest.mark.tshark
+def test_audit_in_pod_interrupted_keeps_the_rows(lab, tmp_path):
+    """Ctrl-C during an --analyze-in-pod audit: each in-pod analyzer stops its capture, judges what it has
+    and sends its rows; every connection made before the interrupt is counted once."""
+    live_lab, lab = lab
+    out = tmp_path / "out"
+    since = time.time()  # the lab's earlier traffic has ended; the drivers run below
+    proc = subprocess.Popen(audit_argv("-n", "emojivoto", "--via", "ephemeral", "--analyze-in-pod", "--seconds", 300,
+                                       "--output-dir", out, "--format", "json"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(live_lab))
+
+    def started() -> None:
+        deadline = time.monotonic() + 60
+        while len(list(out.glob("emojivoto/*.flows.jsonl"))) < 4 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.2)
+        time.sleep(4)  # each in-pod analyzer unpacks itself and starts its dumpcap
+
+    stdout, stderr = _traffic_then_ctrl_c(proc, live_lab, tmp_path, 120, started)
+    assert proc.returncode == 130, stderr
+    captures = manifest(out)["captures"]
+    assert len(captures) == 4 and all(c["rows"] and c["flows"] > 0 and "stopped early" in c["note"] for c in captures), captures
+    emojivoto = {p.ip for p in lab.pods if p.namespace == "emojivoto"}
+    assert _flows(json.loads(stdout)) == _connections(live_lab, since, emojivoto)

@@ -196,3 +196,35 @@ def test_malformed_items_are_one_error_line(tmp_path, item, message):
                            str(write(tmp_path / "c.pcap", conn(CURL, pg.Endpoint(CLUSTER_IP, 80)))),
                            "--pods", str(pods)], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: ")
+
+
+def test_kubectl_mtls_capture_saves_and_uses_the_services(tmp_path):
+    """``kubectl mtls capture`` lists pods, services and endpointslices before and after, saves that List
+    beside the capture and analyses with it: web's plaintext call to a ClusterIP is emoji-svc's edge.
+    (The kubectl stand-in replays a recorded capture of web as its tshark would stream it.)"""
+    import os
+
+    state, replay, out = tmp_path / "state", tmp_path / "replay", tmp_path / "out"
+    state.mkdir()
+    replay.mkdir()
+    web = pod("web", WEB, debug=True)
+    cluster_list = [web, pod("emoji", EMOJI, sa="emoji"), service("emoji-svc", CLUSTER_IP),
+                    endpointslice("emoji-svc", [(EMOJI, "emoji")])]
+    pods_list(state / "pods.json", *cluster_list)
+    frames = pg.encap(conn(WEB, pg.Endpoint(CLUSTER_IP, 80)), "sll2")
+    (replay / "web.pcapng").write_bytes(pg.simple_pcapng(frames))
+    calls = tmp_path / "calls.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MTLSLAB_STATE": str(state), "KUBECTL_STANDIN_REPLAY": str(replay),
+           "KUBECTL_STANDIN_LOG": str(calls), "PATH": f"{REPO / 'tests' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run([sys.executable, "-m", "analyzer.kubectl_mtls", "capture", "-n", "emojivoto", "web",
+                           "--seconds", "1", "--output-dir", str(out), "--format", "json"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    [edge_row] = json.loads(proc.stdout)
+    assert (edge_row["src"], edge_row["dst"], edge_row["dst_kind"], edge_row["status"]) == (
+        "web", "emoji-svc", "service", "PLAINTEXT-UNEXPECTED")
+    assert [c for c in calls.read_text().splitlines() if c.startswith("get ")] == [
+        "get pods,services,endpointslices -A -o json"] * 2
+    [saved] = out.glob("web-*.pods.json")
+    assert sorted(item["kind"] for item in json.loads(saved.read_text())["items"]) == [
+        "EndpointSlice", "Pod", "Pod", "Service"]

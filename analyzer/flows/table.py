@@ -25,7 +25,7 @@ import struct
 from collections import Counter
 from typing import Callable, Iterable, Protocol
 
-from ..capture.decode import ETH_IPV4, IPPROTO_TCP, SKIP_NAMES, TCP4_FAST, decode_frame
+from ..capture.decode import ETH_IPV4, IPPROTO_TCP, LINKTYPE_LINUX_SLL2, SKIP_NAMES, TCP4_FAST, decode_frame
 from .reassembly import UNBOUNDED, Budget, Stream
 
 TH_FIN = 0x01  # RFC 9293 3.1
@@ -98,7 +98,7 @@ class Flow:
     __slots__ = (
         "fid", "addrs", "ports", "first_ts", "last_ts", "packets", "bytes", "syn_dir", "synack_dir",
         "isn", "fin", "rst", "loopback", "truncated", "streams", "wants", "inspector", "capture",
-        "nxt", "jumps", "opener", "track", "last_seg",
+        "nxt", "jumps", "opener", "track", "last_seg", "last_ack",
     )
 
     def __init__(self, fid: int, src: bytes, dst: bytes, sport: int, dport: int, ts: float, inspector, capture: str,
@@ -125,6 +125,7 @@ class Flow:
         self.opener = 0  # TCP flags of the first packet; -1 when the flow took over a reused tuple
         self.track: Track | None = None  # set in a later byte range (``analyzer.parallel``)
         self.last_seg: list[tuple | None] = [None, None]  # (seq, wire_len, ts) of the last data segment
+        self.last_ack: tuple | None = None  # (direction, TCP seq..window bytes, interface, ts): last without payload
 
     def seq_jump(self, d: int, seq: int, wire_len: int) -> None:
         """A segment that does not continue where the last one ended (payload no longer inspected)."""
@@ -319,6 +320,7 @@ class FlowTable:
                     continue
                 _, src, dst, sport, dport, seq, _ack, flags, poff, clen, wlen, loop = r
                 key = flow_key(src, dst, sport, dport)
+                doff = 0  # the TCP header's place is not known here: copies without payload are counted
             hit = get(key)
             if hit is None or (flags & TH_SYN and hit[0].is_reuse(hit[1], flags, seq)):
                 hit = self._new_flow(hit, key, ts, flags)
@@ -348,6 +350,20 @@ class FlowTable:
                     flow.seq_jump(d, seq, wlen)
                 else:
                     flow.nxt[d] = (seq + wlen) & SEQ_MASK
+            elif doff:
+                # A segment without payload (a pure ACK, SYN, FIN): the same seq, ack, flags and window
+                # again at once, from another interface of the capture (pcapng interface, or SLL2
+                # ifindex), is that copy.  A duplicate ACK comes from the same interface, a window
+                # update has another window.  (Its flags were noted above: noting them twice is harmless.)
+                tcp = poff - (doff >> 4) * 4
+                seen = buf[tcp + 4:tcp + 16]
+                where = (iface, buf[off + 4:off + 8]) if linktype == LINKTYPE_LINUX_SLL2 else iface
+                last = flow.last_ack
+                if (last is not None and last[0] == d and last[1] == seen and last[2] != where
+                        and ts - last[3] < COPY_WINDOW_S):
+                    flow.packets[d] -= 1
+                    continue
+                flow.last_ack = (d, seen, where, ts)
         n = len(frames)
         self.packets += n
         self._since_evict += n

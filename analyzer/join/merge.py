@@ -57,6 +57,49 @@ def _reading(row: dict) -> str:
 
 def merge_rows(rows: Sequence[dict], names: Sequence[str], vantages: int) -> dict:
     """One row for a connection seen in ``rows`` (at least one; ``names``: the captures, in input order)."""
+    first = rows[0]
+    cip, cport, verdict, evidence = first["client_ip"], first["client_port"], first["verdict"], first["evidence"]
+    simple = True  # one orientation and one reading (the common case)
+    base, most, basis, rank = first, -1, "", -1
+    flow_id, pre = first["flow_id"], None
+    for r in rows:  # plain loops: this runs once per joined connection
+        if r["client_port"] != cport or r["client_ip"] != cip or r["verdict"] != verdict or r["evidence"] != evidence:
+            simple = False
+        packets = r["packets_c2s"] + r["packets_s2c"]
+        if packets > most:
+            base, most = r, packets
+        if BASIS_RANK[r["client_basis"]] > rank:
+            basis, rank = r["client_basis"], BASIS_RANK[r["client_basis"]]
+        if r["flow_id"] < flow_id:
+            flow_id = r["flow_id"]
+        if pre is None and r["service_ip"]:
+            pre = r
+    if simple:
+        # Rules 1-4 at less cost: nothing to turn, and the verdict columns are the base row's own.
+        out = dict(base)
+        out["client_basis"] = basis
+    else:
+        out, base, rows = _resolved(rows)
+    for r in rows:
+        if r is not base:
+            if out["isn_c2s"] is None:
+                out["isn_c2s"] = r["isn_c2s"]
+            if out["isn_s2c"] is None:
+                out["isn_s2c"] = r["isn_s2c"]
+            out["syn_seen"] = out["syn_seen"] or r["syn_seen"]
+            out["fin_seen"] = out["fin_seen"] or r["fin_seen"]
+            out["rst_seen"] = out["rst_seen"] or r["rst_seen"]
+    out["midstream"] = not out["syn_seen"]
+    if not out["service_ip"] and pre is not None:
+        out["service_ip"], out["service_port"] = pre["service_ip"], pre["service_port"]
+    out["flow_id"] = flow_id
+    out["captures"] = ",".join(names)
+    out["vantages"] = vantages
+    return out
+
+
+def _resolved(rows: Sequence[dict]) -> tuple[dict, dict, list[dict]]:
+    """Rules 1-4 in full: (the joined row so far, the row its counts are from, the rows turned to one client)."""
     lead = max(rows, key=lambda r: (BASIS_RANK[r["client_basis"]], _packets(r)))
     client = (lead["client_ip"], lead["client_port"])
     rows = [turned(r, client) for r in rows]
@@ -73,19 +116,4 @@ def merge_rows(rows: Sequence[dict], names: Sequence[str], vantages: int) -> dic
                                       for v in sorted(verdicts)))
         out.update(verdict="unknown", mtls="unknown", vantage_conflict=True,
                    reason=f"{CONFLICT_WORD}: the captures disagree: " + " | ".join(readings))
-    for r in rows:
-        if r is not base:
-            for column in ("isn_c2s", "isn_s2c"):
-                if out[column] is None:
-                    out[column] = r[column]
-            for column in ("syn_seen", "fin_seen", "rst_seen"):
-                out[column] = out[column] or r[column]
-    out["midstream"] = not out["syn_seen"]
-    if not out["service_ip"]:
-        pre = next((r for r in rows if r["service_ip"]), None)
-        if pre is not None:
-            out["service_ip"], out["service_port"] = pre["service_ip"], pre["service_port"]
-    out["flow_id"] = min(r["flow_id"] for r in rows)
-    out["captures"] = ",".join(names)
-    out["vantages"] = vantages
-    return out
+    return out, base, rows

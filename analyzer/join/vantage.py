@@ -84,13 +84,30 @@ def _from_name(path: str, pods) -> Vantage:
     return Vantage("unknown")
 
 
+def capture_names(paths) -> list[str]:
+    """The name each capture goes by (``captures`` column, vantages, notes): its file name, or where two
+    different files have the same name (``ns1/web.pcapng``, ``ns2/web.pcapng``), the shortest end of each
+    one's path that tells it from the others.  The same file given twice has one name."""
+    full = [os.path.abspath(os.fspath(p)).split(os.sep) for p in paths]
+    distinct = {tuple(parts) for parts in full}
+    names = []
+    for parts in full:
+        depth = 1
+        while depth < len(parts) and any(other[-depth:] == tuple(parts[-depth:]) and other != tuple(parts)
+                                         for other in distinct):
+            depth += 1
+        names.append("/".join(parts[-depth:]))
+    return names
+
+
 def capture_vantages(paths, pods=None) -> tuple[dict[str, Vantage], list[str]]:
-    """Capture file name -> its vantage (rules 1-3), and notes about manifests that could not be read."""
+    """Capture name (:func:`capture_names`) -> its vantage (rules 1-3), and notes about manifests that
+    could not be read."""
     notes: list[str] = []
     out = {}
-    for path in paths:
+    for path, name in zip(paths, capture_names(paths)):
         path = os.fspath(path)
-        out[os.path.basename(path)] = _from_manifest(path, pods, notes) or _from_name(path, pods)
+        out[name] = _from_manifest(path, pods, notes) or _from_name(path, pods)
     return out, notes
 
 

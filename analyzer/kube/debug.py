@@ -184,11 +184,16 @@ def _last(text: str) -> str:
 # keeps it in a temporary file (zipimport needs a path), runs its `capture` writing the pcapng there too,
 # and removes both.  Only the flow rows (JSON lines) go back over standard output.  No tar, no kubectl cp.
 _BOOTSTRAP = """\
-import os, runpy, shutil, sys, tempfile
+import os, runpy, shutil, signal, sys, tempfile, threading
 size, name = int(sys.argv[1]), sys.argv[2]
 data = sys.stdin.buffer.read(size)
 if len(data) != size:
     sys.exit("mtls-audit: the analyzer arrived short (%d of %d bytes)" % (len(data), size))
+def stop_at_eof():  # the audit closes the exec stream's stdin to stop: end the capture, send the rows
+    while os.read(0, 4096):  # the raw descriptor: no lock an exiting interpreter would wait for
+        pass
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=stop_at_eof, daemon=True).start()
 work = tempfile.mkdtemp(prefix="mtls-audit-")
 try:
     pyz = os.path.join(work, "mtls-analyzer.pyz")

@@ -147,11 +147,22 @@ class RemoteCapture:
             threading.Thread(target=self._feed, args=(stdin,), daemon=True).start()
 
     def _feed(self, data: bytes) -> None:
+        """Send ``data``; stdin stays open: closing it is how :meth:`stop` asks the program to finish."""
         try:
             self.proc.stdin.write(data)  # type: ignore[union-attr]
-            self.proc.stdin.close()  # type: ignore[union-attr]
+            self.proc.stdin.flush()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError, ValueError):
+            pass  # the remote side exited first (its stderr says why), or stop() closed stdin already
+
+    def _close_stdin(self) -> bool:
+        """Close the exec stream's stdin (the remote program sees its end); False when there is none."""
+        if self.proc.stdin is None:
+            return False
+        try:
+            self.proc.stdin.close()
         except (BrokenPipeError, OSError):
-            pass  # the remote side exited first: its stderr says why
+            pass
+        return True
 
     def _read(self) -> None:
         for raw in self.proc.stderr:  # type: ignore[union-attr]
@@ -173,9 +184,11 @@ class RemoteCapture:
     def stop(self) -> None:
         """Ask kubectl to stop (Ctrl-C or an overrun); what was streamed so far stays in the file.
 
-        SIGINT, as a terminal's Ctrl-C would: kubectl ends the stream, a local tshark finishes its file."""
+        A program sent over stdin is asked by closing stdin (kubectl passes the end on; the program stops
+        its capture and sends what it has); otherwise SIGINT, as a terminal's Ctrl-C would: kubectl ends
+        the stream, a local tshark finishes its file."""
         self.stopped = True
-        if self.proc.poll() is None:
+        if self.proc.poll() is None and not self._close_stdin():
             self.proc.send_signal(signal.SIGINT)
 
     def wait(self, timeout: float) -> int:
@@ -183,12 +196,19 @@ class RemoteCapture:
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            if self._close_stdin():  # overdue: ask the program to finish and send what it has
+                try:
+                    self.proc.wait(timeout=STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    pass
+        if self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._close_stdin()
         self._reader.join(timeout=5)
         self._out.close()
         size = os.path.getsize(self.path)

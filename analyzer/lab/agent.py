@@ -16,6 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
+from analyzer.lab import connlog
 from analyzer.lab.topology import NODE, Lab
 
 DEFAULT_LIFETIME_S = 3600.0  # a forgotten lab stops by itself after an hour
@@ -42,6 +43,7 @@ async def run_proxy(lab: Lab, args) -> None:
     from analyzer.lab.proxy import Proxy
 
     pod = lab.pod(args.pod)
+    connlog.start(args.state, pod.key, "proxy", pod.ip)
     certs = args.state / "certs"
     proxy = Proxy(lab, pod, leaf_files(certs, pod.key), certs / "trust-anchor.crt")
     task = asyncio.create_task(proxy.run(args.lifetime, lambda: _ready(args.state, pod.key, "proxy")))
@@ -52,6 +54,7 @@ async def run_proxy(lab: Lab, args) -> None:
 async def run_app(lab: Lab, args) -> None:
     from analyzer.lab.apps import App
 
+    connlog.start(args.state, args.pod, "app", lab.pod(args.pod).ip)
     app = App(lab, lab.pod(args.pod))
     await app.start()
     _ready(args.state, args.pod, "app")

@@ -19,7 +19,7 @@ import json
 import logging
 import socket
 
-from analyzer.lab import dns, h2c, http1
+from analyzer.lab import connlog, dns, h2c, http1
 from analyzer.lab.topology import Lab, Pod
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ class App:
             server.close()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
+        connlog.accepted(writer.get_extra_info("peername")[:2], writer.get_extra_info("sockname")[:2])
         try:
             first = await asyncio.wait_for(reader.readline(), 30)
             if first == h2c.PREFACE_LINE:

@@ -69,6 +69,10 @@ def up(state: Path, mode: str, lifetime: float) -> None:
 @click.option("--pod", multiple=True, help="Capture inside this pod's namespace (key, deployment or pod name). "
                                            "Repeatable, and with --node: all at once, one file each.")
 @click.option("--node", is_flag=True, help="Capture on the node's bridge (also with --pod).")
+@click.option("--node-any", is_flag=True,
+              help="Capture node namespaces with -i any (veths, bridge, transit link: both sides of a Service's "
+                   "DNAT for a client on that node; Linux cooked v2) instead of their bridge. Implies --node; "
+                   "--pod node2 is the second node.")
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="How long traffic runs.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="pcapng to write; <name>.pods.json and <name>.expected-edges.csv go beside it. Several "
@@ -80,17 +84,17 @@ def up(state: Path, mode: str, lifetime: float) -> None:
 @click.option("--max-rounds", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Upper bound on each traffic driver's rounds.")
 @lab_command
-def capture(state: Path, pod: tuple[str, ...], node: bool, seconds: float, output: Path, snaplen: int | None,
-            sll2: bool, scenario: str, max_rounds: int) -> None:
+def capture(state: Path, pod: tuple[str, ...], node: bool, node_any: bool, seconds: float, output: Path,
+            snaplen: int | None, sll2: bool, scenario: str, max_rounds: int) -> None:
     """Run tshark -i any in a pod's netns (as the linkerd-debug sidecar does) while traffic flows."""
-    points = [*pod, *(["node"] if node else [])]
+    points = [*pod, *(["node"] if node or node_any else [])]
     if not points:
         raise click.UsageError("give --pod POD (repeatable) and/or --node")
     if not 1 <= seconds <= 300:
         raise click.BadParameter("must be between 1 and 300", param_hint="--seconds")
     started = time.monotonic()
     result = control.capture(state, output, points[0], seconds, snaplen, sll2, scenario, max_rounds,
-                             also=tuple(points[1:]))
+                             also=tuple(points[1:]), node_any=node_any)
     click.echo(f"captured {result.size_bytes} bytes in {time.monotonic() - started:.1f} s ({seconds:g} s of traffic, "
                f"then {control.TAIL_S:g} s for the last closes): {' '.join(result.command)}")
     for summary in result.drivers:

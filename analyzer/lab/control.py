@@ -26,7 +26,7 @@ from pathlib import Path
 
 from analyzer.lab import kube, netns, traffic
 from analyzer.lab.netns import LabError, LabRequestError
-from analyzer.lab.topology import NODE, SCENARIOS, Lab, expected_rows, localhost_rows, rows_to_csv
+from analyzer.lab.topology import NODE, NODE_NAMES, SCENARIOS, Lab, expected_rows, localhost_rows, rows_to_csv
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +155,17 @@ def tshark_command(netns_name: str, interface: str, output: Path, snaplen: int |
     return command
 
 
-def _vantage(lab: Lab, pod: str | None) -> tuple[str, str, str]:
-    """(key, netns, interface) of a capture point: a pod's netns with ``-i any``, or the node's bridge."""
+NODE2 = "node2"  # capture point of the second node's namespace
+
+
+def _vantage(lab: Lab, pod: str | None, node_any: bool = False) -> tuple[str, str, str]:
+    """(key, netns, interface) of a capture point: a pod's netns with ``-i any``, or a node's bridge (``node``,
+    ``node2``; ``node_any``: the node's netns with ``-i any``, which also sees the client's side of a Service's
+    DNAT when the client runs on that node)."""
     if pod is None or pod == NODE:
-        return NODE, netns.NODE_NS, netns.BRIDGE
+        return NODE, netns.NODE_NS, "any" if node_any else netns.BRIDGE
+    if pod == NODE2:
+        return NODE2, NODE_NAMES[1], "any" if node_any else netns.BRIDGE.removesuffix("0") + "1"
     try:
         target = lab.pod(pod)
     except KeyError:
@@ -170,6 +177,8 @@ def vantage_path(output: Path, key: str) -> Path:
     """Where one vantage point of a several-point capture goes: ``NAME.pod-KEY.pcapng``, ``NAME.node.pcapng``
     (the names ``analyzer.join.vantage`` reads)."""
     stem = output.name.removesuffix(".pcapng")
+    if key == NODE2:
+        return output.with_name(f"{stem}.node-{NODE_NAMES[1]}.pcapng")
     return output.with_name(f"{stem}.node.pcapng" if key == NODE else f"{stem}.pod-{key}.pcapng")
 
 
@@ -197,20 +206,22 @@ def _stop_tshark(state: Path, name: str, tshark) -> None:
 
 def capture(state: Path, output: Path, pod: str | None, seconds: float, snaplen: int | None = None,
             sll2: bool = False, scenario: str = "steady", max_rounds: int = 1000,
-            also: tuple[str, ...] = ()) -> CaptureResult:
+            also: tuple[str, ...] = (), node_any: bool = False) -> CaptureResult:
     """Capture like the linkerd-debug sidecar (tshark -i any in the pod's netns) while traffic flows.
 
     Order: drivers prepare (midconn: open their connections) -> tshark starts -> go file -> drivers run
     `seconds` -> TAIL_S -> tshark stops (SIGINT, so the pcapng is complete). `pod=None` captures on the
     node's bridge instead.  ``also``: more vantage points (pod keys, or ``node``) captured at the same
     time; then each goes to :func:`vantage_path` and the expected edges are those any of them sees.
+    ``node_any``: the node is captured with ``-i any`` in its namespace (Linux cooked v2, so each packet's
+    interface is recorded): the client's veth before a Service's DNAT, the bridge and the server's veth after.
     """
     if scenario not in SCENARIOS:
         raise LabError(f"scenario must be one of {SCENARIOS}")
     lab = load(state)
     if shutil.which("tshark") is None:
         raise LabError("tshark not found: apt-get install tshark")
-    points = list(dict.fromkeys(_vantage(lab, p) for p in (pod, *also)))
+    points = list(dict.fromkeys(_vantage(lab, p, node_any) for p in (pod, *also)))
     capture_key = points[0][0]
     output = output.resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -235,8 +246,8 @@ def capture(state: Path, output: Path, pod: str | None, seconds: float, snaplen:
             if not lines.seen.wait(DRIVER_READY_TIMEOUT_S):
                 raise LabError(f"driver {key} not ready: {_tail(state / 'logs' / f'driver.{key}.log')}")
 
-        commands = [tshark_command(where, interface, path, snaplen, sll2)
-                    for (_, where, interface), path in zip(points, outputs)]
+        commands = [tshark_command(where, interface, path, snaplen, sll2 or (node_any and key in (NODE, NODE2)))
+                    for (key, where, interface), path in zip(points, outputs)]
         names = ["tshark" if len(points) == 1 else f"tshark.{key}" for key, _, _ in points]
         for name, command in zip(names, commands):
             tsharks.append((name, _start_tshark(state, name, command)))
@@ -275,10 +286,11 @@ def capture(state: Path, output: Path, pod: str | None, seconds: float, snaplen:
     pods_path = base.with_name(base.name + ".pods.json")
     edges_path = base.with_name(base.name + ".expected-edges.csv")
     pods_path.write_text((state / "pods.json").read_text())
-    expected = {tuple(r.values()): r for key, _, _ in points for r in expected_rows(lab, scenario, key)}
+    expected = {tuple(r.values()): r for key, _, _ in points
+                for r in expected_rows(lab, scenario, NODE if key == NODE2 else key)}
     edges_path.write_text(rows_to_csv(sorted(expected.values(), key=_row_order)))
     result.files = [*outputs, pods_path, edges_path]
-    if len(points) == 1 and capture_key != NODE:
+    if len(points) == 1 and capture_key not in (NODE, NODE2):
         local_path = base.with_name(base.name + ".expected-localhost.csv")
         local_path.write_text(rows_to_csv(localhost_rows(lab, scenario, capture_key)))
         result.files.append(local_path)

@@ -32,7 +32,7 @@ import ssl
 import struct
 from pathlib import Path
 
-from analyzer.lab import hello, http1
+from analyzer.lab import connlog, hello, http1
 from analyzer.lab.pki import LeafFiles
 from analyzer.lab.topology import (
     PROXY_ADMIN_PORT, PROXY_INBOUND_PORT, PROXY_MARK, PROXY_OUTBOUND_PORT, PROXY_TAP_PORT, TRANSPORT_ALPN,
@@ -232,6 +232,7 @@ class Proxy:
         while True:
             sock, peer = await loop.sock_accept(lsock)
             sock.setblocking(False)
+            connlog.accepted(peer, original_dst(sock))
             task = asyncio.create_task(self._guard(handler, sock, peer))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)

@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 
 from ..capture.reader import CaptureReader
 from ..errors import CaptureFormatError
-from ..join.vantage import capture_vantages, sides
+from ..join.vantage import capture_names, capture_vantages, sides
 from .edges import GATE_TESTS, GATES, RESOURCES, flow_status, destination, headline, peer_end
 from .render import iso
 from .result import RELEASE_KEYS
@@ -280,9 +280,9 @@ def build_audit(report, captures: Sequence[str | os.PathLike], pods_path: str | 
     edges, flows = link_flows(report.flow_rows, report.edge_rows_by(resource, trust_unknown_clients=trust_unknown_clients),
                               report.pods, resource, trust_unknown_clients, vantages)
     facts = []
-    for path in captures:
+    for path, name in zip(captures, capture_names(captures)):
         try:
-            facts.append({**capture_facts(path), "vantage": vantages[os.path.basename(os.fspath(path))].as_dict()})
+            facts.append({**capture_facts(path), "file": name, "vantage": vantages[name].as_dict()})
         except OSError as exc:
             raise CaptureFormatError(f"{path}: cannot read the capture again: {exc.strerror or exc}") from None
     report.stats["warnings"] += [n for n in vantage_notes if n not in report.stats["warnings"]]

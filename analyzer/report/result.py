@@ -14,6 +14,7 @@ from typing import Sequence
 
 from ..errors import AnalyzerError
 from ..join import DEFAULT_CLOCK_SKEW_S, combine
+from ..join.vantage import capture_names
 from .pairs import aggregate_pairs
 from .rowstore import RowStore
 from .schema import FLOW_COLUMNS, PAIR_COLUMNS
@@ -75,8 +76,13 @@ class Report:
             "processes": max((run.processes for run in runs), default=1),
             **{key: released[key] for key in RELEASE_KEYS},
         }
-        rows = combine([run.rows for run in runs], [os.path.basename(str(run.path)) for run in runs], stats,
-                       clock_skew, getattr(pods, "services", None))
+        names = capture_names([str(run.path) for run in runs])
+        for run, name in zip(runs, names):
+            if name != os.path.basename(str(run.path)):  # two files of one name: told apart by their paths
+                run.rows = list(run.rows)  # (a compressed store's rows are read-only)
+                for row in run.rows:
+                    row["capture"] = row["captures"] = name
+        rows = combine([run.rows for run in runs], names, stats, clock_skew, getattr(pods, "services", None))
         if isinstance(rows, RowStore):  # one capture's own rows: compressed when there are many
             rows.sort_by_flow_id()
             rows = rows if rows.compact else rows.rows

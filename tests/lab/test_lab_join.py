@@ -108,3 +108,45 @@ def test_unmeshed_client_of_a_meshed_service(lab, services, keys):
             assert all(r["vantages"] == len(keys) for r in flows)
     else:
         assert (edge["dst"], edge["dst_kind"]) == (emoji.name, "pod")
+
+
+@pytest.fixture(scope="module")
+def node_any(lab, tmp_path_factory):
+    """The services scenario captured at once in the client pod and on the client's node with ``-i any``:
+    the node sees each connection twice (before the DNAT on the client's veth, after it on the way to the
+    server: bridge or transit link) and packets on more than one interface."""
+    state, model = lab
+    node = NODE if model.pod("legacy").node == 0 else control.NODE2  # the client's node does the DNAT
+    out = tmp_path_factory.mktemp("join") / "any.pcapng"
+    result = control.capture(state, out, node, seconds=4, scenario="services", also=("legacy",), node_any=True)
+    [driver] = result.drivers
+    assert driver["failed"] == 0 and driver["ok"] >= 2, result.drivers
+    return control.vantage_path(out, node), control.vantage_path(out, "legacy"), out.with_name("any.pods.json"), driver["ok"]
+
+
+def test_one_node_capture_holds_both_sides_of_the_dnat(lab, node_any):
+    _, model = lab
+    node, pod, pods, calls = node_any
+    legacy, emoji = model.pod("legacy"), model.pod("emoji")
+    cluster_ip, port = "10.96.0.10", 80
+    sides = Counter((r["server_ip"], r["server_port"]) for r in analyze(str(node)).flow_rows
+                    if r["client_ip"] == legacy.ip)
+    assert sides == {(cluster_ip, port): calls, (emoji.ip, 8080): calls}  # without the Services: two rows each
+    # Each packet once, although the node saw most of them on two interfaces: the ClusterIP side's counts
+    # are the client pod's own.
+    own = {r["client_port"]: r for r in analyze(str(pod)).flow_rows if r["server_ip"] == cluster_ip}
+    for row in analyze(str(node)).flow_rows:
+        if row["server_ip"] == cluster_ip:
+            mine = own[row["client_port"]]
+            assert (row["packets_c2s"], row["packets_s2c"], row["bytes_c2s"], row["bytes_s2c"]) == (
+                mine["packets_c2s"], mine["packets_s2c"], mine["bytes_c2s"], mine["bytes_s2c"]), row["client_port"]
+    for files in ([node], [node, pod]):
+        report = analyze([str(f) for f in files], pods=str(pods))
+        flows = [r for r in report.flow_rows if r["client_ip"] == legacy.ip]
+        assert len(flows) == calls  # one row per connection: both DNAT sides joined
+        assert {(r["server_ip"], r["server_port"], r["service_ip"], r["service_port"], r["vantages"]) for r in flows} == {
+            (emoji.ip, 8080, cluster_ip, port, len(files))}
+        assert report.stats["dnat_joined"] == calls
+        [edge] = report.edge_rows
+        assert (edge["src"], edge["dst"], edge["dst_kind"], edge["flows"]) == (legacy.name, "emoji-svc", "service", calls)
+        assert (edge["status"], edge["plaintext"]) == ("plaintext-expected", calls) and edge["msg"].startswith("no_tls_from_remote")
