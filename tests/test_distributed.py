@@ -174,6 +174,22 @@ def test_join_in_keyed_parts_equals_one_machine(client, vantages, partitions):
     assert run.pairs(True) == one.pair_rows
 
 
+def test_same_file_name_in_two_folders_is_two_captures_on_dask(client, vantages, tmp_path):
+    """``a/NAME`` and ``b/NAME``: two vantage points named by their paths, as on one machine."""
+    import shutil
+
+    caps, pods_path = vantages
+    sources = []
+    for folder, cap in (("a", caps[0]), ("b", caps[1])):
+        (tmp_path / folder).mkdir()
+        sources.append(str(shutil.copy(cap, tmp_path / folder / "same.pcap")))
+    one = analyze(sources, pods=pods_path, include_localhost=True)
+    assert {r["capture"] for r in one.all_flow_rows} == {"a/same.pcap", "b/same.pcap"}
+    run, stats, _ = joined_on(client, sources, pods_path, 3)
+    same_flows(one, run.rows())
+    assert stats["warnings"] == one.stats["warnings"]
+
+
 def test_same_file_twice_is_noted_once_whatever_the_parts(client, vantages):
     caps, pods_path = vantages
     sources = [caps[0], caps[1], caps[0]]

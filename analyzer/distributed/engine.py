@@ -270,6 +270,7 @@ class Run:
         Only counters and digests come back; ``stats`` is brought up to date (flows, localhost hops,
         shown verdicts, the join's counters and notes) as ``combine`` would."""
         from ..join import partition
+        from ..join.vantage import capture_names
 
         good, call = self.good, self._call()
         services = getattr(pods, "services", None)
@@ -277,9 +278,11 @@ class Run:
             services = self.client.scatter(services, broadcast=True, hash=False)
             self.held.append(services)
         n = self.partitions or max(self.workers(), -(-stats["flows"] // JOIN_ROWS), 1)
-        names = [os.path.basename(info.path) for info in stats["infos"]]
-        splits = [[self._submit(tasks.split, b, c.offset, n, services, key=f"split{call}-{c.index}-{j}")
-                   for j, b in enumerate(c.blocks)] for c in good]
+        paths = [str(info.path) for info in stats["infos"]]
+        names = capture_names(paths)
+        splits = [[self._submit(tasks.split, b, c.offset, n, services, None if name == os.path.basename(path) else name,
+                                key=f"split{call}-{c.index}-{j}")
+                   for j, b in enumerate(c.blocks)] for c, path, name in zip(good, paths, names)]
         digests = [[self._submit(partition.digest, b, key=f"digest{call}-{c.index}-{j}") for j, b in enumerate(c.blocks)]
                    for c in good]
         joined = [self._submit(partition.join_part,

@@ -71,11 +71,15 @@ def offset_rows(rows: list[dict], offset: int) -> list[dict]:
     return [{**r, "flow_id": r["flow_id"] + offset} for r in rows] if offset else rows
 
 
-def split(rows: list[dict], offset: int, n: int, services) -> list[list[dict]]:
-    """A block's rows, ids across all captures, in the ``n`` keyed parts of the join (``join.partition``)."""
+def split(rows: list[dict], offset: int, n: int, services, name: str | None = None) -> list[list[dict]]:
+    """A block's rows, ids across all captures, in the ``n`` keyed parts of the join (``join.partition``);
+    ``name``: the capture's name when its file name alone does not tell it from another's."""
     from ..join.partition import split as split_rows
 
-    return split_rows(offset_rows(rows, offset), n, services)
+    rows = offset_rows(rows, offset)
+    if name is not None:
+        rows = [{**r, "capture": name, "captures": name} for r in rows]
+    return split_rows(rows, n, services)
 
 
 # -- outputs ----------------------------------------------------------------------------------------------

@@ -29,9 +29,10 @@ import zlib
 from typing import Sequence
 
 from . import combine
-from .connections import MASK64, duplicate_notes
+from .connections import duplicate_notes
 
 COUNTERS = ("rows_in", "rows_joined", "dnat_joined")
+MASK64 = (1 << 64) - 1  # digests add up modulo 2**64
 
 
 class Keyer:
