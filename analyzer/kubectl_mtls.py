@@ -29,7 +29,7 @@ from .kube.debug import VIA_CHOICES
 from .kube.podlist import parse_pods_json
 from .kube.pods import DEBUG_ANNOTATION, DEBUG_CONTAINER, Pod, merge_pod_lists, select_pods
 from .report.edges import GATES, RESOURCES, edge_rows, gate_failures, headline, summary
-from .report.render import FORMATS, render, table_width
+from .report.render import FORMATS, for_terminal, render, table_width
 from .report.schema import EDGE_NAMES
 
 
@@ -244,7 +244,7 @@ def _write_audit_report(report, result, resource, fail_on, html_path, json_path)
 
 
 def _say(text: str) -> None:
-    click.echo(text, err=True)
+    click.echo(for_terminal(text, sys.stderr), err=True)
 
 
 def _progress_line(text: str) -> None:

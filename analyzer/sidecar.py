@@ -25,7 +25,7 @@ from .errors import AnalyzerError
 from .join import DEFAULT_CLOCK_SKEW_S
 from .report.edges import GATES, RESOURCES
 from .report.escape import text
-from .report.render import FORMATS, render
+from .report.render import FORMATS, for_terminal, render
 from .report.schema import EDGE_NAMES, EXPORT_FORMATS, FLOW_NAMES, PAIR_NAMES
 
 VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES, "edges": EDGE_NAMES}
@@ -133,7 +133,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def say(line: str) -> None:
-    print(text(line), file=sys.stderr)
+    print(for_terminal(text(line), sys.stderr), file=sys.stderr)
 
 
 def _view(args) -> str:

@@ -229,3 +229,26 @@ def test_diff_table_fits_and_wide_is_in_full(tmp_path):
     assert ("secured", "PLAINTEXT-UNEXPECTED") in statuses(narrow)
     names = {f"{e['src_ns']}/{e['src']}" if e["src_ns"] else e["src"] for e in old["edges"]}
     assert {line.split()[2] for line in full[1:]} == names  # --wide: every source in full
+
+
+def test_summary_and_warnings_on_a_terminal_are_wrapped_to_its_width():
+    """stderr on a terminal: the summary line (~136 characters on the demo) wraps at spaces within the
+    width, continuation indented; on a pipe it stays one line."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 80, 0, 0))
+    attrs = termios.tcgetattr(follower)
+    attrs[1] &= ~termios.ONLCR
+    termios.tcsetattr(follower, termios.TCSANOW, attrs)
+    proc = subprocess.Popen([sys.executable, "-m", "analyzer", "analyze", str(DEMO), "--pods", str(DEMO_PODS)],
+                            stdout=subprocess.DEVNULL, stderr=follower, env=ENV)
+    os.close(follower)
+    shown = read_terminal(leader)
+    assert proc.wait(timeout=120) == 0
+    os.close(leader)
+    lines = shown.replace("\r\x1b[K", "").replace("\x1b[K", "").splitlines()  # the progress line's clearing
+    assert lines and max(map(len, lines)) <= 80, lines
+    start = next(i for i, line in enumerate(lines) if line.startswith("993 packets, 45 flows"))
+    assert lines[start + 1].startswith("  ")  # the summary's continuation
+    piped = on_pipe("analyze", DEMO, "--pods", DEMO_PODS)
+    [summary] = [line for line in piped.stderr.splitlines() if line.startswith("993 packets")]
+    assert len(summary) > 100 and " ".join(" ".join(lines[start:start + 3]).split()).startswith(" ".join(summary.split())[:90])

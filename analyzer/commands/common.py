@@ -17,7 +17,7 @@ import click
 from ..errors import AnalyzerError
 
 from ..report.escape import text
-from ..report.render import FORMATS
+from ..report.render import FORMATS, for_terminal
 
 
 TRUST_UNKNOWN_CLIENTS_HELP = ("Count TLS with the destination's identity as secured even when the client is not a known "
@@ -35,8 +35,9 @@ class InputError(click.ClickException):
 
 
 def say(line: str, err: bool = False) -> None:
-    """One line for a person, escaped (names, SNIs and reasons in it come from the input)."""
-    click.echo(text(line), err=err)
+    """One line for a person, escaped (names, SNIs and reasons in it come from the input); on a terminal,
+    wrapped to its width."""
+    click.echo(for_terminal(text(line), click.get_text_stream("stderr" if err else "stdout")), err=err)
 
 
 def warn(line: str) -> None:

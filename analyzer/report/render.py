@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -119,6 +120,27 @@ def table_width(wide: bool = False, terminal: bool | None = None) -> int | None:
         except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
             terminal = False
     return shutil.get_terminal_size((WIDTH_NOT_A_TERMINAL, 24)).columns if terminal else WIDTH_NOT_A_TERMINAL
+
+
+def for_terminal(line: str, stream) -> str:
+    """``line`` as it goes to ``stream``: on a terminal narrower than it, wrapped at spaces with the
+    continuation indented (a summary or a warning is read there); on a pipe or in a file, one line."""
+    try:
+        if not stream.isatty():
+            return line
+    except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
+        return line
+    columns = os.environ.get("COLUMNS", "")
+    try:
+        width = int(columns) if columns.isdigit() else os.get_terminal_size(stream.fileno()).columns
+    except (ValueError, OSError, AttributeError):
+        width = WIDTH_NOT_A_TERMINAL
+    if len(line) <= width or "\n" in line:
+        return line
+    import textwrap
+
+    return "\n".join(textwrap.wrap(line, width, subsequent_indent="  ", break_on_hyphens=False,
+                                    break_long_words=False))
 
 
 def iso(ts: float) -> str:
