@@ -25,7 +25,7 @@ from .errors import AnalyzerError
 from .join import DEFAULT_CLOCK_SKEW_S
 from .report.edges import GATES, RESOURCES
 from .report.escape import text
-from .report.render import FORMATS, for_terminal, render
+from .report.render import FORMATS, for_terminal, render, wide_output
 from .report.schema import EDGE_NAMES, EXPORT_FORMATS, FLOW_NAMES, PAIR_NAMES
 
 VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES, "edges": EDGE_NAMES}
@@ -81,7 +81,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="flows, pairs or edges (needs a pod list); default: edges with a pod list, else pairs")
     p.add_argument("--format", dest="fmt", choices=(*FORMATS, *EXPORT_FORMATS), default="table",
                    help="output format (default table; parquet needs -o and pyarrow)")
-    p.add_argument("-o", "--output", type=Path, help="write the table to PATH instead of standard output")
+    p.add_argument("-o", "--output", type=Path,
+                   help="write the table to PATH instead of standard output; -o wide is --wide")
+    p.add_argument("--wide", action="store_true",
+                   help="table: every column, names unshortened (default: fit the terminal, 100 columns on a pipe)")
     p.add_argument("--decode-as", dest="decode_as", action="append", default=[], metavar="tcp.port==P,tls",
                    help="expect TLS on port P (repeatable); a hint, the payload still decides")
     p.add_argument("--include-localhost", action="store_true", help="also list localhost hops")
@@ -158,7 +161,7 @@ def _emit(rows: list[dict], view: str, args) -> None:
             raise AnalyzerError(f"{args.output or 'standard output'}: cannot write: {exc.strerror or exc}") from None
         sys.stdout.flush()
         return
-    out = render(rows, VIEWS[view], args.fmt, view)
+    out = render(rows, VIEWS[view], args.fmt, view, args.width)
     if args.output is None:
         sys.stdout.write(out)
         sys.stdout.flush()
@@ -197,6 +200,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
         view = _view(args)
+        args.output, args.width = wide_output(args.output, args.wide)
     except UsageError as exc:
         say(f"Error: {exc}")
         return 2

@@ -76,6 +76,8 @@ SAME_OUTPUT = [  # (what is run, without the capture and the pod list) -> same s
     ("--pods", "--resource", "namespace", "--trust-unknown-clients", "--format", "markdown"),
     ("--pods", "--view", "flows", "--format", "csv", "-q", "--fail-on", "plaintext"),
     ("--pods", "--view", "pairs", "--format", "jsonl", "--include-localhost"),
+    ("--pods", "--wide"),  # every column, names in full
+    ("--pods", "--view", "flows", "-o", "wide"),  # -o wide is --wide, as for kubectl get
 ]
 
 

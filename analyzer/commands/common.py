@@ -17,7 +17,7 @@ import click
 from ..errors import AnalyzerError
 
 from ..report.escape import text
-from ..report.render import FORMATS, for_terminal
+from ..report.render import FORMATS, for_terminal, wide_output  # noqa: F401 - wide_output: the commands' -o
 
 
 TRUST_UNKNOWN_CLIENTS_HELP = ("Count TLS with the destination's identity as secured even when the client is not a known "
@@ -163,12 +163,3 @@ def wide_option(f):
     return click.option("--wide", is_flag=True,
                         help="Table: every column, names unshortened (default: fit the terminal's width, "
                              "100 columns on a pipe or file).")(f)
-
-
-def wide_output(output: Path | None, wide: bool) -> tuple[Path | None, int | None]:
-    """(-o PATH, the table's width): ``-o wide`` means ``--wide``, as for ``kubectl get``."""
-    from ..report.render import table_width
-
-    if output is not None and str(output) == "wide":
-        output, wide = None, True
-    return output, table_width(wide, terminal=False if output is not None else None)

@@ -122,6 +122,14 @@ def table_width(wide: bool = False, terminal: bool | None = None) -> int | None:
     return shutil.get_terminal_size((WIDTH_NOT_A_TERMINAL, 24)).columns if terminal else WIDTH_NOT_A_TERMINAL
 
 
+def wide_output(output, wide: bool) -> tuple:
+    """(-o PATH, the table's width): ``-o wide`` means ``--wide``, as for ``kubectl get``; a table written
+    to a file fits ``WIDTH_NOT_A_TERMINAL``."""
+    if output is not None and str(output) == "wide":
+        output, wide = None, True
+    return output, table_width(wide, terminal=False if output is not None else None)
+
+
 def for_terminal(line: str, stream) -> str:
     """``line`` as it goes to ``stream``: on a terminal narrower than it, wrapped at spaces with the
     continuation indented (a summary or a warning is read there); on a pipe or in a file, one line."""
