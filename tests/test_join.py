@@ -245,6 +245,29 @@ def test_copies_without_payload_on_another_interface_are_one_packet(tmp_path):
     assert (node_any["packets_c2s"], node_any["packets_s2c"]) == (single["packets_c2s"], single["packets_s2c"])
 
 
+def test_copies_without_payload_in_sll_v1_are_one_packet(tmp_path):
+    """``tshark -i any`` writes SLL v1 by default, which does not say which interface a packet crossed:
+    there the same IP packet again at once (same IP id, seq, ack, flags, window) is a copy, while a
+    duplicate ACK (another IP packet: another id) still counts."""
+    from scapy.layers.inet import IP, TCP
+
+    once = tls_conn()
+    single = only(analyze([write(tmp_path / "pod.pcap", once, "sll")]))
+    copies = sorted([p for q in once for p in (q, pg.Pkt(q.ts_ns + 20_000, q.l3, q.orig))], key=lambda p: p.ts_ns)
+    node = only(analyze([write(tmp_path / "node.pcap", copies, "sll")]))
+    for column in ("packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c", "gaps", "verdict", "sni"):
+        assert node[column] == single[column], column
+
+    ack = [p for p in once if len(IP(p.l3)[TCP].payload) == 0 and IP(p.l3)[TCP].flags == "A"][-1]
+    again = IP(ack.l3)
+    again.id = (again.id + 1) % 65536
+    del again.chksum
+    dup = pg.Pkt(ack.ts_ns + 30_000, bytes(again), ack.orig)  # a duplicate ACK: the same TCP fields, a new packet
+    more = only(analyze([write(tmp_path / "more.pcap", sorted(copies + [dup], key=lambda p: p.ts_ns), "sll")]))
+    side = "packets_c2s" if ack.orig else "packets_s2c"
+    assert more[side] == single[side] + 1
+
+
 @pytest.mark.tshark
 def test_tshark_engine_joins_the_same_way(tmp_path):
     import shutil

@@ -25,7 +25,7 @@ import struct
 from collections import Counter
 from typing import Callable, Iterable, Protocol
 
-from ..capture.decode import ETH_IPV4, IPPROTO_TCP, LINKTYPE_LINUX_SLL2, SKIP_NAMES, TCP4_FAST, decode_frame
+from ..capture.decode import ETH_IPV4, IPPROTO_TCP, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, SKIP_NAMES, TCP4_FAST, decode_frame
 from .reassembly import UNBOUNDED, Budget, Stream
 
 TH_FIN = 0x01  # RFC 9293 3.1
@@ -351,15 +351,18 @@ class FlowTable:
                 else:
                     flow.nxt[d] = (seq + wlen) & SEQ_MASK
             elif doff:
-                # A segment without payload (a pure ACK, SYN, FIN): the same seq, ack, flags and window
-                # again at once, from another interface of the capture (pcapng interface, or SLL2
-                # ifindex), is that copy.  A duplicate ACK comes from the same interface, a window
-                # update has another window.  (Its flags were noted above: noting them twice is harmless.)
+                # A segment without payload (a pure ACK, SYN, FIN): the same IP id, seq, ack, flags and
+                # window again at once, from another interface of the capture (pcapng interface, or SLL2
+                # ifindex), is that copy; SLL (v1, `-i any`'s default) does not say which interface, and
+                # one interface never shows one packet twice, so there any such repeat is a copy.  A
+                # duplicate ACK is another IP packet (another id) from the same interface, a window update
+                # has another window.  (Its flags were noted above: noting them twice is harmless.)
                 tcp = poff - (doff >> 4) * 4
-                seen = buf[tcp + 4:tcp + 16]
-                where = (iface, buf[off + 4:off + 8]) if linktype == LINKTYPE_LINUX_SLL2 else iface
+                seen = buf[tcp + 4:tcp + 16] + buf[ip + 4:ip + 6]
+                where = ((iface, buf[off + 4:off + 8]) if linktype == LINKTYPE_LINUX_SLL2
+                         else None if linktype == LINKTYPE_LINUX_SLL else iface)
                 last = flow.last_ack
-                if (last is not None and last[0] == d and last[1] == seen and last[2] != where
+                if (last is not None and last[0] == d and last[1] == seen and (where is None or last[2] != where)
                         and ts - last[3] < COPY_WINDOW_S):
                     flow.packets[d] -= 1
                     continue
