@@ -148,6 +148,17 @@ def test_report(big, tmp_path):
     assert not html.exists() and not doc.exists()
 
 
+def test_analyze_on_an_embedded_dask_cluster(big, tmp_path):
+    """``--dask``: the client and its LocalCluster's worker processes all get the SIGINT; the cluster is
+    closed, no worker is left behind and no traceback is printed."""
+    pytest.importorskip("distributed")
+    out = tmp_path / "pairs.csv"
+    result = interrupt([*CLI, "analyze", "--dask=local", *big, "--view", "pairs", "--format", "csv", "-o", str(out)],
+                       cpu(2.5, python=3))
+    assert_interrupted(result)
+    assert not out.exists()
+
+
 def test_pyz_analyze_with_two_processes(big, pyz, tmp_path):
     out = tmp_path / "flows.jsonl"
     result = interrupt([*BARE, str(pyz), "analyze", *big, "-j", "2", "--view", "flows", "--format", "jsonl",
