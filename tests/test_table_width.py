@@ -252,3 +252,16 @@ def test_summary_and_warnings_on_a_terminal_are_wrapped_to_its_width():
     piped = on_pipe("analyze", DEMO, "--pods", DEMO_PODS)
     [summary] = [line for line in piped.stderr.splitlines() if line.startswith("993 packets")]
     assert len(summary) > 100 and " ".join(" ".join(lines[start:start + 3]).split()).startswith(" ".join(summary.split())[:90])
+
+
+@pytest.mark.parametrize("columns", [0, 10])
+def test_a_terminal_of_unknown_or_tiny_width_gets_the_line_as_it_is(columns, monkeypatch):
+    from analyzer.report.render import for_terminal
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 0, columns, 0, 0))
+    line = "993 packets, 45 flows (tls 14, plaintext 31, unknown 0), 19 localhost flows excluded, " * 2
+    with os.fdopen(follower, "w") as stream:
+        assert for_terminal(line, stream) == line
+    os.close(leader)

@@ -20,6 +20,7 @@ Rules:
 from __future__ import annotations
 
 import logging
+import signal
 import os
 import time
 import uuid
@@ -49,6 +50,20 @@ def _distributed():
 
 
 @contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while processes are started here (they inherit it), outside the main thread a no-op."""
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals are not ours to change
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextmanager
 def cluster(address=None):
     """A client for ``address``: None, True, "" or "local" starts a ``LocalCluster`` (one single-threaded
     worker process per core) and stops it after; ``tcp://host:8786`` connects to that scheduler; a
@@ -71,10 +86,11 @@ def cluster(address=None):
             with client:
                 yield client
             return
-        with distributed.LocalCluster(n_workers=_cores(), threads_per_worker=1, processes=True,
-                                      dashboard_address=":0",  # any free port: the HTTP server runs anyway
-                                      silence_logs=logging.CRITICAL if quiet else logging.INFO) as local, \
-                distributed.Client(local) as client:
+        with _sigint_ignored():  # the worker processes inherit it: Ctrl-C stops this process, which closes them
+            local = distributed.LocalCluster(n_workers=_cores(), threads_per_worker=1, processes=True,
+                                             dashboard_address=":0",  # any free port: the HTTP server runs anyway
+                                             silence_logs=logging.CRITICAL if quiet else logging.INFO)
+        with local, distributed.Client(local) as client:
             yield client
     finally:
         log.setLevel(old)

@@ -122,6 +122,9 @@ def table_width(wide: bool = False, terminal: bool | None = None) -> int | None:
     return shutil.get_terminal_size((WIDTH_NOT_A_TERMINAL, 24)).columns if terminal else WIDTH_NOT_A_TERMINAL
 
 
+MIN_WRAP = 20  # a terminal narrower than this (or of unknown size: 0) gets the line as it is
+
+
 def wide_output(output, wide: bool) -> tuple:
     """(-o PATH, the table's width): ``-o wide`` means ``--wide``, as for ``kubectl get``; a table written
     to a file fits ``WIDTH_NOT_A_TERMINAL``."""
@@ -143,7 +146,7 @@ def for_terminal(line: str, stream) -> str:
         width = int(columns) if columns.isdigit() else os.get_terminal_size(stream.fileno()).columns
     except (ValueError, OSError, AttributeError):
         width = WIDTH_NOT_A_TERMINAL
-    if len(line) <= width or "\n" in line:
+    if width < MIN_WRAP or len(line) <= width or "\n" in line:  # a terminal of unknown (0) or tiny size
         return line
     import textwrap
 
