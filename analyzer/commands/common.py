@@ -37,7 +37,7 @@ class InputError(click.ClickException):
 def say(line: str, err: bool = False) -> None:
     """One line for a person, escaped (names, SNIs and reasons in it come from the input); on a terminal,
     wrapped to its width."""
-    click.echo(for_terminal(text(line), click.get_text_stream("stderr" if err else "stdout")), err=err)
+    click.echo(for_terminal(text(line), sys.stderr if err else sys.stdout), err=err)
 
 
 def warn(line: str) -> None:
