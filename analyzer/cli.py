@@ -110,15 +110,13 @@ def analyze(captures, view, fmt, output, wide, decode_as, include_localhost, qui
     also be a glob, a directory or a URL (http(s)://, s3://, gs://), and --view flows --format parquet
     -o DIR writes a Parquet dataset."""
     from .kube.kubectl import load_pod_list
-    from .report.edges import edge_rows, headline
+    from .report.edges import edge_rows, headline, pick_view
 
-    if pods_file is not None and use_kubectl:
-        raise click.UsageError("give --pods FILE or --kubectl, not both")
+    try:
+        view = pick_view(view, pods_file, use_kubectl, fail_on)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     output, width = wide_output(output, wide)
-    if view is None:
-        view = "edges" if pods_file is not None or use_kubectl else "pairs"
-    if (view == "edges" or fail_on) and pods_file is None and not use_kubectl:
-        raise click.UsageError("--view edges and --fail-on need a pod list: --pods FILE or --kubectl")
     if dask_address is not None and engine != "native":
         raise click.UsageError("--dask runs the native engine")
     if engine == "both":

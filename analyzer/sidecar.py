@@ -23,7 +23,7 @@ from pathlib import Path
 from . import __version__
 from .errors import AnalyzerError
 from .join import DEFAULT_CLOCK_SKEW_S
-from .report.edges import GATES, RESOURCES
+from .report.edges import GATES, RESOURCES, pick_view
 from .report.escape import text
 from .report.render import FORMATS, for_terminal, render, wide_output
 from .report.schema import EDGE_NAMES, EXPORT_FORMATS, FLOW_NAMES, PAIR_NAMES
@@ -140,14 +140,11 @@ def say(line: str) -> None:
 
 
 def _view(args) -> str:
-    """The CLI's rule: ``--view`` as given, else edges with a pod list, else pairs; edges and gates need one."""
-    has_pods = args.pods is not None or args.use_kubectl
-    if args.pods is not None and args.use_kubectl:
-        raise UsageError("give --pods FILE or --kubectl, not both")
-    view = args.view or ("edges" if has_pods else "pairs")
-    if (view == "edges" or args.fail_on) and not has_pods:
-        raise UsageError("--view edges and --fail-on need a pod list: --pods FILE or --kubectl")
-    return view
+    """The CLI's rule (``report.edges.pick_view``), as a usage error."""
+    try:
+        return pick_view(args.view, args.pods, args.use_kubectl, args.fail_on)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _emit(rows: list[dict], view: str, args) -> None:

@@ -407,6 +407,19 @@ GATE_COLUMNS = {  # gate -> (count column, ports column) of the flows that trip 
 GATE_TESTS = {gate: (lambda r, count=count: r[count] > 0) for gate, (count, _) in GATE_COLUMNS.items()}
 
 
+def pick_view(view: str | None, pods_file, use_kubectl: bool, fail_on: Iterable[str]) -> str:
+    """The view ``analyze`` prints (the CLI and the .pyz): ``--view`` as given, else edges with a pod
+    list, else pairs.  Raises ``ValueError`` (a usage error) for two pod lists, or edges and gates
+    without one."""
+    if pods_file is not None and use_kubectl:
+        raise ValueError("give --pods FILE or --kubectl, not both")
+    has_pods = pods_file is not None or use_kubectl
+    view = view or ("edges" if has_pods else "pairs")
+    if (view == "edges" or fail_on) and not has_pods:
+        raise ValueError("--view edges and --fail-on need a pod list: --pods FILE or --kubectl")
+    return view
+
+
 def gate_failures(rows: Sequence[dict], fail_on: Iterable[str]) -> list[str]:
     """One line per ``--fail-on`` condition that holds, naming up to three edges; [] when the gate passes."""
     out = []
