@@ -16,13 +16,12 @@ import click
 from . import __version__
 from .api import analyze as run_analysis
 from .commands.common import (TRUST_UNKNOWN_CLIENTS_HELP, InputError, clock_skew_option, dask_option, dask_target,
-                              emit, emit_lines, export, finish_edges, output_options, warn,
-                              wide_output)
+                              emit, emit_lines, export, finish_edges, output_options, warn)
 from .errors import AnalyzerError
 from .join import DEFAULT_CLOCK_SKEW_S
 from .report.schema import EXPORT_FORMATS
 from .report.escape import text
-from .report.render import FORMATS, render, render_lines
+from .report.render import FORMATS, render, render_lines, wide_output
 from .report.schema import EDGE_NAMES, FLOW_NAMES, PAIR_NAMES
 
 VIEWS = {"flows": FLOW_NAMES, "pairs": PAIR_NAMES, "edges": EDGE_NAMES}

@@ -20,7 +20,7 @@ import click
 
 from . import __version__
 from .api import analyze as run_analysis
-from .commands.common import InputError, emit, exit_on_gates, output_options, wide_option, wide_output
+from .commands.common import InputError, emit, exit_on_gates, output_options, wide_option
 from .commands.common import TRUST_UNKNOWN_CLIENTS_HELP, warn
 from .errors import AnalyzerError, BackendUnavailable
 from .kube import kubectl
@@ -29,7 +29,7 @@ from .kube.debug import VIA_CHOICES
 from .kube.podlist import parse_pods_json
 from .kube.pods import DEBUG_ANNOTATION, DEBUG_CONTAINER, Pod, merge_pod_lists, select_pods
 from .report.edges import GATES, RESOURCES, edge_rows, gate_failures, headline, summary
-from .report.render import FORMATS, for_terminal, render, table_width
+from .report.render import FORMATS, for_terminal, render, table_width, wide_output
 from .report.schema import EDGE_NAMES
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from .common import InputError, emit, warn
-from .common import wide_option, wide_output
+from ..report.render import wide_output
+from .common import wide_option
 
 from ..errors import AnalyzerError
 from ..report.render import FORMATS, render

@@ -17,7 +17,7 @@ import click
 from ..errors import AnalyzerError
 
 from ..report.escape import text
-from ..report.render import FORMATS, for_terminal, wide_output  # noqa: F401 - wide_output: the commands' -o
+from ..report.render import FORMATS, for_terminal
 
 
 TRUST_UNKNOWN_CLIENTS_HELP = ("Count TLS with the destination's identity as secured even when the client is not a known "

@@ -10,7 +10,8 @@ import click
 from .common import InputError, emit
 
 from ..errors import AnalyzerError
-from .common import wide_option, wide_output
+from ..report.render import wide_output
+from .common import wide_option
 from ..report.render import FORMATS, render
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import click
 
 from ..errors import AnalyzerError
-from ..report.render import FORMATS
+from ..report.render import FORMATS, wide_output
 from ..report.schema import EDGE_NAMES, EXPORT_FORMATS, PAIR_NAMES
-from .common import InputError, dask_option, dask_target, emit, export, finish_edges, wide_output
+from .common import InputError, dask_option, dask_target, emit, export, finish_edges
 
 
 def _options(f):
