@@ -69,5 +69,5 @@ def first_bytes(capture: str | os.PathLike, row: dict, limit: int = DEFAULT_LIMI
         raise AnalyzerError(f"{capture}: no connection {client[0]}:{client[1]} -> {server[0]}:{server[1]}")
     flow = best[0][1]
     d = 0 if (ip_text(flow.addrs[0]), flow.ports[0]) == client else 1
-    heads = flow.inspector.heads
+    heads = flow.inspector.heads if flow.inspector is not None else (b"", b"")
     return Evidence(int(row["flow_id"]), os.fspath(capture), bytes(heads[d][:limit]), bytes(heads[1 - d][:limit]))

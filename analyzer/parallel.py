@@ -162,7 +162,7 @@ def _range_process(conn, path, start: int, stop: int | None, ports: frozenset[in
             conn.send(part)
             return
         keys = conn.recv()
-        part.pieces = [p for p in part.pieces if _keys(p)[0] in keys]
+        part.pieces = [p for p in part.pieces if p.keys[0] in keys]
         conn.send(part)
     except (EOFError, OSError):
         return
@@ -223,11 +223,6 @@ def _strip(flow: Flow) -> Flow:
     return flow
 
 
-def _keys(flow: Flow) -> tuple[bytes, bytes]:
-    (a, b), (pa, pb) = flow.addrs, flow.ports
-    return flow_key(a, b, pa, pb), flow_key(b, a, pb, pa)
-
-
 class Stitcher:
     """The ranges' parts, in file order, joined into the rows of one pass (Rules 1-3).
 
@@ -256,7 +251,7 @@ class Stitcher:
         would count those as a gap) and not joined since; a row is made again for any that changes."""
         ctx = context_for(self.parts[0].info.interfaces, self.ports)
         for flow in {id(f): f for f in self.carried.values()}.values():
-            if flow.fid not in self.ahead and not any(s.pending for s in flow.streams):
+            if flow.fid not in self.ahead and not any(s.pending for s in flow.streams or ()):
                 self.ahead[flow.fid] = flow_row(flow, ctx)
 
     def add(self, part: Part) -> bool:
@@ -279,17 +274,17 @@ class Stitcher:
                 flow = joined[flow.fid]
             else:
                 flow.fid = ids[flow.fid]
-            for key in _keys(flow):
+            for key in flow.keys:
                 still[key] = flow
         live_fids = {f.fid for f in still.values()}
         continued = {f.fid for f in joined.values()}
         for flow in {id(f): f for f in self.carried.values()}.values():
             if flow.fid in live_fids:
                 continue  # continued, and still live at this range's end
-            if flow.fid in continued or flow.fid in ended or any(key in still for key in _keys(flow)):
+            if flow.fid in continued or flow.fid in ended or any(key in still for key in flow.keys):
                 self.finished.append(flow)  # continued and ended in this range, or its tuple was reused
             else:
-                for key in _keys(flow):
+                for key in flow.keys:
                     still[key] = flow  # quiet through this range: still live
         self.carried = still
         return True
@@ -309,7 +304,7 @@ class Stitcher:
         wanted: list[tuple[Flow, Flow]] = []
         taken: set[int] = set()
         for piece in pieces:
-            old = self.carried.get(_keys(piece)[0])
+            old = self.carried.get(piece.keys[0])
             if old is None or old.fid in ended or old.fid in taken:
                 continue
             if not _continues(old, piece):
@@ -342,7 +337,7 @@ class Stitcher:
             if flow.fid in self.ahead and flow.fid not in self.joined:
                 out.rows.append(self.ahead[flow.fid])
                 continue
-            for s in flow.streams:
+            for s in flow.streams or ():
                 s.finish()
             finished.append(flow)
         ctx = context_for(out.info.interfaces, self.ports)
@@ -405,7 +400,7 @@ def _rescan(path, start: int, stop: int, wanted: list[tuple[Flow, Flow]]) -> Non
         for d in (0, 1):
             if piece.bytes[d] and _replayed(old, d ^ s, piece.track, d):
                 replays[d ^ s] = _Replay(piece, d)
-        k0, k1 = _keys(old)
+        k0, k1 = old.keys
         todo[k0], todo[k1] = (old, 0, replays), (old, 1, replays)
     left = len(wanted)
     with CaptureReader(path, start, stop) as reader:
@@ -424,7 +419,7 @@ def _rescan(path, start: int, stop: int, wanted: list[tuple[Flow, Flow]]) -> Non
                 elif replays[d].step(old, d, seq, buf[poff:poff + clen], wlen):
                     replays[d] = None
                 if replays[0] is None and replays[1] is None:
-                    for key in _keys(old):
+                    for key in old.keys:
                         todo.pop(key, None)
                     left -= 1
                     if not left:

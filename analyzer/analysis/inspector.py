@@ -17,6 +17,7 @@ Rules:
 from __future__ import annotations
 
 from ..errors import TLSParseError
+from ..flows.reassembly import Stream
 from ..flows.table import Flow
 from ..tls import (
     NEED_DATA,
@@ -174,8 +175,12 @@ def new_inspector(_sport: int, _dport: int) -> FlowInspector:
 
 
 # -- what a finished flow showed ------------------------------------------------------------------
+IDLE_STREAMS = (Stream(), Stream())  # the streams of a flow that carried no payload (never written to)
+NO_PAYLOAD = PayloadFacts(0)  # the evidence of a flow that carried no payload
+
+
 def connection_facts(flow: Flow, snaplen: int = 0) -> ConnectionFacts:
-    streams = flow.streams
+    streams = flow.streams or IDLE_STREAMS
     return ConnectionFacts(
         capture=flow.capture, flow_id=flow.fid, addrs=(ip_text(flow.addrs[0]), ip_text(flow.addrs[1])),
         raw_addrs=flow.addrs, ports=flow.ports, first_ts=flow.first_ts, last_ts=flow.last_ts,
@@ -190,13 +195,15 @@ def _hello_dir(flow: Flow) -> int | None:
     # Only asked when no SYN or SYN-ACK names the client (``verdict.client_direction``): most flows have one.
     if flow.syn_dir is not None or flow.synack_dir is not None:
         return None
-    return flow.inspector.client_hint()
+    return flow.inspector.client_hint() if flow.inspector is not None else None
 
 
 def evidence_facts(flow: Flow, client_d: int) -> HandshakeFacts | PayloadFacts:
     """What the inspector saw of a finished flow, in client/server terms (``client_d``: the client direction)."""
+    ins: FlowInspector | None = flow.inspector
+    if ins is None:  # no payload segment ever came
+        return NO_PAYLOAD
     server_d = 1 - client_d
-    ins: FlowInspector = flow.inspector
     heads = (bytes(ins.heads[client_d]), bytes(ins.heads[server_d]))
     events_c, events_s = ins.events[client_d], ins.events[server_d]
     if _has_hello(events_c) or _has_hello(events_s):

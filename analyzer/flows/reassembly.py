@@ -132,5 +132,6 @@ class Stream:
 
     def finish(self) -> None:
         """End of capture: whatever still waits sits behind a hole."""
-        if not self.stopped:
+        if self.pending:
             self.stop_at_gap()
+        self.stopped = True

@@ -8,7 +8,9 @@ Rules:
   1. This module never looks inside payloads.  What the bytes mean is the inspector's business; the
      table only asks it ``feed(direction, data) -> wants_more``.
   2. ``process()`` is the per-packet hot path: locals, tuples, one dict lookup per packet; anything
-     rare (a new flow, SYN/FIN/RST, payload still wanted) goes to a method.
+     rare (a new flow, SYN/FIN/RST, payload still wanted) goes to a method.  A new flow is cheap: its
+     streams and inspector are made on its first payload byte (``Flow.open_payload``), which most
+     flows of a flood never send.
   3. Memory grows with live flows only: a flow that closed (FIN both ways or RST) and went quiet, or
      any flow idle too long, is finished and handed to ``on_finish``; the table forgets it.  And it is
      bounded whatever the capture holds: past ``MAX_OPEN_FLOWS`` live flows the quietest are finished
@@ -38,7 +40,7 @@ EVICT_EVERY = 1 << 16  # packets between scans for finished flows
 COPY_WINDOW_S = 0.0005  # one segment seen on two interfaces of a node: microseconds apart, never an RTO
 CLOSED_IDLE_S = 30.0  # a closed flow with no packet for this long is finished
 IDLE_S = 600.0  # any flow with no packet for this long is finished
-MAX_OPEN_FLOWS = 20_000  # live flows held at most (~3-4 KiB each); past it the quietest quarter is finished early
+MAX_OPEN_FLOWS = 20_000  # live flows held at most (~1.5 KiB, ~4 KiB with payload); past it the quietest quarter is finished early
 RELEASE_SHARE = 4  # 1/RELEASE_SHARE of the live flows is finished when the table is full
 MAX_HOST_PAIRS = 20_000  # (source, destination, protocol) keys of not-TCP traffic counted one by one
 FOLDED = (b"", b"", -1)  # the bucket of the not-TCP packets of every host pair past ``MAX_HOST_PAIRS``
@@ -98,14 +100,17 @@ class Flow:
     __slots__ = (
         "fid", "addrs", "ports", "first_ts", "last_ts", "packets", "bytes", "syn_dir", "synack_dir",
         "isn", "fin", "rst", "loopback", "truncated", "streams", "wants", "inspector", "capture",
-        "nxt", "jumps", "opener", "track", "last_seg", "last_ack",
+        "nxt", "jumps", "opener", "track", "last_seg", "last_ack", "new_inspector", "budget", "keys",
     )
 
-    def __init__(self, fid: int, src: bytes, dst: bytes, sport: int, dport: int, ts: float, inspector, capture: str,
-                 budget: Budget = UNBOUNDED):
+    def __init__(self, fid: int, key: bytes, ts: float, new_inspector: Callable[[int, int], "Inspector"],
+                 capture: str, budget: Budget = UNBOUNDED):
         self.fid = fid
+        n = (len(key) - 4) >> 1  # address length: 4 or 16
+        src, dst, ports = key[:n], key[n:2 * n], key[2 * n:]
+        self.keys = (key, dst + src + ports[2:] + ports[:2])  # the table's keys: each direction's ``flow_key``
         self.addrs = (src, dst)
-        self.ports = (sport, dport)
+        self.ports = _PORTS.unpack(ports)
         self.first_ts = self.last_ts = ts
         self.packets = [0, 0]
         self.bytes = [0, 0]  # TCP payload bytes on the wire, retransmissions included
@@ -116,9 +121,12 @@ class Flow:
         self.rst = [False, False]
         self.loopback = False  # a frame crossed a loopback interface
         self.truncated = 0  # packets whose payload the snaplen cut
-        self.streams = (Stream(budget), Stream(budget))
+        # Made on the first payload byte (``open_payload``): most flows of a flood never carry one.
+        self.streams: tuple[Stream, Stream] | None = None
+        self.inspector = None
+        self.new_inspector = new_inspector
+        self.budget = budget
         self.wants = [True, True]  # the inspector still wants bytes in this direction
-        self.inspector = inspector
         self.capture = capture
         self.nxt: list[int | None] = [None, None]  # next expected seq once payload is no longer read
         self.jumps = 0  # forward sequence jumps after that: lost (or reordered) segments
@@ -135,12 +143,22 @@ class Flow:
             if self.track is not None:
                 self.track.after[d] += 1
 
+    def open_payload(self) -> tuple[Stream, Stream]:
+        """The streams and the inspector, made for the first payload segment (an ISN already seen is
+        the streams' base)."""
+        self.streams = (Stream(self.budget), Stream(self.budget))
+        for d in (0, 1):
+            if self.isn[d] is not None:
+                self.streams[d].set_isn(self.isn[d])
+        self.inspector = self.new_inspector(*self.ports)
+        return self.streams
+
     def deliver(self, d: int, seq: int, data: bytes, wire_len: int) -> None:
         """One segment's payload for the inspector, in order (only while it wants this direction)."""
         track = self.track
         if track is not None:
             track.follow(d, seq, wire_len)
-        stream = self.streams[d]
+        stream = (self.streams or self.open_payload())[d]
         if stream.stopped:  # past a snaplen cut: the inspector follows what sequence numbers tell
             self.seq_jump(d, seq, wire_len)
             self.wants[d] = self.inspector.segment(d, seq, data, wire_len)
@@ -396,52 +414,45 @@ class FlowTable:
             self._finish(old[0])
         elif len(self.flows) >= 2 * self.max_flows:
             self._release()
-        n = (len(key) - 4) // 2  # address length: 4 or 16
-        src, dst = key[:n], key[n:2 * n]
-        sport, dport = _PORTS.unpack_from(key, 2 * n)
-        flow = Flow(self.next_fid, src, dst, sport, dport, ts, self.new_inspector(sport, dport), self.capture,
-                    self.budget)
+        flow = Flow(self.next_fid, key, ts, self.new_inspector, self.capture, self.budget)
         flow.opener = flags if old is None else -1
         if self.track:
             flow.track = Track()
         self.next_fid += 1
-        self.flows[key] = (flow, 0)
-        self.flows[flow_key(dst, src, dport, sport)] = (flow, 1)
-        return flow, 0
+        self.flows[flow.keys[1]] = (flow, 1)
+        hit = self.flows[key] = (flow, 0)  # written last: a connection to itself has one key, direction 0
+        return hit
 
     def _flags(self, flow: Flow, d: int, flags: int, seq: int) -> None:
         note_flags(flow, d, flags)
         if flags & TH_SYN and flow.isn[d] is None:
             flow.isn[d] = seq
-            flow.streams[d].set_isn(seq)
+            if flow.streams is not None:
+                flow.streams[d].set_isn(seq)
 
     def _finish(self, flow: Flow) -> None:
-        a, b = flow.addrs
-        pa, pb = flow.ports
-        for key in (flow_key(a, b, pa, pb), flow_key(b, a, pb, pa)):
-            hit = self.flows.get(key)
+        flows = self.flows
+        for key in flow.keys:
+            hit = flows.get(key)
             if hit is not None and hit[0] is flow:
-                del self.flows[key]
-        for s in flow.streams:
+                del flows[key]
+        for s in flow.streams or ():
             s.finish()
         self.on_finish(flow)
 
     def evict(self, now: float) -> None:
         """Finish flows that closed and went quiet, or sat idle too long (capture time, not wall time)."""
-        done = {
-            id(f): f
-            for f, d in self.flows.values()
-            if d == 0 and (now - f.last_ts > IDLE_S or (f.closed and now - f.last_ts > CLOSED_IDLE_S))
-        }
-        for flow in done.values():
+        done = [f for f, d in self.flows.values()  # each live flow once
+                if not d and (now - f.last_ts > IDLE_S or (f.closed and now - f.last_ts > CLOSED_IDLE_S))]
+        for flow in done:
             self._finish(flow)
 
     def _release(self) -> None:
         """The table is full: finish the quietest share of the live flows now, closed ones first, each
         judged on what it showed (a later packet of one starts a new, mid-stream flow)."""
-        live = sorted({id(f): f for f, d in self.flows.values() if d == 0}.values(),
-                      key=lambda f: (not f.closed, f.last_ts))
-        for flow in live[:max(1, len(live) // RELEASE_SHARE)]:
+        live = sorted([(not (f.rst[0] or f.rst[1] or (f.fin[0] and f.fin[1])), f.last_ts, f.fid, f)
+                       for f, d in self.flows.values() if not d])  # each live flow once
+        for *_, flow in live[:max(1, len(live) // RELEASE_SHARE)]:
             self._finish(flow)
             self.released_flows += 1
 

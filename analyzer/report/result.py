@@ -90,7 +90,7 @@ class Report:
             rows.sort(key=lambda r: r["flow_id"])
         stats.update({
             "flows": len(rows),
-            "excluded_localhost": sum(1 for r in rows if r["localhost"]),
+            "excluded_localhost": sum(n for (localhost, _), n in verdict_tally(rows).items() if localhost),
             "not_tcp_packets": sum(entry["packets"] for entry in not_tcp),
             "truncated": any(run.truncated for run in runs),
             "elapsed_s": elapsed_s,
@@ -224,11 +224,13 @@ class Report:
 
     def summary(self) -> str:
         stats = self.stats
-        shown = self.flow_rows
-        verdicts = Counter(r["verdict"] for r in shown)
+        verdicts: Counter[str] = Counter()
+        for (localhost, verdict), n in verdict_tally(self.all_flow_rows).items():
+            if self.include_localhost or not localhost:
+                verdicts[verdict] += n
         unsupported = sum(stats["frames_unsupported"].values())
         return (
-            f"{stats['packets']} packets, {len(shown)} flows (tls {verdicts['tls']}, plaintext {verdicts['plaintext']}, "
+            f"{stats['packets']} packets, {verdicts.total()} flows (tls {verdicts['tls']}, plaintext {verdicts['plaintext']}, "
             f"unknown {verdicts['unknown']}), {stats['excluded_localhost']} localhost flows "
             f"{'included' if self.include_localhost else 'excluded'}, {stats['not_tcp_packets']} not-TCP packets, "
             f"{unsupported} frames not analysed, {stats['elapsed_s']:.2f} s"
@@ -254,8 +256,15 @@ class NotLocalhost:
 
     def __len__(self) -> int:
         if self.count is None:
-            self.count = sum(1 for _ in self)
+            self.count = sum(n for (localhost, _), n in self.rows.verdicts().items() if not localhost)
         return self.count
+
+
+def verdict_tally(rows: list[dict] | RowStore) -> Counter[tuple[bool, str]]:
+    """(localhost, verdict) -> flows, without reading a compressed store's rows again."""
+    if isinstance(rows, RowStore):
+        return rows.verdicts()
+    return Counter((r["localhost"], r["verdict"]) for r in rows)
 
 
 def released_note(stats: dict) -> str:

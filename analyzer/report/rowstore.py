@@ -20,6 +20,7 @@ Rules:
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 import marshal
 import zlib
 from typing import Iterable, Iterator
@@ -39,6 +40,7 @@ class RowStore:
         self.runs: list[_Run] = []
         self.count = 0
         self.by_fid = False
+        self.tally: Counter[tuple[bool, str]] = Counter()  # (localhost, verdict) -> compressed rows
         self.extend(rows)
 
     def append(self, row: dict) -> None:
@@ -54,6 +56,7 @@ class RowStore:
         self._deal(row)
 
     def _deal(self, row: dict) -> None:
+        self.tally[row["localhost"], row["verdict"]] += 1
         fid = row["flow_id"]
         for run in self.runs[:-1]:
             if run.last < fid:
@@ -64,6 +67,12 @@ class RowStore:
     def extend(self, rows: Iterable[dict]) -> None:
         for row in rows:
             self.append(row)
+
+    def verdicts(self) -> Counter[tuple[bool, str]]:
+        """(localhost, verdict) -> rows: counted as they were compressed, or read from the dicts."""
+        if self.rows is None:
+            return self.tally
+        return Counter((r["localhost"], r["verdict"]) for r in self.rows)
 
     @property
     def compact(self) -> bool:
@@ -104,12 +113,12 @@ class RowStore:
     __hash__ = None  # type: ignore[assignment]
 
     def __reduce__(self):  # pickled (a byte range's rows) as its state, not as a list of dicts
-        return (_restore, (self.rows, self.runs, self.count, self.by_fid))
+        return (_restore, (self.rows, self.runs, self.count, self.by_fid, self.tally))
 
 
-def _restore(rows, runs, count, by_fid) -> RowStore:
+def _restore(rows, runs, count, by_fid, tally) -> RowStore:
     store = RowStore()
-    store.rows, store.runs, store.count, store.by_fid = rows, runs, count, by_fid
+    store.rows, store.runs, store.count, store.by_fid, store.tally = rows, runs, count, by_fid, tally
     return store
 
 
