@@ -421,10 +421,10 @@ def _flow_row(f: dict) -> str:
 
 
 
-def _edge_evidence(e: dict, flows: Sequence[dict], limit: int) -> str:
-    listed = flows[:limit]
-    more = (f'<p class="muted">{len(flows) - len(listed)} more flows are in report.json '
-            f'(<code>--json</code>).</p>') if len(flows) > len(listed) else ""
+def _edge_evidence(e: dict, listed: Sequence[dict]) -> str:
+    total = len(e["flow_ids"])
+    more = (f'<p class="muted">{total - len(listed)} more flows are in report.json '
+            f'(<code>--json</code>).</p>') if total > len(listed) else ""
     mtls_note = {"proven": "a TLS 1.2 client Certificate was seen on the wire",
                  "inferred": "TLS 1.3 encrypts the client Certificate: the client identity is computed from the "
                              "source pod's service account, the server identity is seen in the SNI",
@@ -455,41 +455,52 @@ def _edge_evidence(e: dict, flows: Sequence[dict], limit: int) -> str:
             f'</div>{more}</section>')
 
 
-def _evidence(doc: dict, by_edge: dict[str, list[dict]], listed: dict[str, int]) -> str:
+def _evidence(doc: dict, by_edge: dict[str, list[dict]]) -> str:
     edges = _worst_first(doc["edges"])
-    body = "".join(_edge_evidence(e, by_edge.get(e["id"], []), listed.get(e["id"], 0)) for e in edges)
+    body = "".join(_edge_evidence(e, by_edge.get(e["id"], [])) for e in edges)
     return f'<section id="evidence"><h2>Evidence per edge</h2>{body}</section>'
 
 
-def _in_page(doc: dict, by_edge: dict[str, list[dict]]) -> tuple[dict, dict[str, int], str]:
+def _in_page(doc: dict) -> tuple[dict, dict[str, int], str]:
     """What the page shows of a large document: the worst ``MAX_EDGES_IN_PAGE`` edges and, worst edges
     first, at most ``MAX_FLOWS_PER_EDGE`` flows of each and ``MAX_FLOWS_IN_PAGE`` in all.  Returns the
-    document with those edges, the flows listed per edge, and a note saying what was left out ("" when
-    nothing was)."""
+    document with those edges, how many flows are listed per edge, and a note saying what was left out
+    ("" when nothing was)."""
     edges = _worst_first(doc["edges"])
     page_edges = edges[:MAX_EDGES_IN_PAGE]
     listed: dict[str, int] = {}
     room = MAX_FLOWS_IN_PAGE
     for e in page_edges:
-        listed[e["id"]] = n = min(len(by_edge.get(e["id"], ())), MAX_FLOWS_PER_EDGE, room)
+        listed[e["id"]] = n = min(len(e["flow_ids"]), MAX_FLOWS_PER_EDGE, room)
         room -= n
     flows = sum(listed.values())
-    if len(page_edges) == len(edges) and flows == len(doc["flows"]):
+    total = len(doc["flows"])
+    if len(page_edges) == len(edges) and flows == total:
         return doc, listed, ""
     note = (f'<p class="muted" id="page-limits">This page shows the {len(page_edges)} worst of {len(edges)} edges '
-            f'and lists {flows} of {len(doc["flows"])} flows; everything is in report.json '
+            f'and lists {flows} of {total} flows; everything is in report.json '
             f'(<code>--json</code>).</p>')
     return {**doc, "edges": page_edges}, listed, note
+
+
+def _listed_flows(flows: Iterable[dict], listed: dict[str, int]) -> dict[str, list[dict]]:
+    """The flows the page lists, per edge: the first ``listed[edge]`` of each, in document order (one
+    pass; only those are kept)."""
+    by_edge: dict[str, list[dict]] = {}
+    for flow in flows:
+        if listed.get(flow["edge"]):
+            rows = by_edge.setdefault(flow["edge"], [])
+            if len(rows) < listed[flow["edge"]]:
+                rows.append(flow)
+    return by_edge
 
 
 # -- the page ----------------------------------------------------------------------------------------------
 def render_html(doc: dict) -> str:
     """The whole page for an audit document (``audit.build_audit``)."""
-    by_edge: dict[str, list[dict]] = {}
-    for flow in doc["flows"]:
-        by_edge.setdefault(flow["edge"], []).append(flow)
-    page, listed, note = _in_page(doc, by_edge)
-    shown = {f["flow_id"] for edge, n in listed.items() for f in by_edge.get(edge, [])[:n]}
+    page, listed, note = _in_page(doc)
+    by_edge = _listed_flows(doc["flows"], listed)
+    shown = {f["flow_id"] for rows in by_edge.values() for f in rows}
     title = "mTLS audit: " + ", ".join(c["file"] for c in doc["captures"])
     return "\n".join([
         "<!DOCTYPE html>",
@@ -507,7 +518,7 @@ def render_html(doc: dict) -> str:
         _edges_table(page),
         _unjudged(doc, shown),
         _provenance(doc),
-        _evidence(page, by_edge, listed),
+        _evidence(page, by_edge),
         "</main>",
         f'<footer>mtls-analyzer {_e(doc["tool"]["version"])} \u00b7 report schema {_e(doc["schema"])} '
         f'v{_e(doc["schema_version"])} \u00b7 the same data as <code>--json</code></footer>',
