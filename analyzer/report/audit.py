@@ -153,8 +153,8 @@ class FlowLinks:
     could not be judged as the flows go by.
     """
 
-    def __init__(self, pods, trust_unknown_clients: bool, vantages: dict) -> None:
-        self.pods, self.vantages = pods, vantages
+    def __init__(self, vantages: dict) -> None:
+        self.vantages = vantages
         self.keys: dict[str, int] = {}  # edge key -> its number here
         self.flow_ids: list[list[int]] = []  # per edge key number
         self.seen: list[list[int]] = []  # per edge key number: one side, both sides, from a node
@@ -190,7 +190,7 @@ def link_flows(flow_rows: Iterable[dict], pods, resource: str, trust_unknown_cli
     ``EDGE_EXTRA_COLUMNS``, times ISO 8601) and the flows as :class:`DocumentFlows`, read again from
     ``flow_rows`` on each pass (which must give the same rows in the same order each time).
     """
-    links = FlowLinks(pods, trust_unknown_clients, vantages or {})
+    links = FlowLinks(vantages or {})
     rows = edge_rows(flow_rows, pods, resource, trust_unknown_clients=trust_unknown_clients, each=links.add)
     # An edge key names the edge the flows of that key belong to (the last edge of that key, as a dict
     # keyed by it would have it).
@@ -200,14 +200,14 @@ def link_flows(flow_rows: Iterable[dict], pods, resource: str, trust_unknown_cli
         edges.append({**_plain(row, EDGE_COLUMNS), "id": f"e{i + 1}",
                       "key": edge_key(row["src_ns"], row["src"], row["dst_ns"], row["dst"]), "flow_ids": [],
                       "seen_one_side": 0, "seen_both_sides": 0, "seen_from_node": 0})
-        rows[i] = None  # type: ignore[call-overload]  # (one copy of an edge at a time)
+        rows[i] = {}  # one copy of an edge at a time
     edge_of = [""] * len(links.keys)
     for key, number in links.keys.items():
         edge = edges[numbered[key]]
         edge_of[number] = edge["id"]
         edge["flow_ids"] = links.flow_ids[number]
         edge["seen_one_side"], edge["seen_both_sides"], edge["seen_from_node"] = links.seen[number]
-    links.flow_ids = links.seen = []
+    links.keys, links.flow_ids, links.seen = {}, [], []  # in the edges now
     return edges, DocumentFlows(flow_rows, links, edge_of)
 
 

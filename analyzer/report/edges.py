@@ -351,7 +351,8 @@ def edge_rows(flow_rows: Iterable[dict], pods: PodIndex, resource: str = "pod", 
         if each is not None:
             each(flow, key, src, dst, status)
         groups.setdefault(key, []).append((EdgeFlow(flow), src, dst, status))
-    return sort_edges([_edge_row(key, items) for key, items in groups.items()])
+    # Each edge's flows are let go once its row is made: never every flow and every row at once.
+    return sort_edges([_edge_row(key, groups.pop(key)) for key in list(groups)])
 
 
 def flow_edge(flow: dict, pods: PodIndex, resource: str = "pod", by_port: bool = False,

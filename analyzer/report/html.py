@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from .escape import html_text
 from .graph import legend, render_svg
@@ -455,10 +455,12 @@ def _edge_evidence(e: dict, listed: Sequence[dict]) -> str:
             f'</div>{more}</section>')
 
 
-def _evidence(doc: dict, by_edge: dict[str, list[dict]]) -> str:
-    edges = _worst_first(doc["edges"])
-    body = "".join(_edge_evidence(e, by_edge.get(e["id"], [])) for e in edges)
-    return f'<section id="evidence"><h2>Evidence per edge</h2>{body}</section>'
+def _evidence(doc: dict, by_edge: dict[str, list[dict]]) -> Iterator[str]:
+    """The evidence section, one edge at a time (the largest part of a large page)."""
+    yield '<section id="evidence"><h2>Evidence per edge</h2>'
+    for e in _worst_first(doc["edges"]):
+        yield _edge_evidence(e, by_edge.get(e["id"], []))
+    yield "</section>"
 
 
 def _in_page(doc: dict) -> tuple[dict, dict[str, int], str]:
@@ -498,11 +500,16 @@ def _listed_flows(flows: Iterable[dict], listed: dict[str, int]) -> dict[str, li
 # -- the page ----------------------------------------------------------------------------------------------
 def render_html(doc: dict) -> str:
     """The whole page for an audit document (``audit.build_audit``)."""
+    return "".join(iter_html(doc))
+
+
+def iter_html(doc: dict) -> Iterator[str]:
+    """The page in pieces, each made when it is asked for, so that ``write_html`` never holds all of it."""
     page, listed, note = _in_page(doc)
     by_edge = _listed_flows(doc["flows"], listed)
     shown = {f["flow_id"] for rows in by_edge.values() for f in rows}
     title = "mTLS audit: " + ", ".join(c["file"] for c in doc["captures"])
-    return "\n".join([
+    yield "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
@@ -518,7 +525,11 @@ def render_html(doc: dict) -> str:
         _edges_table(page),
         _unjudged(doc, shown),
         _provenance(doc),
-        _evidence(page, by_edge),
+        "",
+    ])
+    yield from _evidence(page, by_edge)
+    yield "\n".join([
+        "",
         "</main>",
         f'<footer>mtls-analyzer {_e(doc["tool"]["version"])} \u00b7 report schema {_e(doc["schema"])} '
         f'v{_e(doc["schema_version"])} \u00b7 the same data as <code>--json</code></footer>',
@@ -529,6 +540,6 @@ def render_html(doc: dict) -> str:
 
 
 def write_html(doc: dict, path: str | os.PathLike) -> None:
-    """Write the page; ``OSError`` is the caller's to report."""
+    """Write the page as it is made (:func:`iter_html`); ``OSError`` is the caller's to report."""
     with open(path, "w", encoding="utf-8") as f:
-        f.write(render_html(doc))
+        f.writelines(iter_html(doc))
