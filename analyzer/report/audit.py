@@ -8,6 +8,8 @@ document, so the page an auditor reads and the ``report.json`` a pipeline diffs 
 
 Rules:
   1. Plain JSON values only (str, int, float, bool, None, list, dict); times are ISO 8601 UTC strings.
+     The one exception is memory's: a ``streamed`` document's ``flows`` is a :class:`DocumentFlows`,
+     which yields such rows, made again from the analysis's rows, so that every flow is never held.
   2. The layout is versioned: ``REPORT_SCHEMA_VERSION`` changes when a key is renamed or removed or a
      value changes meaning; adding keys or columns keeps it.  ``json_schema()`` describes the layout and
      ``docs/report.schema.json`` is that description, checked by a test.  Readers ignore unknown keys.
