@@ -234,7 +234,7 @@ def _write_audit_report(report, result, resource, fail_on, html_path, json_path)
     from .report.html import write_html
 
     doc = build_audit(report, result.paths, result.output_dir / "pods.json", resource, fail_on, "native", (),
-                      command=["kubectl-mtls", *sys.argv[1:]])
+                      command=["kubectl-mtls", *sys.argv[1:]], streamed=True)
     for target, write in ((html_path, write_html), (json_path, write_report_json)):
         if target is not None:
             try:

@@ -96,12 +96,16 @@ def test_each_edge_has_its_status_and_links_to_exactly_its_flows(case):
 @pytest.mark.parametrize("name", BUNDLED)
 @pytest.mark.parametrize("resource", ["pod", "deployment", "namespace"])
 def test_flow_links_agree_with_the_edges_view(name, resource):
-    """``audit.link_flows`` groups flows as ``edges.edge_rows`` does, for every bundled capture."""
+    """``audit.link_flows`` groups flows as ``edges.edge_rows`` does, for every bundled capture, and ties
+    each flow to the edge that lists it."""
     report = analyze(CAPTURES / f"{name}.pcapng", pods=CAPTURES / f"{name}.pods.json")
     rows = report.edge_rows_by(resource)
-    edges, flows = link_flows(report.flow_rows, rows, report.pods, resource)
+    edges, flows = link_flows(report.flow_rows, report.pods, resource)
+    assert [(e["src"], e["dst"], e["status"]) for e in edges] == [(r["src"], r["dst"], r["status"]) for r in rows]
     assert [len(e["flow_ids"]) for e in edges] == [r["flows"] for r in rows]
-    assert len(flows) == sum(r["flows"] for r in rows)
+    assert len(flows) == len(list(flows)) == sum(r["flows"] for r in rows)
+    edge_of = {i: e["id"] for e in edges for i in e["flow_ids"]}
+    assert {f["flow_id"]: f["edge"] for f in flows} == edge_of
 
 
 def test_what_could_not_be_judged(case):

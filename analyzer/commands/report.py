@@ -82,7 +82,8 @@ def report(captures, pods_file, use_kubectl, context, output, json_path, resourc
         result = analyze(paths, decode_as=decode_as, pods=pods, engine=engine, clock_skew=clock_skew,
                          dask=None if dask_address is None else dask_address or True)
         doc = build_audit(result, paths, pods_file, resource, fail_on, engine, decode_as,
-                          command=["mtls-analyzer", *sys.argv[1:]], trust_unknown_clients=trust_unknown_clients)
+                          command=["mtls-analyzer", *sys.argv[1:]], trust_unknown_clients=trust_unknown_clients,
+                          streamed=True)
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
     for target, write in ((output, write_html), (json_path, write_report_json)):

@@ -8,6 +8,8 @@ document, so the page an auditor reads and the ``report.json`` a pipeline diffs 
 
 Rules:
   1. Plain JSON values only (str, int, float, bool, None, list, dict); times are ISO 8601 UTC strings.
+     The one exception is memory's: a ``streamed`` document's ``flows`` is a :class:`DocumentFlows`,
+     which yields such rows, made again from the analysis's rows, so that every flow is never held.
   2. The layout is versioned: ``REPORT_SCHEMA_VERSION`` changes when a key is renamed or removed or a
      value changes meaning; adding keys or columns keeps it.  ``json_schema()`` describes the layout and
      ``docs/report.schema.json`` is that description, checked by a test.  Readers ignore unknown keys.
@@ -20,17 +22,20 @@ Rules:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import platform
+from array import array
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from ..capture.reader import CaptureReader
 from ..errors import CaptureFormatError
 from ..join.vantage import capture_names, capture_vantages, sides
-from .edges import GATE_TESTS, GATES, RESOURCES, flow_status, destination, headline, peer_end
+from ..kube.pods import Peer
+from .edges import GATE_TESTS, GATES, RESOURCES, UNVERIFIED, FlowStatus, edge_rows, headline
 from .render import iso
 from .result import RELEASE_KEYS
 from .schema import CATEGORIES, EDGE_COLUMNS, EDGE_STATUSES, FLOW_COLUMNS, Column
@@ -141,36 +146,106 @@ def edge_key(src_ns: str, src: str, dst_ns: str, dst: str) -> str:
     return f"{left} -> {right}"
 
 
-def link_flows(flow_rows: Sequence[dict], edge_rows: Sequence[dict], pods, resource: str,
-               trust_unknown_clients: bool = False, vantages: dict | None = None) -> tuple[list[dict], list[dict]]:
-    """Number the edges (``e1``...) and tie each flow to its edge with the flow's own status; with the
-    captures' ``vantages`` (``analyzer.join.vantage``), count per edge where its connections were seen.
+class FlowLinks:
+    """Each flow's edge and own status, gathered in the pass that groups the flows into edges.
 
-    Returns (edges, flows): copies of the rows with ``EDGE_EXTRA_COLUMNS`` / ``FLOW_EXTRA_COLUMNS`` added.
+    Per flow only two small numbers are kept (its edge key's and its status's, in ``array``s), so that
+    the document's flows can be read again from the report's rows (:class:`DocumentFlows`) instead of
+    being held; per edge key, its flow ids and where its connections were seen.  ``tally`` counts what
+    could not be judged as the flows go by.
     """
+
+    def __init__(self, vantages: dict) -> None:
+        self.vantages = vantages
+        self.keys: dict[str, int] = {}  # edge key -> its number here
+        self.flow_ids: list[list[int]] = []  # per edge key number
+        self.seen: list[list[int]] = []  # per edge key number: one side, both sides, from a node
+        self.statuses: dict[FlowStatus, int] = {}  # distinct flow statuses -> number
+        self.key_of = array("I")  # per flow: its edge key number
+        self.status_of = array("I")  # per flow: its status number
+        self.tally = _Tally()
+
+    def add(self, flow: dict, key: tuple, src: Peer, dst: Peer, status: FlowStatus) -> None:
+        (_, sns, sname), (_, dns, dname), _ = key
+        number = self.keys.setdefault(edge_key(sns, sname, dns, dname), len(self.keys))
+        if number == len(self.flow_ids):
+            self.flow_ids.append([])
+            self.seen.append([0, 0, 0])
+        self.flow_ids[number].append(flow["flow_id"])
+        client, server, node = sides(flow, _ref(src), _ref(dst), self.vantages)
+        seen = self.seen[number]
+        seen[0] += client != server
+        seen[1] += client and server
+        seen[2] += node
+        self.key_of.append(number)
+        self.status_of.append(self.statuses.setdefault(status, len(self.statuses)))
+        self.tally.add(flow, status)
+
+
+def link_flows(flow_rows: Iterable[dict], pods, resource: str, trust_unknown_clients: bool = False,
+               vantages: dict | None = None) -> tuple[list[dict], "DocumentFlows"]:
+    """The edges of ``flow_rows`` (``edges.edge_rows``), numbered ``e1``..., each flow tied to its edge with
+    the flow's own status in the same pass; with the captures' ``vantages`` (``analyzer.join.vantage``),
+    counted per edge where its connections were seen.
+
+    Returns (edges, flows): the edge rows as the document holds them (``EDGE_COLUMNS`` then
+    ``EDGE_EXTRA_COLUMNS``, times ISO 8601) and the flows as :class:`DocumentFlows`, read again from
+    ``flow_rows`` on each pass (which must give the same rows in the same order each time).
+    """
+    links = FlowLinks(vantages or {})
+    rows = edge_rows(flow_rows, pods, resource, trust_unknown_clients=trust_unknown_clients, each=links.add)
+    # An edge key names the edge the flows of that key belong to (the last edge of that key, as a dict
+    # keyed by it would have it).
+    numbered = {edge_key(r["src_ns"], r["src"], r["dst_ns"], r["dst"]): i for i, r in enumerate(rows)}
     edges = []
-    by_key: dict[str, dict] = {}
-    for i, row in enumerate(edge_rows, 1):
-        key = edge_key(row["src_ns"], row["src"], row["dst_ns"], row["dst"])
-        edge = {**row, "id": f"e{i}", "key": key, "flow_ids": [], "seen_one_side": 0, "seen_both_sides": 0,
-                "seen_from_node": 0}
-        by_key[key] = edge
-        edges.append(edge)
-    flows = []
-    for flow in flow_rows:
-        src = pods.resolve(flow["client_ip"], flow["first_ts"])
-        dst = destination(flow, pods, flow["first_ts"])
-        status = flow_status(flow, src, dst, trust_unknown_clients)
-        (_, sns, sname), (_, dns, dname) = peer_end(src, resource), peer_end(dst, resource)
-        edge = by_key[edge_key(sns, sname, dns, dname)]
-        edge["flow_ids"].append(flow["flow_id"])
-        client, server, node = sides(flow, _ref(src), _ref(dst), vantages or {})
-        edge["seen_one_side"] += client != server
-        edge["seen_both_sides"] += client and server
-        edge["seen_from_node"] += node
-        flows.append({**flow, "edge": edge["id"], "flow_status": status.status, "status_word": status.word,
-                      "status_detail": status.detail})
-    return edges, flows
+    for i, row in enumerate(rows):
+        edges.append({**_plain(row, EDGE_COLUMNS), "id": f"e{i + 1}",
+                      "key": edge_key(row["src_ns"], row["src"], row["dst_ns"], row["dst"]), "flow_ids": [],
+                      "seen_one_side": 0, "seen_both_sides": 0, "seen_from_node": 0})
+        rows[i] = {}  # one copy of an edge at a time
+    edge_of = [""] * len(links.keys)
+    for key, number in links.keys.items():
+        edge = edges[numbered[key]]
+        edge_of[number] = edge["id"]
+        edge["flow_ids"] = links.flow_ids[number]
+        edge["seen_one_side"], edge["seen_both_sides"], edge["seen_from_node"] = links.seen[number]
+    links.keys, links.flow_ids, links.seen = {}, [], []  # in the edges now
+    return edges, DocumentFlows(flow_rows, links, edge_of)
+
+
+class DocumentFlows:
+    """The document's ``flows``: each flow row (``FLOW_COLUMNS``, times ISO 8601) with its edge and its own
+    status (``FLOW_EXTRA_COLUMNS``), made again from the report's rows on each pass, never all held.
+
+    Reads like a list (``len``, iteration, ``[i]``, ``==``); ``list(...)`` makes one.  ``json`` cannot
+    write it: ``export.write_report_json`` writes it row by row.
+    """
+
+    def __init__(self, rows: Iterable[dict], links: FlowLinks, edge_of: list[str]) -> None:
+        self.rows, self.links, self.edge_of = rows, links, edge_of
+        self.statuses = list(links.statuses)
+
+    def __len__(self) -> int:
+        return len(self.links.key_of)
+
+    def __iter__(self) -> Iterator[dict]:
+        edge_of, statuses = self.edge_of, self.statuses
+        for flow, number, status in zip(self.rows, self.links.key_of, self.links.status_of, strict=True):
+            fs = statuses[status]
+            yield {**_plain(flow, FLOW_COLUMNS), "edge": edge_of[number], "flow_status": fs.status,
+                   "status_word": fs.word, "status_detail": fs.detail}
+
+    def __getitem__(self, i: int) -> dict:
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return next(itertools.islice(self, i, None))
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _ref(peer) -> str:
@@ -196,47 +271,82 @@ def _first_clause(reason: str) -> str:
     return (reason or "").split(";")[0].strip() or "(no reason given)"
 
 
-def _grouped(rows: Iterable[dict], key) -> list[dict]:
-    """[{reason, flows, flow_ids}] per distinct key(row), most frequent first."""
-    groups: dict[str, list[int]] = {}
-    for row in rows:
-        groups.setdefault(key(row), []).append(row["flow_id"])
-    return [{"reason": k, "flows": len(ids), "flow_ids": ids[:MAX_LISTED_IDS]}
-            for k, ids in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+class _Listed:
+    """How many flows, and the ids of the first ``MAX_LISTED_IDS``."""
+
+    __slots__ = ("flows", "ids")
+
+    def __init__(self) -> None:
+        self.flows = 0
+        self.ids: list[int] = []
+
+    def add(self, flow_id: int) -> None:
+        self.flows += 1
+        if len(self.ids) < MAX_LISTED_IDS:
+            self.ids.append(flow_id)
 
 
-def unjudged(report, flows: Sequence[dict], edges: Sequence[dict], captures: Sequence[dict]) -> dict:
+def _grouped(groups: dict[str, _Listed]) -> list[dict]:
+    """[{reason, flows, flow_ids}] per reason, most frequent first."""
+    return [{"reason": k, "flows": g.flows, "flow_ids": g.ids}
+            for k, g in sorted(groups.items(), key=lambda kv: (-kv[1].flows, kv[0]))]
+
+
+class _Tally:
+    """The summary's verdict counts and what could not be judged, counted flow by flow (bounded: counts
+    and the first ids of each item)."""
+
+    def __init__(self) -> None:
+        self.verdicts: Counter = Counter()
+        self.unknown: dict[str, _Listed] = {}  # by the first clause of the reason
+        self.unverified: dict[str, _Listed] = {}  # by word: detail
+        self.cut, self.gaps, self.midstream, self.unseen = _Listed(), _Listed(), _Listed(), _Listed()
+        self.truncated_packets = 0
+
+    def add(self, flow: dict, status: FlowStatus) -> None:
+        fid = flow["flow_id"]
+        self.verdicts[flow["verdict"]] += 1
+        if flow["verdict"] == "unknown":
+            self.unknown.setdefault(_first_clause(flow["reason"]), _Listed()).add(fid)
+        if status.status == UNVERIFIED:
+            self.unverified.setdefault(f"{status.word}: {status.detail}".rstrip(": "), _Listed()).add(fid)
+        if flow["truncated_packets"]:
+            self.cut.add(fid)
+            self.truncated_packets += flow["truncated_packets"]
+        if flow["gaps"]:
+            self.gaps.add(fid)
+        if flow["midstream"]:
+            self.midstream.add(fid)
+        if status.word in ("identity_not_seen", "identity_not_checked"):
+            self.unseen.add(fid)
+
+
+def unjudged(report, tally: _Tally, edges: Sequence[dict], captures: Sequence[dict]) -> dict:
     """What the analysis could not judge, or judged on less than the whole conversation, and why."""
     stats = report.stats
-    localhost = [r for r in report.all_flow_rows if r["localhost"]]
-    unknown = [f for f in flows if f["verdict"] == "unknown"]
-    unverified = [f for f in flows if f["flow_status"] == "unverified"]
-    cut = [f for f in flows if f["truncated_packets"]]
-    gaps = [f for f in flows if f["gaps"]]
-    midstream = [f for f in flows if f["midstream"]]
-    unseen = [f for f in flows if f["status_word"] in ("identity_not_seen", "identity_not_checked")]
+    localhost = Counter(r["localhost_reason"] or "localhost" for r in report.all_flow_rows if r["localhost"])
     not_tcp = Counter()
     for row in stats.get("not_tcp", []):
         if not row["localhost"]:
             not_tcp[row["protocol"]] += row["packets"]
     reported_drops = [c["drops"] for c in captures if c["drops"] is not None]
     return {
-        "unknown_flows": len(unknown),
-        "unknown_by_reason": _grouped(unknown, lambda f: _first_clause(f["reason"])),
-        "unverified_flows": len(unverified),
-        "unverified_by_reason": _grouped(unverified, lambda f: f"{f['status_word']}: {f['status_detail']}".rstrip(": ")),
+        "unknown_flows": sum(g.flows for g in tally.unknown.values()),
+        "unknown_by_reason": _grouped(tally.unknown),
+        "unverified_flows": sum(g.flows for g in tally.unverified.values()),
+        "unverified_by_reason": _grouped(tally.unverified),
         "unverified_edges": sum(1 for e in edges if e["unverified"]),
-        "flows_with_truncated_packets": len(cut),
-        "truncated_packets": sum(f["truncated_packets"] for f in cut),
-        "truncated_flow_ids": [f["flow_id"] for f in cut][:MAX_LISTED_IDS],
-        "flows_with_gaps": len(gaps),
-        "gap_flow_ids": [f["flow_id"] for f in gaps][:MAX_LISTED_IDS],
-        "midstream_flows": len(midstream),
-        "midstream_flow_ids": [f["flow_id"] for f in midstream][:MAX_LISTED_IDS],
-        "identity_not_seen_flows": len(unseen),
-        "identity_not_seen_flow_ids": [f["flow_id"] for f in unseen][:MAX_LISTED_IDS],
-        "excluded_localhost": len(localhost),
-        "localhost_by_reason": dict(Counter(r["localhost_reason"] or "localhost" for r in localhost).most_common()),
+        "flows_with_truncated_packets": tally.cut.flows,
+        "truncated_packets": tally.truncated_packets,
+        "truncated_flow_ids": tally.cut.ids,
+        "flows_with_gaps": tally.gaps.flows,
+        "gap_flow_ids": tally.gaps.ids,
+        "midstream_flows": tally.midstream.flows,
+        "midstream_flow_ids": tally.midstream.ids,
+        "identity_not_seen_flows": tally.unseen.flows,
+        "identity_not_seen_flow_ids": tally.unseen.ids,
+        "excluded_localhost": sum(localhost.values()),
+        "localhost_by_reason": dict(localhost.most_common()),
         "frames_not_analysed": dict(Counter(stats.get("frames_unsupported", {})).most_common()),
         "not_tcp_packets": dict(not_tcp.most_common()),
         "released_early": {key: stats.get(key, 0) for key in RELEASE_KEYS},
@@ -250,24 +360,27 @@ def unjudged(report, flows: Sequence[dict], edges: Sequence[dict], captures: Seq
 TIME_NAMES = frozenset(c.name for c in FLOW_COLUMNS + EDGE_COLUMNS if c.dtype.startswith("datetime"))
 
 
-def _json_value(name: str, value):
-    if name in TIME_NAMES and isinstance(value, (int, float)):
-        return iso(value)
-    return value
-
-
 def _plain(row: dict, columns: Sequence[Column]) -> dict:
-    return {c.name: _json_value(c.name, row[c.name]) for c in columns}
+    """The row's ``columns``, in their order, times (epoch seconds) as ISO 8601 UTC strings."""
+    plain = {c.name: row[c.name] for c in columns}
+    for name in TIME_NAMES:
+        if isinstance(plain.get(name), (int, float)):
+            plain[name] = iso(plain[name])
+    return plain
 
 
 def build_audit(report, captures: Sequence[str | os.PathLike], pods_path: str | os.PathLike | None = None,
                 resource: str = "pod", fail_on: Iterable[str] = (), engine: str = "native",
                 decode_as: Sequence[str] = (), command: Sequence[str] | None = None,
-                generated_at: datetime | None = None, trust_unknown_clients: bool = False) -> dict:
+                generated_at: datetime | None = None, trust_unknown_clients: bool = False,
+                streamed: bool = False) -> dict:
     """The audit document for ``report`` (``analyzer.analyze(..., pods=...)``) of the files ``captures``.
 
-    ``pods_path`` is the pod list file to hash (None when it came from kubectl).  Raises
-    ``AnalyzerError`` when the report has no pod list (edges need one) or a capture cannot be re-read.
+    ``pods_path`` is the pod list file to hash (None when it came from kubectl).  ``streamed``: the
+    document's ``flows`` is a :class:`DocumentFlows`, made again from the report's rows whenever it is
+    read (what ``report`` writes: memory stays bounded however many flows), not a list of every flow.
+    Raises ``AnalyzerError`` when the report has no pod list (edges need one) or a capture cannot be
+    re-read.
     """
     from .. import __version__
     from ..errors import AnalyzerError
@@ -277,8 +390,7 @@ def build_audit(report, captures: Sequence[str | os.PathLike], pods_path: str | 
     if resource not in RESOURCES:
         raise AnalyzerError(f"resource must be one of {RESOURCES}, not {resource!r}")
     vantages, vantage_notes = capture_vantages(captures, report.pods)
-    edges, flows = link_flows(report.flow_rows, report.edge_rows_by(resource, trust_unknown_clients=trust_unknown_clients),
-                              report.pods, resource, trust_unknown_clients, vantages)
+    edges, flows = link_flows(report.flow_rows, report.pods, resource, trust_unknown_clients, vantages)
     facts = []
     for path, name in zip(captures, capture_names(captures)):
         try:
@@ -288,7 +400,7 @@ def build_audit(report, captures: Sequence[str | os.PathLike], pods_path: str | 
     report.stats["warnings"] += [n for n in vantage_notes if n not in report.stats["warnings"]]
     engine_text = report.stats.get("engine", engine)
     tshark_version = engine_text.split(" ", 1)[1] if engine_text.startswith("tshark ") else None
-    verdicts = Counter(f["verdict"] for f in flows)
+    verdicts = flows.links.tally.verdicts
     statuses = Counter(e["status"] for e in edges)
     when = generated_at or datetime.now(timezone.utc)
     return {
@@ -314,9 +426,9 @@ def build_audit(report, captures: Sequence[str | os.PathLike], pods_path: str | 
             "bytes_plaintext": sum(e["bytes_plaintext"] for e in edges),
             "excluded_localhost": report.stats["excluded_localhost"],
         },
-        "unjudged": unjudged(report, flows, edges, facts),
-        "edges": [_plain(e, EDGE_COLUMNS + EDGE_EXTRA_COLUMNS) for e in edges],
-        "flows": [_plain(f, FLOW_COLUMNS + FLOW_EXTRA_COLUMNS) for f in flows],
+        "unjudged": unjudged(report, flows.links.tally, edges, facts),
+        "edges": edges,
+        "flows": flows if streamed else list(flows),
     }
 
 

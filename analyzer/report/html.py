@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from .escape import html_text
 from .graph import legend, render_svg
@@ -421,10 +421,10 @@ def _flow_row(f: dict) -> str:
 
 
 
-def _edge_evidence(e: dict, flows: Sequence[dict], limit: int) -> str:
-    listed = flows[:limit]
-    more = (f'<p class="muted">{len(flows) - len(listed)} more flows are in report.json '
-            f'(<code>--json</code>).</p>') if len(flows) > len(listed) else ""
+def _edge_evidence(e: dict, listed: Sequence[dict]) -> str:
+    total = len(e["flow_ids"])
+    more = (f'<p class="muted">{total - len(listed)} more flows are in report.json '
+            f'(<code>--json</code>).</p>') if total > len(listed) else ""
     mtls_note = {"proven": "a TLS 1.2 client Certificate was seen on the wire",
                  "inferred": "TLS 1.3 encrypts the client Certificate: the client identity is computed from the "
                              "source pod's service account, the server identity is seen in the SNI",
@@ -455,43 +455,61 @@ def _edge_evidence(e: dict, flows: Sequence[dict], limit: int) -> str:
             f'</div>{more}</section>')
 
 
-def _evidence(doc: dict, by_edge: dict[str, list[dict]], listed: dict[str, int]) -> str:
-    edges = _worst_first(doc["edges"])
-    body = "".join(_edge_evidence(e, by_edge.get(e["id"], []), listed.get(e["id"], 0)) for e in edges)
-    return f'<section id="evidence"><h2>Evidence per edge</h2>{body}</section>'
+def _evidence(doc: dict, by_edge: dict[str, list[dict]]) -> Iterator[str]:
+    """The evidence section, one edge at a time (the largest part of a large page)."""
+    yield '<section id="evidence"><h2>Evidence per edge</h2>'
+    for e in _worst_first(doc["edges"]):
+        yield _edge_evidence(e, by_edge.get(e["id"], []))
+    yield "</section>"
 
 
-def _in_page(doc: dict, by_edge: dict[str, list[dict]]) -> tuple[dict, dict[str, int], str]:
+def _in_page(doc: dict) -> tuple[dict, dict[str, int], str]:
     """What the page shows of a large document: the worst ``MAX_EDGES_IN_PAGE`` edges and, worst edges
     first, at most ``MAX_FLOWS_PER_EDGE`` flows of each and ``MAX_FLOWS_IN_PAGE`` in all.  Returns the
-    document with those edges, the flows listed per edge, and a note saying what was left out ("" when
-    nothing was)."""
+    document with those edges, how many flows are listed per edge, and a note saying what was left out
+    ("" when nothing was)."""
     edges = _worst_first(doc["edges"])
     page_edges = edges[:MAX_EDGES_IN_PAGE]
     listed: dict[str, int] = {}
     room = MAX_FLOWS_IN_PAGE
     for e in page_edges:
-        listed[e["id"]] = n = min(len(by_edge.get(e["id"], ())), MAX_FLOWS_PER_EDGE, room)
+        listed[e["id"]] = n = min(len(e["flow_ids"]), MAX_FLOWS_PER_EDGE, room)
         room -= n
     flows = sum(listed.values())
-    if len(page_edges) == len(edges) and flows == len(doc["flows"]):
+    total = len(doc["flows"])
+    if len(page_edges) == len(edges) and flows == total:
         return doc, listed, ""
     note = (f'<p class="muted" id="page-limits">This page shows the {len(page_edges)} worst of {len(edges)} edges '
-            f'and lists {flows} of {len(doc["flows"])} flows; everything is in report.json '
+            f'and lists {flows} of {total} flows; everything is in report.json '
             f'(<code>--json</code>).</p>')
     return {**doc, "edges": page_edges}, listed, note
+
+
+def _listed_flows(flows: Iterable[dict], listed: dict[str, int]) -> dict[str, list[dict]]:
+    """The flows the page lists, per edge: the first ``listed[edge]`` of each, in document order (one
+    pass; only those are kept)."""
+    by_edge: dict[str, list[dict]] = {}
+    for flow in flows:
+        if listed.get(flow["edge"]):
+            rows = by_edge.setdefault(flow["edge"], [])
+            if len(rows) < listed[flow["edge"]]:
+                rows.append(flow)
+    return by_edge
 
 
 # -- the page ----------------------------------------------------------------------------------------------
 def render_html(doc: dict) -> str:
     """The whole page for an audit document (``audit.build_audit``)."""
-    by_edge: dict[str, list[dict]] = {}
-    for flow in doc["flows"]:
-        by_edge.setdefault(flow["edge"], []).append(flow)
-    page, listed, note = _in_page(doc, by_edge)
-    shown = {f["flow_id"] for edge, n in listed.items() for f in by_edge.get(edge, [])[:n]}
+    return "".join(iter_html(doc))
+
+
+def iter_html(doc: dict) -> Iterator[str]:
+    """The page in pieces, each made when it is asked for, so that ``write_html`` never holds all of it."""
+    page, listed, note = _in_page(doc)
+    by_edge = _listed_flows(doc["flows"], listed)
+    shown = {f["flow_id"] for rows in by_edge.values() for f in rows}
     title = "mTLS audit: " + ", ".join(c["file"] for c in doc["captures"])
-    return "\n".join([
+    yield "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
@@ -507,7 +525,11 @@ def render_html(doc: dict) -> str:
         _edges_table(page),
         _unjudged(doc, shown),
         _provenance(doc),
-        _evidence(page, by_edge, listed),
+        "",
+    ])
+    yield from _evidence(page, by_edge)
+    yield "\n".join([
+        "",
         "</main>",
         f'<footer>mtls-analyzer {_e(doc["tool"]["version"])} \u00b7 report schema {_e(doc["schema"])} '
         f'v{_e(doc["schema_version"])} \u00b7 the same data as <code>--json</code></footer>',
@@ -518,6 +540,6 @@ def render_html(doc: dict) -> str:
 
 
 def write_html(doc: dict, path: str | os.PathLike) -> None:
-    """Write the page; ``OSError`` is the caller's to report."""
+    """Write the page as it is made (:func:`iter_html`); ``OSError`` is the caller's to report."""
     with open(path, "w", encoding="utf-8") as f:
-        f.write(render_html(doc))
+        f.writelines(iter_html(doc))
