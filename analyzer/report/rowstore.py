@@ -20,6 +20,7 @@ Rules:
 from __future__ import annotations
 
 import heapq
+import operator
 from collections import Counter
 import marshal
 import zlib
@@ -93,8 +94,13 @@ class RowStore:
     def __iter__(self) -> Iterator[dict]:
         if self.rows is not None:
             return iter(self.rows)
-        tuples = (heapq.merge(*(run.sorted() for run in self.runs), key=_fid) if self.by_fid
-                  else (t for run in self.runs for t in run.stored()))
+        runs = [run for run in self.runs if run.last >= 0]
+        if not self.by_fid:
+            tuples = (t for run in runs for t in run.stored())
+        elif len(runs) == 1:
+            tuples = runs[0].sorted()
+        else:
+            tuples = heapq.merge(*(run.sorted() for run in runs), key=_fid)
         return (dict(zip(FLOW_NAMES, values)) for _fid, values in tuples)
 
     def __getitem__(self, i: int) -> dict:
@@ -162,5 +168,4 @@ def _sorted_chunk(chunk: bytes) -> Iterator[tuple[int, tuple]]:
     yield from sorted(marshal.loads(zlib.decompress(chunk)), key=_fid)
 
 
-def _fid(item) -> int:
-    return item[0]
+_fid = operator.itemgetter(0)  # a row's flow id, as the sort key
