@@ -34,16 +34,19 @@ _TIMES = TIME_COLUMNS | {c.name for c in EDGE_COLUMNS if c.dtype.startswith("dat
 
 
 # -- JSON Lines --------------------------------------------------------------------------------------------
-def _json_cell(name: str, value):
-    if name in _TIMES and isinstance(value, (int, float)):
-        return iso(value)
-    return value
+_LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # one encoder for every row
 
 
 def iter_jsonl(rows: Iterable[dict], columns: Sequence[str]) -> Iterator[str]:
-    """One compact JSON object per row, keys in schema order, each ending in a newline."""
+    """One compact JSON object per row, keys in schema order, each ending in a newline; times as ISO 8601."""
+    times = [c for c in columns if c in _TIMES]
     for row in rows:
-        yield json.dumps({c: _json_cell(c, row[c]) for c in columns}, ensure_ascii=False, separators=(",", ":")) + "\n"
+        out = {c: row[c] for c in columns}
+        for c in times:
+            value = out[c]
+            if isinstance(value, (int, float)):
+                out[c] = iso(value)
+        yield _LINE(out) + "\n"
 
 
 def write_jsonl(rows: Iterable[dict], columns: Sequence[str], out: IO[str]) -> int:
