@@ -20,7 +20,7 @@ import click
 
 from . import __version__
 from .api import analyze as run_analysis
-from .commands.common import InputError, emit, exit_on_gates, output_options, wide_option
+from .commands.common import InputError, emit, exit_on_gates, output_options, wide_option, write_report_files
 from .commands.common import TRUST_UNKNOWN_CLIENTS_HELP, warn
 from .errors import AnalyzerError, BackendUnavailable
 from .kube import kubectl
@@ -230,17 +230,10 @@ def audit(namespace, all_namespaces, selector, context, via, debug_image, second
 
 def _write_audit_report(report, result, resource, fail_on, html_path, json_path) -> None:
     from .report.audit import build_audit
-    from .report.export import write_report_json
-    from .report.html import write_html
 
     doc = build_audit(report, result.paths, result.output_dir / "pods.json", resource, fail_on, "native", (),
                       command=["kubectl-mtls", *sys.argv[1:]], streamed=True)
-    for target, write in ((html_path, write_html), (json_path, write_report_json)):
-        if target is not None:
-            try:
-                write(doc, target)
-            except OSError as exc:
-                raise InputError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    write_report_files(doc, html_path, json_path)
 
 
 def _say(text: str) -> None:

@@ -133,6 +133,20 @@ def finish_edges(edges: list[dict], pods, fail_on, quiet: bool) -> None:
     exit_on_gates(edges, fail_on)
 
 
+def write_report_files(doc: dict, html_path, json_path) -> None:
+    """The audit document as the HTML page and/or the JSON document (each written as it is made)."""
+    from ..report.export import write_report_json
+    from ..report.html import write_html
+
+    for target, write in ((html_path, write_html), (json_path, write_report_json)):
+        if target is None:
+            continue
+        try:
+            write(doc, target)
+        except OSError as exc:
+            raise InputError(f"{target}: cannot write: {exc.strerror or exc}") from None
+
+
 def exit_on_gates(edges, fail_on) -> None:
     """After the table: one stderr line per ``--fail-on`` condition that holds, then exit 3 if any does."""
     from ..report.edges import gate_failures

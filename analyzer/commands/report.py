@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .common import (TRUST_UNKNOWN_CLIENTS_HELP, InputError, clock_skew_option, dask_option, dask_target, exit_on_gates,
-                     warn)
+                     warn, write_report_files)
 
 from ..errors import AnalyzerError
 
@@ -68,8 +68,6 @@ def report(captures, pods_file, use_kubectl, context, output, json_path, resourc
     from ..api import analyze
     from ..kube.kubectl import load_pod_list
     from ..report.audit import build_audit, load_path_list
-    from ..report.export import write_report_json
-    from ..report.html import write_html
 
     if output is None and json_path is None:
         raise click.UsageError("nothing to write: give -o report.html and/or --json report.json")
@@ -86,13 +84,7 @@ def report(captures, pods_file, use_kubectl, context, output, json_path, resourc
                           streamed=True)
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
-    for target, write in ((output, write_html), (json_path, write_report_json)):
-        if target is None:
-            continue
-        try:
-            write(doc, target)
-        except OSError as exc:
-            raise InputError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    write_report_files(doc, output, json_path)
     for warning in result.stats["warnings"]:
         warn(f"Warning: {warning}")
     policy = doc["policy"]
