@@ -1,9 +1,11 @@
 """Reading a large JSON or YAML document a value at a time, so that a pod list costs what is kept of it.
 
 Role: ``JsonStream`` decodes a JSON text stream value by value (``json.JSONDecoder.raw_decode`` over a
-bounded buffer); ``YamlBuilder`` turns YAML parser events into Python data one value at a time, as
-``yaml.safe_load`` would, without a node tree.  ``podlist`` drives them over the top-level object and its
-``items`` list.
+bounded buffer).  YAML has two readers that build the same data as ``yaml.safe_load`` (timestamps kept as
+strings): ``yaml_entries`` cuts a block-style document into its top-level entries and the items of its
+``items`` list and reads each piece line by line (``BlockYaml``, the fast path for what kubectl writes);
+a piece it cannot read exactly goes to ``YamlBuilder``, which builds data from the YAML parser's events
+one value at a time, without a node tree.  ``podlist`` drives them.
 Must not: know what a pod is, or hold more than one value being built plus one buffer.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 from .pods import PodsFormatError
 
@@ -70,6 +73,9 @@ class JsonStream:
             except json.JSONDecodeError as exc:
                 if self.eof:
                     raise self.error(exc.msg, exc.pos) from None
+            except ValueError:  # an integer of more digits than int() converts
+                raise PodsFormatError(f"{self.source}: not valid JSON (a number of more than "
+                                      f"{sys.get_int_max_str_digits()} digits); {EXPECTED_OUTPUT}") from None
             except RecursionError:
                 raise PodsFormatError(f"{self.source}: JSON nested too deeply to be a pod list") from None
             else:
@@ -89,12 +95,12 @@ def yaml_loader(yaml):
     from yaml.constructor import SafeConstructor
     from yaml.resolver import Resolver
 
-    try:
+    if getattr(yaml, "__with_libyaml__", False):
         from yaml.cyaml import CParser
-    except ImportError:
-        base: tuple = (yaml.SafeLoader,)
-    else:
-        base = (CParser, SafeConstructor, Resolver)
+
+        base: tuple = (CParser, SafeConstructor, Resolver)
+    else:  # PyYAML built without libyaml: its pure-Python parser
+        base = (yaml.SafeLoader,)
 
     class Loader(*base):  # type: ignore[misc]
         yaml_implicit_resolvers = {first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
@@ -112,6 +118,7 @@ def yaml_loader(yaml):
 
 
 YAML_MAX_DEPTH = 256  # nesting a pod list never needs; deeper is an error, not a crash
+SCALARS_REMEMBERED, SCALAR_REMEMBERED_CHARS = 4096, 256  # plain scalars kept with their values, and how long
 _STR_TAG, _MAP_TAG, _SEQ_TAG, _MERGE_TAG = (f"tag:yaml.org,2002:{t}" for t in ("str", "map", "seq", "merge"))
 _NO_KEY, _MERGE = object(), object()
 
@@ -124,34 +131,49 @@ class YamlBuilder:
     def __init__(self, loader, yaml) -> None:
         self.loader, self.yaml, self.ev = loader, yaml, yaml.events
         self.anchors: dict[str, object] = {}
-        self.plain: dict[str, object] = {}
+        self.plains: dict[str, object] = {}
+        table = loader.yaml_implicit_resolvers
+        # First characters no implicit resolver looks at: such a plain scalar is a string without asking.
+        self.resolvable = None if table.get(None) else frozenset(first for first, rules in table.items() if rules)
+
+    def plain(self, text: str, mark=None):
+        """The value of a plain (unquoted, untagged) scalar, resolved as the loader would."""
+        value = self.plains.get(text, _NO_KEY)
+        if value is _NO_KEY:
+            if text and self.resolvable is not None and text[0] not in self.resolvable:
+                value = text
+            else:
+                value = self.construct(self.loader.resolve(self.yaml.nodes.ScalarNode, text, (True, False)), text, mark)
+            if len(self.plains) < SCALARS_REMEMBERED and len(text) <= SCALAR_REMEMBERED_CHARS:
+                self.plains[text] = value
+        return value
+
+    def construct(self, tag: str, text: str, mark, style=None):
+        """A scalar of a resolved ``tag`` as Python data; ``<<`` is ``_MERGE``."""
+        if tag == _STR_TAG:
+            return text
+        if tag == _MERGE_TAG:
+            return _MERGE  # only a mapping key may be one (``value``)
+        loader, error = self.loader, self.yaml.constructor.ConstructorError
+        construct = loader.yaml_constructors.get(tag)
+        if construct is None:
+            raise error(None, None, f"could not determine a constructor for the tag {tag!r}", mark)
+        try:
+            return construct(loader, self.yaml.nodes.ScalarNode(tag, text, mark, mark, style))
+        except ValueError:  # ``0b_``, or an integer of more digits than int() converts
+            raise error(None, None, f"cannot read {text[:40]!r} as {tag.rpartition(':')[2]}", mark) from None
 
     def scalar(self, event):
-        if event.tag is None and not event.implicit[0]:
-            return event.value  # quoted: a string
-        if event.tag is None and event.value in self.plain:
-            return self.plain[event.value]
-        loader, nodes = self.loader, self.yaml.nodes
+        if event.tag is None:
+            return self.plain(event.value, event.start_mark) if event.implicit[0] else event.value
         tag = event.tag
-        if tag is None or tag == "!":
-            tag = loader.resolve(nodes.ScalarNode, event.value, event.implicit)
-        if tag == _STR_TAG:
-            value = event.value
-        elif tag == _MERGE_TAG:
-            value = _MERGE  # ``<<``: only a mapping key may be one (``value``)
-        else:
-            construct = loader.yaml_constructors.get(tag)
-            if construct is None:
-                raise self.yaml.constructor.ConstructorError(
-                    None, None, f"could not determine a constructor for the tag {tag!r}", event.start_mark)
-            value = construct(loader, nodes.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style))
-        if event.tag is None and len(self.plain) < 4096:
-            self.plain[event.value] = value
-        return value
+        if tag == "!":
+            tag = self.loader.resolve(self.yaml.nodes.ScalarNode, event.value, event.implicit)
+        return self.construct(tag, event.value, event.start_mark, event.style)
 
     def value(self):
         """The next complete node as Python data."""
-        ev, get, plain = self.ev, self.loader.get_event, self.plain
+        ev, get, plain = self.ev, self.loader.get_event, self.plains
         scalar_event, mapping_start, sequence_start = ev.ScalarEvent, ev.MappingStartEvent, ev.SequenceStartEvent
         stack: list[list] = []  # [container, pending key, merged mappings]
         while True:
@@ -164,7 +186,7 @@ class YamlBuilder:
                     else:
                         value = plain.get(event.value, _NO_KEY)
                         if value is _NO_KEY:
-                            value = self.scalar(event)
+                            value = self.plain(event.value, event.start_mark)
                 else:
                     value = self.scalar(event)
             elif cls is mapping_start or cls is sequence_start:
