@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
+import tempfile
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +28,9 @@ from .pods import (
     TEMPLATE_HASH_LABEL, TERMINAL_PHASES, Pod, PodIndex, PodsFormatError, Ports, _ip, _pod_key, _ts,
 )
 from .services import SERVICE_KINDS, parse_services
-from .streams import EXPECTED_OUTPUT, JSON_CHUNK, JsonStream, YamlBuilder, yaml_loader
+from .streams import (
+    EXPECTED_OUTPUT, ITEM, ITEMS, JSON_CHUNK, JsonStream, YamlBuilder, YamlFallback, yaml_entries, yaml_loader,
+)
 
 
 # -- typed access ----------------------------------------------------------------------------------------
@@ -428,11 +433,13 @@ def _read_json(f, source: str, trust_domain: str) -> PodIndex:
 
 
 def parse_pods_yaml(text, source: str = "pods", trust_domain: str = DEFAULT_TRUST_DOMAIN) -> PodIndex:
-    """``kubectl get pods [-A] -o yaml`` output (text, or a text stream) -> :class:`PodIndex` (needs PyYAML).
+    """``kubectl get pods [-A] -o yaml`` output (text, or a text stream that can seek) -> :class:`PodIndex`
+    (needs PyYAML).
 
     Timestamps stay strings (as in JSON), so ``creationTimestamp`` is read by the same rule either way.
-    The document is composed one top-level value at a time, and the ``items`` list one item at a time
-    into :class:`_Items`, so memory is the pods kept, not the document as Python objects.
+    The ``items`` list is read one item at a time into :class:`_Items`, so memory is the pods kept, not the
+    document as Python objects: line by line when the list is block YAML as kubectl writes it
+    (:func:`~analyzer.kube.streams.yaml_entries`), else from the start by the YAML parser's events.
     """
     try:
         import yaml
@@ -440,9 +447,13 @@ def parse_pods_yaml(text, source: str = "pods", trust_domain: str = DEFAULT_TRUS
         raise PodsFormatError(f"{source}: reading YAML needs PyYAML (pip install pyyaml); "
                               "or give `kubectl get pods -A -o json` output") from None
 
-    loader = yaml_loader(yaml)(text)
+    stream = io.StringIO(text) if isinstance(text, str) else text
     try:
-        doc, items = _stream_yaml(loader, yaml, source, trust_domain)
+        try:
+            doc, items = _read_yaml_entries(stream, yaml, source, trust_domain)
+        except YamlFallback:
+            stream.seek(0)
+            doc, items = _read_yaml_events(stream, yaml, source, trust_domain)
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or type(exc).__name__
         if "nesting depth" in problem:  # the libyaml of PyYAML 6.0.4 wheels has its own limit: the same error
@@ -452,9 +463,37 @@ def parse_pods_yaml(text, source: str = "pods", trust_domain: str = DEFAULT_TRUS
         raise PodsFormatError(f"{source}: not valid YAML ({problem}{at}); {EXPECTED_OUTPUT}") from None
     except RecursionError:
         raise PodsFormatError(f"{source}: YAML nested too deeply to be a pod list") from None
+    return _index_from_doc(doc, source, trust_domain, "a YAML", items)
+
+
+def _read_yaml_entries(f, yaml, source: str, trust_domain: str) -> tuple:
+    """(document, items taken as they streamed or None) from the line reader, as :func:`_stream_yaml`
+    builds them; :class:`~analyzer.kube.streams.YamlFallback` when it cannot read the document."""
+    doc: dict = {}
+    items = None
+    for kind, value in yaml_entries(f, yaml):
+        if kind is ITEM:
+            items.add(value)
+        elif kind is ITEMS:
+            items = _Items(source, trust_domain)  # a repeated key: the last one counts
+            doc["items"] = []
+        else:
+            for key, entry in value.items():
+                if key == "items" and isinstance(entry, list):  # ``items: []``: streamed, as by the events
+                    items = _Items(source, trust_domain)
+                    for item in entry:
+                        items.add(item)
+                    entry = []
+                doc[key] = entry
+    return doc, items
+
+
+def _read_yaml_events(f, yaml, source: str, trust_domain: str) -> tuple:
+    loader = yaml_loader(yaml)(f)
+    try:
+        return _stream_yaml(loader, yaml, source, trust_domain)
     finally:
         loader.dispose()
-    return _index_from_doc(doc, source, trust_domain, "a YAML", items)
 
 
 def _stream_yaml(loader, yaml, source: str, trust_domain: str) -> tuple:
@@ -562,7 +601,7 @@ def load_pods(path: str | Path, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> Pod
     as it streams in (:func:`_read_json`), so a large list costs the pods kept, not its text."""
     source = str(path)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f, ExitStack() as stack:
             first = f.read(JSON_CHUNK)
             while first and not first.strip() and (more := f.read(JSON_CHUNK)):
                 first += more
@@ -570,11 +609,24 @@ def load_pods(path: str | Path, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> Pod
             if fmt == "json":
                 return _read_json(_Prefixed(first, f), source, trust_domain)
             if fmt == "yaml":
-                return parse_pods_yaml(_Prefixed(first, f), source, trust_domain)
+                return parse_pods_yaml(_rewound(first, f, stack), source, trust_domain)
             text = first + f.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise PodsFormatError(f"{path}: cannot read the pod list: {getattr(exc, 'strerror', None) or exc}") from None
     return parse_pods_wide(text, source)
+
+
+def _rewound(head: str, f, stack: ExitStack):
+    """``f`` from its start, ``head`` being what was read of it: ``f`` itself when it can seek, else (a pipe)
+    a temporary file holding the whole stream (closed with ``stack``)."""
+    if f.seekable():
+        f.seek(0)
+        return f
+    spool = stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8"))
+    spool.write(head)
+    shutil.copyfileobj(f, spool, JSON_CHUNK)
+    spool.seek(0)
+    return spool
 
 
 class _Prefixed:

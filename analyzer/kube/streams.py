@@ -239,3 +239,230 @@ class YamlBuilder:
                     top[2].extend(extras)
                 else:
                     top[0][key] = value
+
+
+# -- block YAML, line by line ----------------------------------------------------------------------------
+YAML_BLOCK = 1 << 17  # characters read at a time by the line reader
+YAML_MAX_PIECE = 4 << 20  # characters one top-level entry or list item may span (an API object is < 1.5 MB)
+
+
+class YamlFallback(Exception):
+    """The text steps outside the block YAML the line reader reads exactly: read it with the events."""
+
+
+# One line of block YAML: indentation, "- ", then ``key:`` and maybe a value, or a value alone.  A key is
+# plain (no space, colon or hash, not starting with an indicator) or quoted without escapes.
+_LINE = re.compile(r"""^( *)(- (?! ))?(?:([^\s#'"?:,\[\]{}&*!|>%@`-][^\s:#]*|-[^\s:#]+|'[^'\n]*'|"[^"\\\n]*"):"""
+                   r"""(?: +(.*))?|(.*))$""", re.M)  # a value may end in spaces
+# Characters the line reader leaves to the parser: tabs, line breaks other than \n, BOMs, non-printables.
+_ODD_CHAR = re.compile("[^\n -~\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
+_ROOT = object()
+
+
+class BlockYaml:
+    """Block-style YAML as kubectl and PyYAML write it -- mappings and sequences nested by indentation, one
+    scalar per line: plain, quoted without escapes, ``{}`` or ``[]`` -- read line by line into the data
+    :class:`YamlBuilder` builds from the same text.  Anything else (flow collections, scalars over several
+    lines, block scalars, anchors, aliases, tags, escapes, tabs, comments after a value, uneven indentation)
+    raises :class:`YamlFallback`, so that the text is read by the parser instead: this reader never decides
+    what a document means where the parser might decide otherwise."""
+
+    def __init__(self, builder: YamlBuilder) -> None:
+        self.builder = builder
+        self.scalars: dict[str, object] = {}  # the text of a scalar as written -> its value
+
+    def node(self, text: str):
+        """The block node that starts on the first line of ``text`` (blank and comment lines aside)."""
+        if _ODD_CHAR.search(text) is not None:
+            raise YamlFallback
+        scalars, scalar = self.scalars, self.scalar
+        holder: dict = {}
+        # The innermost open collection: its indentation, itself, whether it is a sequence, and whether
+        # it is a sequence at its key's indentation; the ones around it on ``stack``.
+        at, container, sequence, indentless = -1, holder, False, False
+        stack: list[tuple] = []
+        pending = _ROOT  # the key (in ``container``, a mapping) whose value starts on a later line
+        for indent, dash, key, value, alone in _LINE.findall(text):
+            if not key and not dash:
+                if not alone or alone[0] == "#":
+                    continue  # a blank or comment line
+                raise YamlFallback  # a scalar on a line of its own
+            n = len(indent)
+            if pending is not _NO_KEY:
+                if n > at or (dash and n == at):  # the value is a block below the key
+                    child: dict | list = [] if dash else {}
+                    container[pending] = child
+                    stack.append((at, container, sequence, indentless))
+                    if len(stack) >= YAML_MAX_DEPTH:
+                        raise YamlFallback
+                    at, container, sequence, indentless = n, child, bool(dash), n == at
+                else:
+                    container[pending] = None  # ``key:`` and nothing below it
+                pending = _NO_KEY
+            while n < at or (n == at and indentless and not dash):  # the line closes these
+                at, container, sequence, indentless = stack.pop()
+            if n != at:
+                raise YamlFallback
+            if sequence:
+                if not dash:
+                    raise YamlFallback
+                if not key:
+                    if not alone:
+                        raise YamlFallback
+                    item = scalars.get(alone, _NO_KEY)
+                    container.append(scalar(alone) if item is _NO_KEY else item)
+                    continue
+                child = {}
+                container.append(child)
+                stack.append((at, container, sequence, indentless))  # ``- key: ...``: a mapping after the dash
+                if len(stack) >= YAML_MAX_DEPTH:
+                    raise YamlFallback
+                at, container, sequence, indentless = n + 2, child, False, False
+            elif dash:
+                raise YamlFallback
+            name = scalars.get(key, _NO_KEY)
+            if name is _NO_KEY:
+                name = self.key(key)
+            if value:
+                item = scalars.get(value, _NO_KEY)
+                container[name] = scalar(value) if item is _NO_KEY else item
+            else:
+                pending = name
+        if pending is not _NO_KEY:
+            container[pending] = None
+        return holder.get(_ROOT)
+
+    def key(self, text: str):
+        if len(text) > 1000:  # libyaml: an implicit key is at most 1024 characters
+            raise YamlFallback
+        return self.scalar(text)
+
+    def scalar(self, written: str):
+        """One scalar as written on its line (after the spaces before it)."""
+        text = written.rstrip(" ")
+        first = text[0]
+        if first == "'":
+            if len(text) < 2 or text[-1] != "'":
+                raise YamlFallback
+            value = text[1:-1]
+            if "'" in value:
+                if "'" in value.replace("''", ""):
+                    raise YamlFallback
+                value = value.replace("''", "'")
+        elif first == '"':
+            if len(text) < 2 or text[-1] != '"' or '"' in text[1:-1] or "\\" in text:
+                raise YamlFallback
+            value = text[1:-1]
+        elif text == "{}" or text == "[]":
+            return {} if first == "{" else []  # a new one each time: never remembered
+        else:
+            if ((first in _INDICATORS and (first != "-" or len(text) == 1 or text[1] == " "))
+                    or ": " in text or " #" in text or text[-1] == ":"):
+                raise YamlFallback
+            try:
+                value = self.builder.plain(text)
+            except self.builder.yaml.YAMLError:
+                raise YamlFallback from None
+            if value is _MERGE:
+                raise YamlFallback
+        if len(self.scalars) < SCALARS_REMEMBERED and len(written) <= SCALAR_REMEMBERED_CHARS:
+            self.scalars[written] = value
+        return value
+
+
+ENTRY, ITEMS, ITEM = "entry", "items", "item"
+_START = re.compile(r"^[^ \n#]", re.M)  # a line that may start a top-level entry or an item
+_ITEMS_ALONE = re.compile(r"items: *\n(?: *(?:#.*)?\n)*\Z")  # ``items:``, then blank or comment lines
+
+
+def yaml_entries(f, yaml):
+    """A block mapping at column 0 (what kubectl writes) a piece at a time: ``(ENTRY, {key: value})`` for
+    each top-level entry, and for an ``items:`` whose value is a sequence at column 0, ``(ITEMS, None)`` and
+    then ``(ITEM, value)`` for each of its items.  The line reader (:class:`BlockYaml`) reads each piece;
+    an item it cannot read is read by the parser alone (its text after ``items:\\n``, which the parser reads
+    as it would in place).  :class:`YamlFallback` when the document is not such a mapping, or when a piece
+    is neither read by the line reader nor, for an item, on its own by the parser: the caller reads the
+    document with the parser from the start, which says what is wrong where."""
+    loader = yaml_loader(yaml)("")
+    try:
+        block = BlockYaml(YamlBuilder(loader, yaml))
+        for kind, text in _pieces(f):
+            if kind is ENTRY:
+                yield ENTRY, block.node(text)
+            elif kind is ITEMS:
+                yield ITEMS, None
+            else:
+                try:
+                    items = block.node(text)
+                except YamlFallback:
+                    items = _parsed(yaml, "items:\n" + text).get("items")
+                if not isinstance(items, list) or len(items) != 1:
+                    raise YamlFallback
+                yield ITEM, items[0]
+    finally:
+        loader.dispose()
+
+
+def _parsed(yaml, text: str) -> dict:
+    """A short block mapping read by the parser (:class:`YamlBuilder`), or :class:`YamlFallback`."""
+    loader = yaml_loader(yaml)(text)
+    try:
+        loader.get_event(), loader.get_event()  # StreamStart, DocumentStart
+        value = YamlBuilder(loader, yaml).value()
+        loader.get_event()  # DocumentEnd
+        if not loader.check_event(yaml.events.StreamEndEvent) or not isinstance(value, dict):
+            raise YamlFallback
+    except (yaml.YAMLError, RecursionError):
+        raise YamlFallback from None
+    finally:
+        loader.dispose()
+    return value
+
+
+def _pieces(f):
+    """``(ENTRY | ITEMS | ITEM, text)``: the text of each top-level entry of a block mapping at column 0,
+    cut where a line starts at column 0 with a key, or, after ``items:`` alone, with ``- ``.  Memory: one
+    piece (at most ``YAML_MAX_PIECE`` characters) and one block read."""
+    kind, items_alone, started, pieces, size, rest = None, False, False, [], 0, ""
+    while True:
+        block = f.read(YAML_BLOCK)
+        text = rest + block
+        cut = text.rfind("\n") + 1 if block else len(text)  # whole lines only, until the end
+        start = 0
+        for match in _START.finditer(text, 0, cut):
+            at = match.start()
+            end = text.find("\n", at, cut)
+            line = text[at:end] if end >= 0 else text[at:cut]
+            if line[:2] == "- " or line.rstrip(" ") == "-":
+                if kind is None:
+                    raise YamlFallback  # a sequence at the top
+                if kind is ENTRY:
+                    if not (items_alone and _ITEMS_ALONE.match("".join(pieces) + text[start:at])):
+                        items_alone = False
+                        continue  # a sequence at column 0 as the value of another key: part of its entry
+                    yield ITEMS, ""
+                else:
+                    yield ITEM, "".join(pieces) + text[start:at]
+                kind = ITEM
+            else:
+                head = _LINE.match(line)
+                if head is None or not head.group(3):
+                    if kind is None and not started and line.rstrip(" ") == "---":
+                        started = True
+                        continue  # the document's start
+                    raise YamlFallback  # another document, a directive, a flow collection, a scalar ...
+                if kind is not None:
+                    yield kind, "".join(pieces) + text[start:at]
+                kind, items_alone = ENTRY, head.group(3) == "items" and not head.group(4)
+            pieces, size, start = [], 0, at
+        pieces.append(text[start:cut])
+        rest = text[cut:]
+        size += cut - start
+        if size + len(rest) > YAML_MAX_PIECE:
+            raise YamlFallback
+        if not block:
+            break
+    if kind is None:
+        raise YamlFallback
+    yield kind, "".join(pieces)
