@@ -374,6 +374,7 @@ class BlockYaml:
 ENTRY, ITEMS, ITEM = "entry", "items", "item"
 _START = re.compile(r"^[^ \n#]", re.M)  # a line that may start a top-level entry or an item
 _ITEMS_ALONE = re.compile(r"items: *\n(?: *(?:#.*)?\n)*\Z")  # ``items:``, then blank or comment lines
+_PREAMBLE = re.compile(r"(?: *(?:#.*)?\n)*(?:--- *\n(?: *(?:#.*)?\n)*)?\Z")  # before the first key
 
 
 def yaml_entries(f, yaml):
@@ -437,13 +438,16 @@ def _pieces(f):
             if line[:2] == "- " or line.rstrip(" ") == "-":
                 if kind is None:
                     raise YamlFallback  # a sequence at the top
+                if kind is ENTRY and not items_alone:
+                    continue  # a sequence at column 0 as the value of another key: part of its entry
+                piece = _joined(pieces, text[start:at])
                 if kind is ENTRY:
-                    if not (items_alone and _ITEMS_ALONE.match("".join(pieces) + text[start:at])):
+                    if not _ITEMS_ALONE.match(piece):
                         items_alone = False
-                        continue  # a sequence at column 0 as the value of another key: part of its entry
+                        continue
                     yield ITEMS, ""
                 else:
-                    yield ITEM, "".join(pieces) + text[start:at]
+                    yield ITEM, piece
                 kind = ITEM
             else:
                 head = _LINE.match(line)
@@ -452,8 +456,11 @@ def _pieces(f):
                         started = True
                         continue  # the document's start
                     raise YamlFallback  # another document, a directive, a flow collection, a scalar ...
+                piece = _joined(pieces, text[start:at])
                 if kind is not None:
-                    yield kind, "".join(pieces) + text[start:at]
+                    yield kind, piece
+                elif not _PREAMBLE.match(piece):
+                    raise YamlFallback
                 kind, items_alone = ENTRY, head.group(3) == "items" and not head.group(4)
             pieces, size, start = [], 0, at
         pieces.append(text[start:cut])
@@ -465,4 +472,11 @@ def _pieces(f):
             break
     if kind is None:
         raise YamlFallback
-    yield kind, "".join(pieces)
+    yield kind, _joined(pieces, "")
+
+
+def _joined(pieces: list[str], tail: str) -> str:
+    piece = "".join(pieces) + tail
+    if len(piece) > YAML_MAX_PIECE:
+        raise YamlFallback
+    return piece
