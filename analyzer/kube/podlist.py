@@ -56,13 +56,22 @@ class _Node:
     a :class:`PodsFormatError`, never a traceback further down.
     """
 
-    __slots__ = ("data", "where", "path")
+    __slots__ = ("data", "where", "parent", "key", "index")
 
-    def __init__(self, data: dict, where: str, path: str = "") -> None:
-        self.data, self.where, self.path = data, where, path
+    def __init__(self, data: dict, where: str, parent: _Node | None = None, key: str = "", index: int = -1) -> None:
+        self.data, self.where, self.parent, self.key, self.index = data, where, parent, key, index
+
+    @property
+    def path(self) -> str:
+        """Where this object is in the item, spelt out only for an error: most pods have none."""
+        if self.parent is None:
+            return ""
+        path = self.parent.field(self.key)
+        return path if self.index < 0 else f"{path}[{self.index}]"
 
     def field(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
+        path = self.path
+        return f"{path}.{key}" if path else key
 
     def wrong(self, field: str, value, *types: type) -> PodsFormatError:
         expected = " or ".join(_EXPECTED[t] for t in types)
@@ -72,22 +81,23 @@ class _Node:
         value = self.data.get(key)
         if value is None:
             return default
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        if value.__class__ not in types and (not isinstance(value, types) or isinstance(value, bool)):
             raise self.wrong(self.field(key), value, *types)
         return value
 
     def text(self, key: str, default: str = "") -> str:
-        return self.get(key, str, default=default)
+        value = self.data.get(key)
+        return value if value.__class__ is str else self.get(key, str, default=default)
 
     def obj(self, key: str) -> _Node:
-        return _Node(self.get(key, dict, default={}), self.where, self.field(key))
+        return _Node(self.get(key, dict, default={}), self.where, self, key)
 
     def objs(self, key: str) -> list[_Node]:
         out = []
         for i, item in enumerate(self.get(key, list, default=[])):
-            if not isinstance(item, dict):
+            if item.__class__ is not dict and not isinstance(item, dict):
                 raise self.wrong(f"{self.field(key)}[{i}]", item, dict)
-            out.append(_Node(item, self.where, f"{self.field(key)}[{i}]"))
+            out.append(_Node(item, self.where, self, key, i))
         return out
 
     def texts(self, key: str) -> list[str]:

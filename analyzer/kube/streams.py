@@ -372,7 +372,7 @@ class BlockYaml:
 
 
 ENTRY, ITEMS, ITEM = "entry", "items", "item"
-_START = re.compile(r"^[^ \n#]", re.M)  # a line that may start a top-level entry or an item
+_START = re.compile(r"\n[^ \n#]")  # a line that may start a top-level entry or an item, after its "\n"
 _ITEMS_ALONE = re.compile(r"items: *\n(?: *(?:#.*)?\n)*\Z")  # ``items:``, then blank or comment lines
 _PREAMBLE = re.compile(r"(?: *(?:#.*)?\n)*(?:--- *\n(?: *(?:#.*)?\n)*)?\Z")  # before the first key
 
@@ -428,11 +428,11 @@ def _pieces(f):
     kind, items_alone, started, pieces, size, rest = None, False, False, [], 0, ""
     while True:
         block = f.read(YAML_BLOCK)
-        text = rest + block
+        text = "\n" + rest + block  # each line after a "\n"
         cut = text.rfind("\n") + 1 if block else len(text)  # whole lines only, until the end
-        start = 0
+        start = 1
         for match in _START.finditer(text, 0, cut):
-            at = match.start()
+            at = match.start() + 1
             end = text.find("\n", at, cut)
             line = text[at:end] if end >= 0 else text[at:cut]
             if line[:2] == "- " or line.rstrip(" ") == "-":
