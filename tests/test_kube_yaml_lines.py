@@ -84,25 +84,24 @@ def by_entries(text: str):
     return doc
 
 
-def check_lines(text: str) -> bool:
-    """The line reader reads ``text`` as the parser does, or leaves it to the parser; True if it read it."""
-    got = by_lines(text)
+def check(text: str, reader=None) -> bool:
+    """``reader`` (the line reader, or :func:`by_entries`) reads ``text`` as the parser does, or leaves it to
+    the parser; True if it read it."""
+    got = (reader or by_lines)(text)
     if got is YamlFallback:
         return False
     expected = by_events(text)
-    assert expected is not yaml.YAMLError, f"the line reader read invalid YAML {text!r} as {got!r}"
-    assert same(got, expected), f"{text!r}: line reader {got!r}, parser {expected!r}"
+    assert expected is not yaml.YAMLError, f"read invalid YAML {text!r} as {got!r}"
+    assert same(got, expected), f"{text!r}: read as {got!r}, by the parser {expected!r}"
     return True
+
+
+def check_lines(text: str) -> bool:
+    return check(text)
 
 
 def check_entries(text: str) -> bool:
-    got = by_entries(text)
-    if got is YamlFallback:
-        return False
-    expected = by_events(text)
-    assert expected is not yaml.YAMLError, f"the entries of invalid YAML {text!r} read as {got!r}"
-    assert same(got, expected), f"{text!r}: entries {got!r}, parser {expected!r}"
-    return True
+    return check(text, by_entries)
 
 
 READ = [  # read by the line reader, exactly as the parser reads them
