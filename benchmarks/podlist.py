@@ -111,7 +111,7 @@ def measure(path: Path, events: bool = False) -> dict:
     out = subprocess.run([sys.executable, "-c", MEASURE_LOAD, str(path), *(["events"] if events else [])], env=env,
                          check=True, capture_output=True, text=True).stdout.split()
     return result | {"pods": int(out[0]), "load_s": float(out[1]), "load_cpu_s": float(out[2]),
-                     "load_peak_rss_mib": int(out[3]), "read_by": "events" if events else "lines"}
+                     "load_peak_rss_mib": int(out[3]), **({"read_by": "events"} if events else {})}
 
 
 def main() -> None:
