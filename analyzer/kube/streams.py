@@ -250,10 +250,11 @@ class YamlFallback(Exception):
     """The text steps outside the block YAML the line reader reads exactly: read it with the events."""
 
 
-# One line of block YAML: indentation, "- ", then ``key:`` and maybe a value, or a value alone.  A key is
-# plain (no space, colon or hash, not starting with an indicator) or quoted without escapes.
-_LINE = re.compile(r"""^( *)(- (?! ))?(?:([^\s#'"?:,\[\]{}&*!|>%@`-][^\s:#]*|-[^\s:#]+|'[^'\n]*'|"[^"\\\n]*"):"""
-                   r"""(?: +(.*))?|(.*))$""", re.M)  # a value may end in spaces
+# One line of block YAML: "\n" and the indentation, "- ", then ``key:`` and maybe a value, or a value alone
+# (which may end in spaces).  A key is plain (no space, colon or hash, not starting with an indicator) or
+# quoted without escapes.  The indentation is compared as a string ("\n  " < "\n    "), not counted.
+_LINE = re.compile(r"""(\n *)(- (?! ))?(?:([^\s#'"?:,\[\]{}&*!|>%@`-][^\s:#]*|-[^\s:#]+|'[^'\n]*'|"[^"\\\n]*"):"""
+                   r"""(?: +(.*))?$|(.*))""", re.M)
 # Characters the line reader leaves to the parser: tabs, line breaks other than \n, BOMs, non-printables.
 _ODD_CHAR = re.compile("[^\n -~\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
 _INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
@@ -280,15 +281,14 @@ class BlockYaml:
         holder: dict = {}
         # The innermost open collection: its indentation, itself, whether it is a sequence, and whether
         # it is a sequence at its key's indentation; the ones around it on ``stack``.
-        at, container, sequence, indentless = -1, holder, False, False
+        at, container, sequence, indentless = "", holder, False, False
         stack: list[tuple] = []
         pending = _ROOT  # the key (in ``container``, a mapping) whose value starts on a later line
-        for indent, dash, key, value, alone in _LINE.findall(text):
+        for n, dash, key, value, alone in _LINE.findall("\n" + text):
             if not key and not dash:
                 if not alone or alone[0] == "#":
                     continue  # a blank or comment line
                 raise YamlFallback  # a scalar on a line of its own
-            n = len(indent)
             if pending is not _NO_KEY:
                 if n > at or (dash and n == at):  # the value is a block below the key
                     child: dict | list = [] if dash else {}
@@ -318,7 +318,7 @@ class BlockYaml:
                 stack.append((at, container, sequence, indentless))  # ``- key: ...``: a mapping after the dash
                 if len(stack) >= YAML_MAX_DEPTH:
                     raise YamlFallback
-                at, container, sequence, indentless = n + 2, child, False, False
+                at, container, sequence, indentless = n + "  ", child, False, False
             elif dash:
                 raise YamlFallback
             name = scalars.get(key, _NO_KEY)
@@ -434,7 +434,9 @@ def _pieces(f):
         for match in _START.finditer(text, 0, cut):
             at = match.start() + 1
             end = text.find("\n", at, cut)
-            line = text[at:end] if end >= 0 else text[at:cut]
+            if end < 0:
+                end = cut
+            line = text[at:end]
             if line[:2] == "- " or line.rstrip(" ") == "-":
                 if kind is None:
                     raise YamlFallback  # a sequence at the top
@@ -450,7 +452,7 @@ def _pieces(f):
                     yield ITEM, piece
                 kind = ITEM
             else:
-                head = _LINE.match(line)
+                head = _LINE.match(text, at - 1, end)
                 if head is None or not head.group(3):
                     if kind is None and not started and line.rstrip(" ") == "---":
                         started = True
