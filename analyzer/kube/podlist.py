@@ -459,11 +459,11 @@ def parse_pods_yaml(text, source: str = "pods", trust_domain: str = DEFAULT_TRUS
 
     stream = io.StringIO(text) if isinstance(text, str) else text
     try:
-        try:
-            doc, items = _read_yaml_entries(stream, yaml, source, trust_domain)
-        except YamlFallback:
+        read = _read_yaml_entries(stream, yaml, source, trust_domain)
+        if read is None:  # outside the ``try`` that caught the fallback: what it had read is freed by now
             stream.seek(0)
-            doc, items = _read_yaml_events(stream, yaml, source, trust_domain)
+            read = _read_yaml_events(stream, yaml, source, trust_domain)
+        doc, items = read
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or type(exc).__name__
         if "nesting depth" in problem:  # the libyaml of PyYAML 6.0.4 wheels has its own limit: the same error
@@ -476,25 +476,28 @@ def parse_pods_yaml(text, source: str = "pods", trust_domain: str = DEFAULT_TRUS
     return _index_from_doc(doc, source, trust_domain, "a YAML", items)
 
 
-def _read_yaml_entries(f, yaml, source: str, trust_domain: str) -> tuple:
+def _read_yaml_entries(f, yaml, source: str, trust_domain: str) -> tuple | None:
     """(document, items taken as they streamed or None) from the line reader, as :func:`_stream_yaml`
-    builds them; :class:`~analyzer.kube.streams.YamlFallback` when it cannot read the document."""
+    builds them; None when it cannot read the document (:class:`~analyzer.kube.streams.YamlFallback`)."""
     doc: dict = {}
     items = None
-    for kind, value in yaml_entries(f, yaml):
-        if kind is ITEM:
-            items.add(value)
-        elif kind is ITEMS:
-            items = _Items(source, trust_domain)  # a repeated key: the last one counts
-            doc["items"] = []
-        else:
-            for key, entry in value.items():
-                if key == "items" and isinstance(entry, list):  # ``items: []``: streamed, as by the events
-                    items = _Items(source, trust_domain)
-                    for item in entry:
-                        items.add(item)
-                    entry = []
-                doc[key] = entry
+    try:
+        for kind, value in yaml_entries(f, yaml):
+            if kind is ITEM:
+                items.add(value)
+            elif kind is ITEMS:
+                items = _Items(source, trust_domain)  # a repeated key: the last one counts
+                doc["items"] = []
+            else:
+                for key, entry in value.items():
+                    if key == "items" and isinstance(entry, list):  # ``items: []``: streamed, as by the events
+                        items = _Items(source, trust_domain)
+                        for item in entry:
+                            items.add(item)
+                        entry = []
+                    doc[key] = entry
+    except YamlFallback:
+        return None
     return doc, items
 
 
