@@ -277,10 +277,35 @@ def test_pods_and_errors_are_the_parsers(text):
     assert outcome(text) == by_parser_only(text)
 
 
+@pytest.mark.parametrize("text, alone, again, error", [
+    (POD_LIST, 0, 0, None),
+    (SPECIAL_ITEMS[0], 1, 0, None), (SPECIAL_ITEMS[1], 1, 0, None), (SPECIAL_ITEMS[2], 1, 0, None),
+    (SPECIAL_ITEMS[3], 2, 1, None), (SPECIAL_ITEMS[4], 0, 1, None),
+    (SPECIAL_ITEMS[5], 1, 1, "not valid YAML"), (SPECIAL_ITEMS[7], 0, 1, "but found another document"),
+    (SPECIAL_ITEMS[9], 1, 0, "items[0] (emojivoto/web-0): metadata.labels['app'] is a list"),
+])
+def test_which_reader_reads_what(monkeypatch, text, alone, again, error):
+    """Items the line reader leaves are read alone by the parser; the whole list is read again only when
+    an item cannot be read alone or the document is not what the line reader reads."""
+    calls = {"alone": 0, "again": 0}
+
+    def counted(name, real):
+        return lambda *a: calls.__setitem__(name, calls[name] + 1) or real(*a)
+
+    monkeypatch.setattr(streams, "_parsed", counted("alone", streams._parsed))
+    monkeypatch.setattr(podlist, "_read_yaml_events", counted("again", podlist._read_yaml_events))
+    result = outcome(text)
+    assert (calls["alone"], calls["again"]) == (alone, again)
+    if error:
+        assert isinstance(result, str) and error in result and result.startswith("pods.yaml: ")
+    else:
+        assert len(result[0]) == 3
+
+
 @pytest.mark.parametrize("libyaml", [True, False])
 def test_line_reader_libyaml_and_pure_python_parser_read_the_same_pods(tmp_path, monkeypatch, libyaml):
     """The same list read by the line reader, and by the parser alone with and without libyaml."""
-    text = "\n".join(SPECIAL_ITEMS[0].split("\n"))  # one item goes to the parser on its own
+    text = SPECIAL_ITEMS[0]  # one item goes to the parser on its own
     path = tmp_path / "pods.yaml"
     path.write_text(text)
     fast = load_pods(path)
