@@ -361,3 +361,14 @@ def test_billion_laughs_is_bounded():
     lines += ["items:", "- kind: Pod", "  metadata: {name: a, namespace: b}", "  x: *l9"]
     index = parse_pods("\n".join(lines) + "\n", "pods.yaml")
     assert [p.name for p in index.pods] == ["a"]
+
+
+@pytest.mark.parametrize("block", [1, 2, 7, 100, 4096])
+def test_pieces_read_a_block_at_a_time_are_the_same(monkeypatch, block):
+    """The document is read ``YAML_BLOCK`` characters at a time: lines and pieces cut across reads give the
+    same entries, with or without a newline at the end."""
+    texts = [POD_LIST, POD_LIST.rstrip("\n"), "# c\n---\na: 1\nitems:\n\n- x: 1\n-  y\n- z\nb:\n- q\n", "a: 1"]
+    expected = [by_entries(text) for text in texts]
+    assert all(e is not YamlFallback for e in expected[:2])
+    monkeypatch.setattr(streams, "YAML_BLOCK", block)
+    assert [by_entries(text) for text in texts] == expected
