@@ -372,3 +372,13 @@ def test_pieces_read_a_block_at_a_time_are_the_same(monkeypatch, block):
     assert all(e is not YamlFallback for e in expected[:2])
     monkeypatch.setattr(streams, "YAML_BLOCK", block)
     assert [by_entries(text) for text in texts] == expected
+
+
+@pytest.mark.parametrize("value", ["0b_", "1" * 5000, "!!bool maybe", "!!bool ''", "!!int ''", "!!int '+'",
+                                   "!!float ''", "!!float x", "!!binary a"])
+def test_a_scalar_the_constructors_cannot_read_is_one_error(value):
+    """PyYAML's constructors raise ValueError, KeyError or IndexError on these: one error line, never a traceback."""
+    text = f"apiVersion: v1\nitems:\n- kind: Pod\n  a: {value}\n"
+    message = outcome(text)
+    assert message == by_parser_only(text)
+    assert isinstance(message, str) and message.startswith("pods.yaml: not valid YAML (") and "at line 4 column 6" in message

@@ -160,7 +160,7 @@ class YamlBuilder:
             raise error(None, None, f"could not determine a constructor for the tag {tag!r}", mark)
         try:
             return construct(loader, self.yaml.nodes.ScalarNode(tag, text, mark, mark, style))
-        except ValueError:  # ``0b_``, or an integer of more digits than int() converts
+        except (ValueError, KeyError, IndexError):  # ``0b_``, 5,000 digits; ``!!bool maybe``; ``!!int ""``
             raise error(None, None, f"cannot read {text[:40]!r} as {tag.rpartition(':')[2]}", mark) from None
 
     def scalar(self, event):
