@@ -10,8 +10,10 @@ the same pods and the same errors as the parser alone, with and without libyaml.
 from __future__ import annotations
 
 import io
+import json
 import math
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -382,3 +384,28 @@ def test_a_scalar_the_constructors_cannot_read_is_one_error(value):
     message = outcome(text)
     assert message == by_parser_only(text)
     assert isinstance(message, str) and message.startswith("pods.yaml: not valid YAML (") and "at line 4 column 6" in message
+
+
+CAPTURES = Path(__file__).resolve().parents[1] / "captures"
+
+
+@pytest.mark.parametrize("pods", sorted(CAPTURES.glob("*.pods.json")), ids=lambda p: p.name)
+def test_every_bundled_pod_list_reads_the_same_as_yaml(tmp_path, pods):
+    """Each bundled pod list written as ``-o yaml`` (block style) gives the pods and notes of its JSON."""
+    as_yaml = tmp_path / "pods.yaml"
+    as_yaml.write_text(yaml.dump(json.loads(pods.read_text()), Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper)))
+    from_json, from_yaml = load_pods(pods), load_pods(as_yaml)
+    assert from_yaml.pods == from_json.pods and from_yaml.pods
+    assert from_yaml.notes == [n.replace(str(pods), str(as_yaml)) for n in from_json.notes]
+    assert by_entries(as_yaml.read_text()) is not YamlFallback  # read by the line reader
+
+
+@pytest.mark.parametrize("text", ["apiVersion: v1\nitems:\n- " + "[" * 100_000 + "\n",
+                                  "apiVersion: v1\nitems:\n" + "- " * 100_000 + "x\n",
+                                  "apiVersion: v1\nitems:\n- a:\n" + "".join(" " * i + "b:\n" for i in range(2, 400))])
+def test_deep_nesting_is_one_error_line(cli, tmp_path, text):
+    path = tmp_path / "pods.yaml"
+    path.write_text(text)
+    result = cli("analyze", CAPTURES / "demo-transparent.pcapng", "--pods", path)
+    assert result.returncode == 2
+    assert result.stderr.decode().strip() == f"Error: {path}: YAML nested too deeply to be a pod list"
