@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
+import tempfile
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +28,9 @@ from .pods import (
     TEMPLATE_HASH_LABEL, TERMINAL_PHASES, Pod, PodIndex, PodsFormatError, Ports, _ip, _pod_key, _ts,
 )
 from .services import SERVICE_KINDS, parse_services
-from .streams import EXPECTED_OUTPUT, JSON_CHUNK, JsonStream, YamlBuilder, yaml_loader
+from .streams import (
+    EXPECTED_OUTPUT, ITEM, ITEMS, JSON_CHUNK, JsonStream, YamlBuilder, YamlFallback, yaml_entries, yaml_loader,
+)
 
 
 # -- typed access ----------------------------------------------------------------------------------------
@@ -51,13 +56,22 @@ class _Node:
     a :class:`PodsFormatError`, never a traceback further down.
     """
 
-    __slots__ = ("data", "where", "path")
+    __slots__ = ("data", "where", "parent", "key", "index")
 
-    def __init__(self, data: dict, where: str, path: str = "") -> None:
-        self.data, self.where, self.path = data, where, path
+    def __init__(self, data: dict, where: str, parent: _Node | None = None, key: str = "", index: int = -1) -> None:
+        self.data, self.where, self.parent, self.key, self.index = data, where, parent, key, index
+
+    @property
+    def path(self) -> str:
+        """Where this object is in the item, spelt out only for an error: most pods have none."""
+        if self.parent is None:
+            return ""
+        path = self.parent.field(self.key)
+        return path if self.index < 0 else f"{path}[{self.index}]"
 
     def field(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
+        path = self.path
+        return f"{path}.{key}" if path else key
 
     def wrong(self, field: str, value, *types: type) -> PodsFormatError:
         expected = " or ".join(_EXPECTED[t] for t in types)
@@ -67,22 +81,23 @@ class _Node:
         value = self.data.get(key)
         if value is None:
             return default
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        if value.__class__ not in types and (not isinstance(value, types) or isinstance(value, bool)):
             raise self.wrong(self.field(key), value, *types)
         return value
 
     def text(self, key: str, default: str = "") -> str:
-        return self.get(key, str, default=default)
+        value = self.data.get(key)
+        return value if value.__class__ is str else self.get(key, str, default=default)
 
     def obj(self, key: str) -> _Node:
-        return _Node(self.get(key, dict, default={}), self.where, self.field(key))
+        return _Node(self.get(key, dict, default={}), self.where, self, key)
 
     def objs(self, key: str) -> list[_Node]:
         out = []
         for i, item in enumerate(self.get(key, list, default=[])):
-            if not isinstance(item, dict):
+            if item.__class__ is not dict and not isinstance(item, dict):
                 raise self.wrong(f"{self.field(key)}[{i}]", item, dict)
-            out.append(_Node(item, self.where, f"{self.field(key)}[{i}]"))
+            out.append(_Node(item, self.where, self, key, i))
         return out
 
     def texts(self, key: str) -> list[str]:
@@ -428,11 +443,13 @@ def _read_json(f, source: str, trust_domain: str) -> PodIndex:
 
 
 def parse_pods_yaml(text, source: str = "pods", trust_domain: str = DEFAULT_TRUST_DOMAIN) -> PodIndex:
-    """``kubectl get pods [-A] -o yaml`` output (text, or a text stream) -> :class:`PodIndex` (needs PyYAML).
+    """``kubectl get pods [-A] -o yaml`` output (text, or a text stream that can seek) -> :class:`PodIndex`
+    (needs PyYAML).
 
     Timestamps stay strings (as in JSON), so ``creationTimestamp`` is read by the same rule either way.
-    The document is composed one top-level value at a time, and the ``items`` list one item at a time
-    into :class:`_Items`, so memory is the pods kept, not the document as Python objects.
+    The ``items`` list is read one item at a time into :class:`_Items`, so memory is the pods kept, not the
+    document as Python objects: line by line when the list is block YAML as kubectl writes it
+    (:func:`~analyzer.kube.streams.yaml_entries`), else from the start by the YAML parser's events.
     """
     try:
         import yaml
@@ -440,9 +457,13 @@ def parse_pods_yaml(text, source: str = "pods", trust_domain: str = DEFAULT_TRUS
         raise PodsFormatError(f"{source}: reading YAML needs PyYAML (pip install pyyaml); "
                               "or give `kubectl get pods -A -o json` output") from None
 
-    loader = yaml_loader(yaml)(text)
+    stream = io.StringIO(text) if isinstance(text, str) else text
     try:
-        doc, items = _stream_yaml(loader, yaml, source, trust_domain)
+        read = _read_yaml_entries(stream, yaml, source, trust_domain)
+        if read is None:  # outside the ``try`` that caught the fallback: what it had read is freed by now
+            stream.seek(0)
+            read = _read_yaml_events(stream, yaml, source, trust_domain)
+        doc, items = read
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or type(exc).__name__
         if "nesting depth" in problem:  # the libyaml of PyYAML 6.0.4 wheels has its own limit: the same error
@@ -452,9 +473,40 @@ def parse_pods_yaml(text, source: str = "pods", trust_domain: str = DEFAULT_TRUS
         raise PodsFormatError(f"{source}: not valid YAML ({problem}{at}); {EXPECTED_OUTPUT}") from None
     except RecursionError:
         raise PodsFormatError(f"{source}: YAML nested too deeply to be a pod list") from None
+    return _index_from_doc(doc, source, trust_domain, "a YAML", items)
+
+
+def _read_yaml_entries(f, yaml, source: str, trust_domain: str) -> tuple | None:
+    """(document, items taken as they streamed or None) from the line reader, as :func:`_stream_yaml`
+    builds them; None when it cannot read the document (:class:`~analyzer.kube.streams.YamlFallback`)."""
+    doc: dict = {}
+    items = None
+    try:
+        for kind, value in yaml_entries(f, yaml):
+            if kind is ITEM:
+                items.add(value)
+            elif kind is ITEMS:
+                items = _Items(source, trust_domain)  # a repeated key: the last one counts
+                doc["items"] = []
+            else:
+                for key, entry in value.items():
+                    if key == "items" and isinstance(entry, list):  # ``items: []``: streamed, as by the events
+                        items = _Items(source, trust_domain)
+                        for item in entry:
+                            items.add(item)
+                        entry = []
+                    doc[key] = entry
+    except YamlFallback:
+        return None
+    return doc, items
+
+
+def _read_yaml_events(f, yaml, source: str, trust_domain: str) -> tuple:
+    loader = yaml_loader(yaml)(f)
+    try:
+        return _stream_yaml(loader, yaml, source, trust_domain)
     finally:
         loader.dispose()
-    return _index_from_doc(doc, source, trust_domain, "a YAML", items)
 
 
 def _stream_yaml(loader, yaml, source: str, trust_domain: str) -> tuple:
@@ -562,7 +614,7 @@ def load_pods(path: str | Path, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> Pod
     as it streams in (:func:`_read_json`), so a large list costs the pods kept, not its text."""
     source = str(path)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f, ExitStack() as stack:
             first = f.read(JSON_CHUNK)
             while first and not first.strip() and (more := f.read(JSON_CHUNK)):
                 first += more
@@ -570,11 +622,24 @@ def load_pods(path: str | Path, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> Pod
             if fmt == "json":
                 return _read_json(_Prefixed(first, f), source, trust_domain)
             if fmt == "yaml":
-                return parse_pods_yaml(_Prefixed(first, f), source, trust_domain)
+                return parse_pods_yaml(_rewound(first, f, stack), source, trust_domain)
             text = first + f.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise PodsFormatError(f"{path}: cannot read the pod list: {getattr(exc, 'strerror', None) or exc}") from None
     return parse_pods_wide(text, source)
+
+
+def _rewound(head: str, f, stack: ExitStack):
+    """``f`` from its start, ``head`` being what was read of it: ``f`` itself when it can seek, else (a pipe)
+    a temporary file holding the whole stream (closed with ``stack``)."""
+    if f.seekable():
+        f.seek(0)
+        return f
+    spool = stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8"))
+    spool.write(head)
+    shutil.copyfileobj(f, spool, JSON_CHUNK)
+    spool.seek(0)
+    return spool
 
 
 class _Prefixed:
