@@ -86,7 +86,7 @@ def test_report_json_round_trip(report, tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ("not json", "not JSON"),
+    ("not json", "not valid JSON"),
     ('{"schema": "something-else"}', "not an mtls-analyzer report"),
     ('{"schema": "mtls-analyzer/report", "schema_version": 99, "edges": []}', "version 99"),
     ('{"schema": "mtls-analyzer/report", "schema_version": %d}' % REPORT_SCHEMA_VERSION, "no edges"),

@@ -34,7 +34,7 @@ def diff(old, new, worse_only, fmt, output, quiet, wide):
 
     output, width = wide_output(output, wide)
     try:
-        rows = diff_reports(load_report_json(old), load_report_json(new))
+        rows = diff_reports(load_report_json(old, skip=("flows",)), load_report_json(new, skip=("flows",)))
     except AnalyzerError as exc:
         raise InputError(str(exc)) from None
     if worse_only:

@@ -21,6 +21,7 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from .pods import (
     CONTROL_PLANE_LABEL, DEFAULT_TRUST_DOMAIN, IDENTITY_ENV, IDENTITY_MARK, IDENTITY_SVC_ENV, INIT_SKIP_FLAGS,
@@ -28,8 +29,9 @@ from .pods import (
     TEMPLATE_HASH_LABEL, TERMINAL_PHASES, Pod, PodIndex, PodsFormatError, Ports, _ip, _pod_key, _ts,
 )
 from .services import SERVICE_KINDS, parse_services
+from ..jsonstream import JSON_CHUNK, read_object
 from .streams import (
-    EXPECTED_OUTPUT, ITEM, ITEMS, JSON_CHUNK, JsonStream, YamlBuilder, YamlFallback, yaml_entries, yaml_loader,
+    EXPECTED_OUTPUT, ITEM, ITEMS, YamlBuilder, YamlFallback, pod_json_stream, yaml_entries, yaml_loader,
 )
 
 
@@ -407,38 +409,14 @@ def parse_pods_json(text: str, source: str = "pods", trust_domain: str = DEFAULT
 def _read_json(f, source: str, trust_domain: str) -> PodIndex:
     """A JSON pod list from a text stream: the top-level object key by key, the elements of its ``items``
     list one at a time into :class:`_Items` -- never the whole document in memory."""
-    stream = JsonStream(f, source)
-    if stream.peek() != "{":
-        doc = stream.value()  # not an object: read whole, to say what it is
-        items = None
-    else:
-        stream.pos += 1
-        doc, items = {}, None
-        if stream.peek() == "}":
-            stream.pos += 1
-        else:
-            while True:
-                if stream.peek() != '"':
-                    raise stream.error("Expecting property name enclosed in double quotes", stream.pos)
-                key = stream.value()
-                stream.expect(":", "':' delimiter")
-                if key == "items" and stream.peek() == "[":
-                    stream.pos += 1
-                    items = _Items(source, trust_domain)  # a repeated key: the last one counts, as in json.loads
-                    doc[key] = []
-                    if stream.peek() == "]":
-                        stream.pos += 1
-                    else:
-                        while True:
-                            items.add(stream.value())
-                            if stream.expect(",]", "',' delimiter") == "]":
-                                break
-                else:
-                    doc[key] = stream.value()
-                if stream.expect(",}", "',' delimiter") == "}":
-                    break
-    if stream.peek():
-        raise stream.error("Extra data", stream.pos)
+    items = None
+
+    def new_items() -> Callable[[object], None]:
+        nonlocal items
+        items = _Items(source, trust_domain)
+        return items.add
+
+    doc = read_object(pod_json_stream(f, source), {"items": new_items})
     return _index_from_doc(doc, source, trust_domain, "a JSON", items)
 
 

@@ -1,7 +1,6 @@
 """Reading a large JSON or YAML document a value at a time, so that a pod list costs what is kept of it.
 
-Role: ``JsonStream`` decodes a JSON text stream value by value (``json.JSONDecoder.raw_decode`` over a
-bounded buffer).  YAML has two readers that build the same data as ``yaml.safe_load`` (timestamps kept as
+Role: JSON is read by ``analyzer.jsonstream`` (``pod_json_stream`` here sets its words).  YAML has two readers that build the same data as ``yaml.safe_load`` (timestamps kept as
 strings): ``yaml_entries`` cuts a block-style document into its top-level entries and the items of its
 ``items`` list and reads each piece line by line (``BlockYaml``, the fast path for what kubectl writes);
 a piece it cannot read exactly goes to ``YamlBuilder``, which builds data from the YAML parser's events
@@ -11,78 +10,17 @@ Must not: know what a pod is, or hold more than one value being built plus one b
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 
+from ..jsonstream import JsonStream
 from .pods import PodsFormatError
 
 EXPECTED_OUTPUT = "expected `kubectl get pods -A -o json` (or `-o yaml`) output"
 
-JSON_CHUNK = 1 << 17  # characters read at a time from a JSON pod list (peak memory is a few times this)
-_JSON_SPACE = re.compile(r"[ \t\n\r]*")
 
-
-class JsonStream:
-    """A JSON document read a chunk at a time, value by value (``json.JSONDecoder.raw_decode``): memory is
-    one chunk plus the value being decoded, whatever the size of the file.  A value is accepted only when
-    it ends before the buffered text does (a number or a literal may go on in the next chunk); one that
-    does not decode is retried with more text, the buffer growing geometrically, until the end of input."""
-
-    def __init__(self, f, source: str) -> None:
-        self.f, self.source = f, source
-        self.buf, self.pos, self.eof = "", 0, False
-        self.line, self.col = 1, 0  # line, and column offset, of the first character of ``buf``
-        self.decoder = json.JSONDecoder()
-
-    def _fill(self) -> None:
-        newlines = self.buf.count("\n", 0, self.pos)
-        self.col = self.pos - self.buf.rfind("\n", 0, self.pos) - 1 if newlines else self.col + self.pos
-        self.line += newlines
-        chunk = self.f.read(max(JSON_CHUNK, len(self.buf) - self.pos))
-        self.buf, self.pos = self.buf[self.pos:] + chunk, 0
-        self.eof = not chunk
-
-    def error(self, msg: str, pos: int) -> PodsFormatError:
-        before = self.buf[:pos]
-        newlines = before.count("\n")
-        col = pos - before.rfind("\n") if newlines else self.col + pos + 1
-        return PodsFormatError(f"{self.source}: not valid JSON ({msg} at line {self.line + newlines} column {col}); "
-                               f"{EXPECTED_OUTPUT}")
-
-    def peek(self) -> str:
-        """The next character that is not white space ("" at the end)."""
-        while True:
-            self.pos = _JSON_SPACE.match(self.buf, self.pos).end()
-            if self.pos < len(self.buf) or self.eof:
-                return self.buf[self.pos:self.pos + 1]
-            self._fill()
-
-    def expect(self, chars: str, what: str) -> str:
-        ch = self.peek()
-        if not ch or ch not in chars:
-            raise self.error(f"Expecting {what}", self.pos)
-        self.pos += 1
-        return ch
-
-    def value(self):
-        while True:
-            self.peek()
-            try:
-                value, end = self.decoder.raw_decode(self.buf, self.pos)
-            except json.JSONDecodeError as exc:
-                if self.eof:
-                    raise self.error(exc.msg, exc.pos) from None
-            except ValueError:  # an integer of more digits than int() converts
-                raise PodsFormatError(f"{self.source}: not valid JSON (a number of more than "
-                                      f"{sys.get_int_max_str_digits()} digits); {EXPECTED_OUTPUT}") from None
-            except RecursionError:
-                raise PodsFormatError(f"{self.source}: JSON nested too deeply to be a pod list") from None
-            else:
-                if end < len(self.buf) or self.eof:
-                    self.pos = end
-                    return value
-            self._fill()
+def pod_json_stream(f, source: str) -> JsonStream:
+    """A JSON pod list read value by value; bad JSON is a ``PodsFormatError`` that says what was expected."""
+    return JsonStream(f, source, PodsFormatError, EXPECTED_OUTPUT, "a pod list")
 
 
 def yaml_loader(yaml):

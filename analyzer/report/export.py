@@ -21,9 +21,10 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from typing import IO, Iterable, Iterator, Sequence
+from typing import IO, Callable, Iterable, Iterator, Sequence
 
 from ..errors import AnalyzerError, BackendUnavailable
+from ..jsonstream import JsonStream, read_object
 from .audit import REPORT_SCHEMA, REPORT_SCHEMA_VERSION
 from .render import iso
 from .schema import EDGE_COLUMNS, FLOW_COLUMNS, PAIR_COLUMNS, TIME_COLUMNS, Column
@@ -166,15 +167,21 @@ def write_report_json(doc: dict, path: str | os.PathLike) -> None:
         f.writelines(iter_report_json(doc))
 
 
-def load_report_json(path: str | os.PathLike) -> dict:
-    """Read a report written by ``write_report_json``; refuses other JSON and other schema versions."""
+def load_report_json(path: str | os.PathLike, skip: Sequence[str] = ()) -> dict:
+    """Read a report written by ``write_report_json``; refuses other JSON and other schema versions.
+    The arrays named in ``skip`` (``flows``: what ``diff`` does not need) are read element by element and
+    kept empty, so a report of a million flows costs its edges."""
+    def drop() -> Callable[[object], None]:
+        return lambda _element: None
+
     try:
         with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+            doc = read_object(JsonStream(f, str(path), AnalyzerError, "expected a report written by "
+                                         "`mtls-analyzer report --json`", "a report"), dict.fromkeys(skip, drop))
     except OSError as exc:
         raise AnalyzerError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AnalyzerError(f"{path}: not JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise AnalyzerError(f"{path}: not valid JSON (not UTF-8: {exc.reason} at byte {exc.start})") from None
     if not isinstance(doc, dict) or doc.get("schema") != REPORT_SCHEMA:
         raise AnalyzerError(f"{path}: not an mtls-analyzer report (write one with `mtls-analyzer report --json`)")
     version = doc.get("schema_version")
