@@ -253,7 +253,7 @@ def calls_per_flow(path: str) -> float:
     return calls / len(part.rows)
 
 
-# Calls per flow measured: SYN flood 23-24, half-open 56-57 (46-49 and 66-69 before a flow's streams
+# Calls per flow measured: SYN flood 24-25, half-open 57-58 (46-49 and 66-69 before a flow's streams
 # and inspector waited for its first payload byte, and the evidence of a flow without payload was one
 # constant).  A flow of a flood costs a bounded amount of work, the same at 2,000 and 8,000 flows.
 @pytest.mark.parametrize("kind, budget", [("syn", 28), ("halfopen", 60)])

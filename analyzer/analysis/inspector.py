@@ -17,7 +17,6 @@ Rules:
 from __future__ import annotations
 
 from ..errors import TLSParseError
-from ..flows.reassembly import Stream
 from ..flows.table import Flow
 from ..tls import (
     NEED_DATA,
@@ -175,19 +174,18 @@ def new_inspector(_sport: int, _dport: int) -> FlowInspector:
 
 
 # -- what a finished flow showed ------------------------------------------------------------------
-IDLE_STREAMS = (Stream(), Stream())  # the streams of a flow that carried no payload (never written to)
 NO_PAYLOAD = PayloadFacts(0)  # the evidence of a flow that carried no payload
 
 
 def connection_facts(flow: Flow, snaplen: int = 0) -> ConnectionFacts:
-    streams = flow.streams or IDLE_STREAMS
+    streams = flow.streams  # None: no payload ever came
     return ConnectionFacts(
         capture=flow.capture, flow_id=flow.fid, addrs=(ip_text(flow.addrs[0]), ip_text(flow.addrs[1])),
         raw_addrs=flow.addrs, ports=flow.ports, first_ts=flow.first_ts, last_ts=flow.last_ts,
         packets=tuple(flow.packets), bytes=tuple(flow.bytes), syn_dir=flow.syn_dir,  # type: ignore[arg-type]
         synack_dir=flow.synack_dir, hello_dir=_hello_dir(flow), fin=tuple(flow.fin),  # type: ignore[arg-type]
         rst=tuple(flow.rst), loopback=flow.loopback, truncated=flow.truncated,  # type: ignore[arg-type]
-        gaps=streams[0].gaps + streams[1].gaps + flow.jumps, snaplen=snaplen, isn=(flow.isn[0], flow.isn[1]),
+        gaps=(streams[0].gaps + streams[1].gaps if streams else 0) + flow.jumps, snaplen=snaplen, isn=(flow.isn[0], flow.isn[1]),
     )
 
 

@@ -107,10 +107,11 @@ class Flow:
                  capture: str, budget: Budget = UNBOUNDED):
         self.fid = fid
         n = (len(key) - 4) >> 1  # address length: 4 or 16
-        src, dst, ports = key[:n], key[n:2 * n], key[2 * n:]
-        self.keys = (key, dst + src + ports[2:] + ports[:2])  # the table's keys: each direction's ``flow_key``
+        src, dst = key[:n], key[n:2 * n]
+        sport, dport = _PORTS.unpack_from(key, 2 * n)
+        self.keys = (key, flow_key(dst, src, dport, sport))  # the table's keys, one per direction
         self.addrs = (src, dst)
-        self.ports = _PORTS.unpack(ports)
+        self.ports = (sport, dport)
         self.first_ts = self.last_ts = ts
         self.packets = [0, 0]
         self.bytes = [0, 0]  # TCP payload bytes on the wire, retransmissions included
@@ -450,8 +451,9 @@ class FlowTable:
     def _release(self) -> None:
         """The table is full: finish the quietest share of the live flows now, closed ones first, each
         judged on what it showed (a later packet of one starts a new, mid-stream flow)."""
+        # Each live flow once; ``Flow.closed`` written out: this runs for every live flow at every release.
         live = sorted([(not (f.rst[0] or f.rst[1] or (f.fin[0] and f.fin[1])), f.last_ts, f.fid, f)
-                       for f, d in self.flows.values() if not d])  # each live flow once
+                       for f, d in self.flows.values() if not d])
         for *_, flow in live[:max(1, len(live) // RELEASE_SHARE)]:
             self._finish(flow)
             self.released_flows += 1

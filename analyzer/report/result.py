@@ -256,14 +256,14 @@ class NotLocalhost:
 
     def __len__(self) -> int:
         if self.count is None:
-            self.count = sum(n for (localhost, _), n in self.rows.verdicts().items() if not localhost)
+            self.count = sum(n for (localhost, _), n in verdict_tally(self.rows).items() if not localhost)
         return self.count
 
 
 def verdict_tally(rows: list[dict] | RowStore) -> Counter[tuple[bool, str]]:
     """(localhost, verdict) -> flows, without reading a compressed store's rows again."""
-    if isinstance(rows, RowStore):
-        return rows.verdicts()
+    if isinstance(rows, RowStore) and rows.compact:  # counted as they were compressed (read-only since)
+        return rows.tally
     return Counter((r["localhost"], r["verdict"]) for r in rows)
 
 

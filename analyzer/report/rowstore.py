@@ -41,7 +41,7 @@ class RowStore:
         self.runs: list[_Run] = []
         self.count = 0
         self.by_fid = False
-        self.tally: Counter[tuple[bool, str]] = Counter()  # (localhost, verdict) -> compressed rows
+        self.tally: Counter[tuple[bool, str]] = Counter()  # (localhost, verdict) -> rows, once compressed
         self.extend(rows)
 
     def append(self, row: dict) -> None:
@@ -68,12 +68,6 @@ class RowStore:
     def extend(self, rows: Iterable[dict]) -> None:
         for row in rows:
             self.append(row)
-
-    def verdicts(self) -> Counter[tuple[bool, str]]:
-        """(localhost, verdict) -> rows: counted as they were compressed, or read from the dicts."""
-        if self.rows is None:
-            return self.tally
-        return Counter((r["localhost"], r["verdict"]) for r in self.rows)
 
     @property
     def compact(self) -> bool:
